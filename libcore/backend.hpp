@@ -1,0 +1,57 @@
+// Backend: where tensors live and how the forward pass's primitive operations run.
+// The CPU backend does every matrix product with cblas_sgemm; the CUDA backend with cuBLAS.
+// All matrices are row-major. Pointers passed to an operation point into tensors of the
+// backend's own device.
+#pragma once
+#include "tensor.hpp"
+
+#include <memory>
+
+namespace qkv {
+
+class Backend {
+  public:
+    virtual ~Backend() = default;
+    virtual Device device() const = 0;
+    virtual std::string describe() const = 0; // e.g. "cpu (OpenBLAS, 2 threads)"
+
+    // Memory.
+    virtual Tensor empty(const Shape& shape, DType dtype = DType::F32) = 0; // zero-filled
+    virtual Tensor to_device(const Tensor& host) = 0; // a copy on this backend
+    virtual Tensor to_host(const Tensor& t) = 0;      // a copy on the CPU
+    virtual void copy(float* dst, const float* src, int64_t n) = 0;
+    // rows x cols block from src (row stride lds) to dst (row stride ldd).
+    virtual void copy2d(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows,
+                        int64_t cols) = 0;
+
+    // C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans is set.
+    virtual void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                      float* C, int64_t ldc) = 0;
+
+    // out[rows, d] = (x - mean) / sqrt(var + eps) * w + b, statistics per row.
+    virtual void layer_norm(const float* x, const float* w, const float* b, float eps,
+                            int64_t rows, int64_t d, float* out) = 0;
+    // x[rows, n] += bias[n]
+    virtual void add_bias(float* x, const float* bias, int64_t rows, int64_t n) = 0;
+    // y[n] += x[n]
+    virtual void add(float* y, const float* x, int64_t n) = 0;
+    // x[n] = GELU(x), tanh approximation as in GPT-2.
+    virtual void gelu(float* x, int64_t n) = 0;
+    // scores[q_len, k_len] (row stride ld): for each query row q, keys k > q + offset are
+    // masked to -inf when causal; then each row becomes a softmax into pattern (same layout).
+    virtual void masked_softmax(float* scores, float* pattern, int64_t q_len, int64_t k_len,
+                                int64_t ld, bool causal, int64_t offset) = 0;
+    // out[pos, d_model] = W_E[tokens[pos]] + W_pos[pos0 + pos]
+    virtual void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const float* W_E,
+                       const float* W_pos, int64_t d_model, float* out_token, float* out_pos,
+                       float* out) = 0;
+};
+
+// The backend for --device; threads <= 0 means the machine's cores.
+std::unique_ptr<Backend> make_backend(Device device, int threads);
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+bool cuda_compiled();        // the CUDA backend was built
+bool cuda_device_available(); // ... and a device is present
+
+} // namespace qkv

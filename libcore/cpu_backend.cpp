@@ -1,0 +1,159 @@
+// The CPU backend: OpenBLAS for matrix products, plain loops (one row per thread, so results
+// never depend on the thread count) for the rest.
+#include "backend.hpp"
+#include "errors.hpp"
+
+#include <algorithm>
+#include <cblas.h>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <thread>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace qkv {
+
+namespace {
+
+class CpuBackend : public Backend {
+  public:
+    explicit CpuBackend(int threads) {
+        threads_ = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+        if (threads_ <= 0) threads_ = 1;
+        openblas_set_num_threads(threads_);
+#ifdef _OPENMP
+        omp_set_num_threads(threads_);
+#endif
+    }
+    Device device() const override { return Device::CPU; }
+    std::string describe() const override {
+        return "cpu (OpenBLAS, " + std::to_string(threads_) + " threads)";
+    }
+    Tensor empty(const Shape& shape, DType dtype) override { return Tensor::zeros(shape, dtype); }
+    Tensor to_device(const Tensor& host) override { return host; }
+    Tensor to_host(const Tensor& t) override { return t; }
+    void copy(float* dst, const float* src, int64_t n) override {
+        std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+    }
+
+    void copy2d(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows,
+                int64_t cols) override {
+        for (int64_t r = 0; r < rows; ++r)
+            std::memcpy(dst + r * ldd, src + r * lds, static_cast<size_t>(cols) * sizeof(float));
+    }
+
+    void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+              int64_t ldc) override {
+        if (M == 0 || N == 0) return;
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K),
+                    alpha, A, static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
+                    static_cast<blasint>(ldc));
+    }
+
+    void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
+                    int64_t d, float* out) override {
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* xr = x + r * d;
+            float* o = out + r * d;
+            double sum = 0;
+            for (int64_t i = 0; i < d; ++i) sum += xr[i];
+            const float mean = static_cast<float>(sum / d);
+            double var = 0;
+            for (int64_t i = 0; i < d; ++i) {
+                const float c = xr[i] - mean;
+                var += static_cast<double>(c) * c;
+            }
+            const float rstd = 1.0f / std::sqrt(static_cast<float>(var / d) + eps);
+            for (int64_t i = 0; i < d; ++i) o[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+        }
+    }
+
+    void add_bias(float* x, const float* bias, int64_t rows, int64_t n) override {
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t i = 0; i < n; ++i) x[r * n + i] += bias[i];
+    }
+
+    void add(float* y, const float* x, int64_t n) override {
+        for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+    }
+
+    void gelu(float* x, int64_t n) override {
+        const float k = std::sqrt(2.0f / static_cast<float>(M_PI));
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = x[i];
+            x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+        }
+    }
+
+    void masked_softmax(float* scores, float* pattern, int64_t q_len, int64_t k_len, int64_t ld,
+                        bool causal, int64_t offset) override {
+        const float neg_inf = -std::numeric_limits<float>::infinity();
+#pragma omp parallel for schedule(static)
+        for (int64_t q = 0; q < q_len; ++q) {
+            float* s = scores + q * ld;
+            float* p = pattern + q * ld;
+            // Keys after the query (k > q + offset) are masked out of a causal pattern.
+            const int64_t visible = causal ? std::min(k_len, q + offset + 1) : k_len;
+            for (int64_t k = visible; k < k_len; ++k) s[k] = neg_inf;
+            float mx = neg_inf;
+            for (int64_t k = 0; k < visible; ++k) mx = std::max(mx, s[k]);
+            double sum = 0;
+            for (int64_t k = 0; k < visible; ++k) {
+                p[k] = std::exp(s[k] - mx);
+                sum += p[k];
+            }
+            const float inv = static_cast<float>(1.0 / sum);
+            for (int64_t k = 0; k < visible; ++k) p[k] *= inv;
+            for (int64_t k = visible; k < k_len; ++k) p[k] = 0.0f;
+        }
+    }
+
+    void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const float* W_E,
+               const float* W_pos, int64_t d, float* out_token, float* out_pos,
+               float* out) override {
+        for (int64_t p = 0; p < n_pos; ++p) {
+            const float* te = W_E + static_cast<int64_t>(tokens[p]) * d;
+            const float* pe = W_pos + (pos0 + p) * d;
+            for (int64_t i = 0; i < d; ++i) out[p * d + i] = te[i] + pe[i];
+            if (out_token) std::memcpy(out_token + p * d, te, d * sizeof(float));
+            if (out_pos) std::memcpy(out_pos + p * d, pe, d * sizeof(float));
+        }
+    }
+
+  private:
+    int threads_ = 1;
+};
+
+} // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+    return std::make_unique<CpuBackend>(threads);
+}
+
+#ifndef QKV_WITH_CUDA
+bool cuda_compiled() { return false; }
+bool cuda_device_available() { return false; }
+#else
+std::unique_ptr<Backend> make_cuda_backend(int threads);
+#endif
+
+std::unique_ptr<Backend> make_backend(Device device, int threads) {
+    if (device == Device::CPU) return make_cpu_backend(threads);
+#ifdef QKV_WITH_CUDA
+    if (!cuda_device_available())
+        throw Error("--device cuda: no CUDA device is available on this machine");
+    return make_cuda_backend(threads);
+#else
+    throw Error("--device cuda: this build of qkv has no CUDA backend (configure with "
+                "QKV_CUDA=ON where the CUDA toolkit is installed)");
+#endif
+}
+
+} // namespace qkv

@@ -1,0 +1,40 @@
+// The error hierarchy of libcore. Only a tool's main prints and exits; libcore throws.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace qkv {
+
+// Base of every error libcore throws. exit_code() is what a tool returns for it.
+class Error : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+    virtual int exit_code() const { return 1; }
+};
+
+// Bad options or arguments: exit 2.
+class UsageError : public Error {
+  public:
+    using Error::Error;
+    int exit_code() const override { return 2; }
+};
+
+// A file cannot be opened, read or written.
+class IoError : public Error {
+  public:
+    using Error::Error;
+};
+
+// A file is readable but its content is not what the format promises.
+class FormatError : public Error {
+  public:
+    using Error::Error;
+};
+
+// Shapes, ranks, stages or models that do not fit together.
+class ShapeError : public Error {
+  public:
+    using Error::Error;
+};
+
+} // namespace qkv

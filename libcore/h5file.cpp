@@ -1,0 +1,544 @@
+#include "h5file.hpp"
+
+#include "errors.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace qkv {
+
+namespace {
+
+// HDF5 prints its error stack by default; we report errors ourselves.
+struct SilenceHdf5 {
+    SilenceHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+} silence_hdf5;
+
+// The temporary file of the output in progress, removed if a signal stops the run.
+char g_temp_path[4096] = {0};
+
+extern "C" void remove_temp_and_reraise(int sig) {
+    if (g_temp_path[0]) unlink(g_temp_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void install_signal_cleanup(const std::string& temp) {
+    std::snprintf(g_temp_path, sizeof g_temp_path, "%s", temp.c_str());
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) signal(sig, remove_temp_and_reraise);
+}
+void clear_signal_cleanup() { g_temp_path[0] = 0; }
+
+constexpr char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+// Guards against files that claim absurd tensors before anything is allocated.
+constexpr int64_t kMaxElements = int64_t(1) << 34;
+
+H5Id plist(hid_t cls) { return H5Id(H5Pcreate(cls), H5Pclose); }
+
+H5Id lcpl_intermediate() {
+    H5Id p = plist(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(p, 1);
+    return p;
+}
+
+H5Id utf8_vlen_string_type() {
+    H5Id t(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+} // namespace
+
+H5Id& H5Id::operator=(H5Id&& o) noexcept {
+    if (this != &o) {
+        reset();
+        id_ = o.id_;
+        closer_ = o.closer_;
+        o.id_ = -1;
+    }
+    return *this;
+}
+
+void H5Id::reset() {
+    if (id_ >= 0 && closer_) closer_(id_);
+    id_ = -1;
+}
+
+bool is_stdio(const std::string& path) { return path.empty() || path == "-"; }
+
+std::vector<char> read_all(const std::string& path) {
+    FILE* f = is_stdio(path) ? stdin : std::fopen(path.c_str(), "rb");
+    if (!f) throw IoError(path + ": cannot open: " + std::strerror(errno));
+    std::vector<char> data;
+    char buf[1 << 16];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.insert(data.end(), buf, buf + n);
+    const bool bad = std::ferror(f);
+    if (f != stdin) std::fclose(f);
+    if (bad) throw IoError((is_stdio(path) ? "<stdin>" : path) + ": read error");
+    return data;
+}
+
+void write_atomic(const std::string& path, const void* data, size_t n) {
+    const std::string temp = path + ".tmp-" + std::to_string(getpid());
+    install_signal_cleanup(temp);
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) throw IoError(path + ": cannot create: " + std::strerror(errno));
+    const char* p = static_cast<const char*>(data);
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = ::write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            const std::string err = std::strerror(errno);
+            ::close(fd);
+            unlink(temp.c_str());
+            clear_signal_cleanup();
+            throw IoError(path + ": write failed: " + err);
+        }
+        p += w;
+        left -= static_cast<size_t>(w);
+    }
+    if (fsync(fd) != 0 || ::close(fd) != 0 || std::rename(temp.c_str(), path.c_str()) != 0) {
+        const std::string err = std::strerror(errno);
+        unlink(temp.c_str());
+        clear_signal_cleanup();
+        throw IoError(path + ": cannot write: " + err);
+    }
+    clear_signal_cleanup();
+}
+
+void check_not_same_file(const std::string& in, const std::string& out) {
+    if (is_stdio(in) || is_stdio(out)) return;
+    struct stat a, b;
+    if (stat(in.c_str(), &a) == 0 && stat(out.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+        throw UsageError("-o " + out + ": is the input file; write the output elsewhere");
+}
+
+// ---------------------------------------------------------------- reading
+
+H5File H5File::open_read(const std::string& path) {
+    if (is_stdio(path)) return from_image(read_all(path), "<stdin>");
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0)
+        throw IoError(path + ": cannot open: " + std::strerror(errno));
+    if (S_ISDIR(st.st_mode)) throw IoError(path + ": is a directory, expected an HDF5 file");
+    if (st.st_size == 0) throw FormatError(path + ": empty file, expected an HDF5 file");
+    if (H5Fis_hdf5(path.c_str()) <= 0)
+        throw FormatError(path + ": not an HDF5 file (no HDF5 signature)");
+    H5File f;
+    f.name_ = path;
+    f.file_ = H5Id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (!f.file_.valid())
+        throw FormatError(path + ": cannot open as HDF5 (truncated or damaged file?)");
+    return f;
+}
+
+H5File H5File::from_image(std::vector<char> image, const std::string& name) {
+    if (image.empty()) throw FormatError(name + ": empty input, expected an HDF5 file");
+    if (image.size() < 8 || std::memcmp(image.data(), kSignature, 8) != 0)
+        throw FormatError(name + ": not an HDF5 file (no HDF5 signature)");
+    H5File f;
+    f.name_ = name;
+    f.image_ = std::move(image);
+    H5Id fapl = plist(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, 1 << 20, 0);
+    // The library copies the image: our buffer can go once the file is open.
+    if (H5Pset_file_image(fapl, f.image_.data(), f.image_.size()) < 0)
+        throw FormatError(name + ": cannot use the input as an HDF5 image");
+    f.file_ = H5Id(H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl), H5Fclose);
+    if (!f.file_.valid())
+        throw FormatError(name + ": cannot open as HDF5 (truncated or damaged file?)");
+    f.image_.clear();
+    f.image_.shrink_to_fit();
+    return f;
+}
+
+std::string H5File::where(const std::string& obj) const { return name_ + ":" + obj; }
+
+bool H5File::exists(const std::string& path) const {
+    if (path == "/" || path.empty()) return true;
+    std::string partial;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+        size_t next = path.find('/', pos + 1);
+        partial = path.substr(0, next);
+        if (!partial.empty() && partial != "/") {
+            if (H5Lexists(file_, partial.c_str(), H5P_DEFAULT) <= 0) return false;
+        }
+        pos = next;
+    }
+    return true;
+}
+
+DatasetInfo H5File::info(const std::string& dataset) const {
+    if (!exists(dataset)) throw FormatError(where(dataset) + ": dataset not found");
+    H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!d.valid()) throw FormatError(where(dataset) + ": not a readable dataset");
+    H5Id space(H5Dget_space(d), H5Sclose);
+    H5Id type(H5Dget_type(d), H5Tclose);
+    const int rank = H5Sget_simple_extent_ndims(space);
+    if (rank < 0) throw FormatError(where(dataset) + ": unreadable dataspace");
+    std::vector<hsize_t> dims(rank);
+    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+    DatasetInfo info;
+    for (auto v : dims) info.shape.push_back(static_cast<int64_t>(v));
+    info.type_class = H5Tget_class(type);
+    info.type_size = H5Tget_size(type);
+    int64_t n = 1;
+    for (auto v : info.shape) {
+        if (v < 0 || (v > 0 && n > kMaxElements / v))
+            throw FormatError(where(dataset) + ": claims an absurd size " + shape_str(info.shape));
+        n *= v;
+    }
+    return info;
+}
+
+namespace {
+void check_rank(const std::string& where, const Shape& shape, int expected) {
+    if (expected >= 0 && static_cast<int>(shape.size()) != expected)
+        throw ShapeError(where + ": expected rank " + std::to_string(expected) + ", found shape " +
+                         shape_str(shape));
+}
+} // namespace
+
+Tensor H5File::read_f32(const std::string& dataset, int expected_rank) const {
+    DatasetInfo in = info(dataset);
+    check_rank(where(dataset), in.shape, expected_rank);
+    Tensor t = Tensor::zeros(in.shape);
+    read_f32_into(dataset, in.shape, t.f32());
+    return t;
+}
+
+void H5File::read_f32_into(const std::string& dataset, const Shape& expected, float* out) const {
+    DatasetInfo in = info(dataset);
+    if (in.type_class != H5T_FLOAT)
+        throw FormatError(where(dataset) + ": expected floating-point data");
+    if (in.shape != expected)
+        throw ShapeError(where(dataset) + ": expected shape " + shape_str(expected) + ", found " +
+                         shape_str(in.shape));
+    if (shape_numel(expected) == 0) return;
+    H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        throw FormatError(where(dataset) + ": read failed (truncated or damaged file?)");
+}
+
+Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {
+    DatasetInfo in = info(dataset);
+    check_rank(where(dataset), in.shape, expected_rank);
+    if (in.type_class != H5T_INTEGER) throw FormatError(where(dataset) + ": expected integer data");
+    Tensor t = Tensor::zeros(in.shape, DType::I32);
+    if (t.numel() == 0) return t;
+    H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.i32()) < 0)
+        throw FormatError(where(dataset) + ": read failed (values out of int32 range, or a "
+                                           "damaged file?)");
+    return t;
+}
+
+std::vector<std::string> H5File::read_strings(const std::string& dataset) const {
+    DatasetInfo in = info(dataset);
+    if (in.type_class != H5T_STRING) throw FormatError(where(dataset) + ": expected strings");
+    const int64_t n = shape_numel(in.shape);
+    std::vector<std::string> out;
+    if (n == 0) return out;
+    H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    H5Id ftype(H5Dget_type(d), H5Tclose);
+    H5Id space(H5Dget_space(d), H5Sclose);
+    if (H5Tis_variable_str(ftype) > 0) {
+        H5Id mtype = utf8_vlen_string_type();
+        std::vector<char*> ptrs(n, nullptr);
+        if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+            throw FormatError(where(dataset) + ": read failed");
+        out.reserve(n);
+        for (auto* p : ptrs) out.emplace_back(p ? p : "");
+        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, ptrs.data());
+    } else {
+        const size_t sz = H5Tget_size(ftype);
+        std::vector<char> buf(static_cast<size_t>(n) * sz);
+        if (H5Dread(d, ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
+            throw FormatError(where(dataset) + ": read failed");
+        for (int64_t i = 0; i < n; ++i) {
+            const char* s = buf.data() + i * sz;
+            out.emplace_back(s, strnlen(s, sz));
+        }
+    }
+    return out;
+}
+
+bool H5File::has_attr(const std::string& obj, const std::string& attr) const {
+    if (!exists(obj)) return false;
+    return H5Aexists_by_name(file_, obj.c_str(), attr.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::string H5File::attr_str(const std::string& obj, const std::string& attr) const {
+    if (!has_attr(obj, attr)) throw FormatError(where(obj) + ": attribute '" + attr + "' missing");
+    H5Id a(H5Aopen_by_name(file_, obj.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    H5Id ftype(H5Aget_type(a), H5Tclose);
+    if (H5Tget_class(ftype) != H5T_STRING)
+        throw FormatError(where(obj) + ": attribute '" + attr + "' is not a string");
+    H5Id space(H5Aget_space(a), H5Sclose);
+    if (H5Sget_simple_extent_npoints(space) != 1)
+        throw FormatError(where(obj) + ": attribute '" + attr + "' is not a single string");
+    if (H5Tis_variable_str(ftype) > 0) {
+        H5Id mtype = utf8_vlen_string_type();
+        char* p = nullptr;
+        if (H5Aread(a, mtype, &p) < 0) throw FormatError(where(obj) + ": cannot read " + attr);
+        std::string s = p ? p : "";
+        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, &p);
+        return s;
+    }
+    const size_t sz = H5Tget_size(ftype);
+    std::vector<char> buf(sz + 1, 0);
+    if (H5Aread(a, ftype, buf.data()) < 0) throw FormatError(where(obj) + ": cannot read " + attr);
+    return std::string(buf.data(), strnlen(buf.data(), sz));
+}
+
+int64_t H5File::attr_int(const std::string& obj, const std::string& attr) const {
+    if (!has_attr(obj, attr)) throw FormatError(where(obj) + ": attribute '" + attr + "' missing");
+    H5Id a(H5Aopen_by_name(file_, obj.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    H5Id ftype(H5Aget_type(a), H5Tclose);
+    H5Id space(H5Aget_space(a), H5Sclose);
+    if (H5Tget_class(ftype) != H5T_INTEGER || H5Sget_simple_extent_npoints(space) != 1)
+        throw FormatError(where(obj) + ": attribute '" + attr + "' is not an integer");
+    int64_t v = 0;
+    if (H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+        throw FormatError(where(obj) + ": cannot read " + attr);
+    return v;
+}
+
+double H5File::attr_double(const std::string& obj, const std::string& attr) const {
+    if (!has_attr(obj, attr)) throw FormatError(where(obj) + ": attribute '" + attr + "' missing");
+    H5Id a(H5Aopen_by_name(file_, obj.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    H5Id ftype(H5Aget_type(a), H5Tclose);
+    H5Id space(H5Aget_space(a), H5Sclose);
+    const auto cls = H5Tget_class(ftype);
+    if ((cls != H5T_FLOAT && cls != H5T_INTEGER) || H5Sget_simple_extent_npoints(space) != 1)
+        throw FormatError(where(obj) + ": attribute '" + attr + "' is not a number");
+    double v = 0;
+    if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
+        throw FormatError(where(obj) + ": cannot read " + attr);
+    return v;
+}
+
+std::vector<std::string> H5File::list(const std::string& group) const {
+    std::vector<std::string> names;
+    if (!exists(group)) return names;
+    H5Id g(H5Gopen2(file_, group.c_str(), H5P_DEFAULT), H5Gclose);
+    if (!g.valid()) return names;
+    H5G_info_t gi;
+    if (H5Gget_info(g, &gi) < 0) throw FormatError(where(group) + ": unreadable group");
+    for (hsize_t i = 0; i < gi.nlinks; ++i) {
+        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
+                                         H5P_DEFAULT);
+        if (len < 0) throw FormatError(where(group) + ": unreadable group");
+        std::string name(static_cast<size_t>(len) + 1, '\0');
+        H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
+                           H5P_DEFAULT);
+        name.resize(static_cast<size_t>(len));
+        names.push_back(name);
+    }
+    return names;
+}
+
+bool H5File::is_group(const std::string& path) const {
+    if (!exists(path)) return false;
+    H5Id o(H5Oopen(file_, path.c_str(), H5P_DEFAULT), H5Oclose);
+    return o.valid() && H5Iget_type(o) == H5I_GROUP;
+}
+
+std::vector<std::string> H5File::datasets(const std::string& group) const {
+    std::vector<std::string> out;
+    const std::string base = group == "/" ? "" : group;
+    for (const auto& name : list(group)) {
+        const std::string path = base + "/" + name;
+        if (is_group(path)) {
+            auto sub = datasets(path);
+            out.insert(out.end(), sub.begin(), sub.end());
+        } else {
+            out.push_back(path);
+        }
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- writing
+
+void H5File::write(const std::string& dataset, const Tensor& t) {
+    if (t.device() != Device::CPU) throw Error("internal: writing a device tensor " + dataset);
+    if (t.dtype() == DType::F32) return write_f32(dataset, t.shape(), t.f32());
+    std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
+    if (exists(dataset)) remove(dataset);
+    H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+    H5Id lcpl = lcpl_intermediate();
+    H5Id d(H5Dcreate2(file_, dataset.c_str(), H5T_STD_I32LE, space, lcpl, H5P_DEFAULT,
+                      H5P_DEFAULT),
+           H5Dclose);
+    if (!d.valid() ||
+        (t.numel() && H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.i32()) < 0))
+        throw IoError(where(dataset) + ": write failed");
+}
+
+void H5File::write_f32(const std::string& dataset, const Shape& shape, const float* data) {
+    std::vector<hsize_t> dims(shape.begin(), shape.end());
+    if (exists(dataset)) remove(dataset);
+    H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+    H5Id lcpl = lcpl_intermediate();
+    H5Id d(H5Dcreate2(file_, dataset.c_str(), H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT,
+                      H5P_DEFAULT),
+           H5Dclose);
+    if (!d.valid() || (shape_numel(shape) &&
+                       H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
+        throw IoError(where(dataset) + ": write failed (disk full?)");
+}
+
+void H5File::write_strings(const std::string& dataset, const Shape& shape,
+                           const std::vector<std::string>& values) {
+    if (static_cast<int64_t>(values.size()) != shape_numel(shape))
+        throw ShapeError(where(dataset) + ": string count does not match shape");
+    std::vector<hsize_t> dims(shape.begin(), shape.end());
+    if (exists(dataset)) remove(dataset);
+    H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+    H5Id type = utf8_vlen_string_type();
+    H5Id lcpl = lcpl_intermediate();
+    H5Id d(H5Dcreate2(file_, dataset.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+           H5Dclose);
+    std::vector<const char*> ptrs;
+    ptrs.reserve(values.size());
+    for (auto& s : values) ptrs.push_back(s.c_str());
+    if (!d.valid() ||
+        (!ptrs.empty() && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0))
+        throw IoError(where(dataset) + ": write failed");
+}
+
+namespace {
+void replace_attr(hid_t file, const std::string& obj, const std::string& attr, hid_t type,
+                  const void* value, const std::string& where) {
+    if (H5Aexists_by_name(file, obj.c_str(), attr.c_str(), H5P_DEFAULT) > 0)
+        H5Adelete_by_name(file, obj.c_str(), attr.c_str(), H5P_DEFAULT);
+    H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
+    H5Id a(H5Acreate_by_name(file, obj.c_str(), attr.c_str(), type, space, H5P_DEFAULT,
+                             H5P_DEFAULT, H5P_DEFAULT),
+           H5Aclose);
+    if (!a.valid() || H5Awrite(a, type, value) < 0)
+        throw IoError(where + ": cannot write attribute " + attr);
+}
+} // namespace
+
+void H5File::set_attr(const std::string& obj, const std::string& attr, const std::string& value) {
+    make_group(obj);
+    H5Id type = utf8_vlen_string_type();
+    const char* p = value.c_str();
+    replace_attr(file_, obj, attr, type, &p, where(obj));
+}
+
+void H5File::set_attr(const std::string& obj, const std::string& attr, int64_t value) {
+    make_group(obj);
+    replace_attr(file_, obj, attr, H5T_NATIVE_INT64, &value, where(obj));
+}
+
+void H5File::set_attr(const std::string& obj, const std::string& attr, double value) {
+    make_group(obj);
+    replace_attr(file_, obj, attr, H5T_NATIVE_DOUBLE, &value, where(obj));
+}
+
+void H5File::make_group(const std::string& group) {
+    if (exists(group)) return;
+    H5Id lcpl = lcpl_intermediate();
+    H5Id g(H5Gcreate2(file_, group.c_str(), lcpl, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    if (!g.valid()) throw IoError(where(group) + ": cannot create group");
+}
+
+void H5File::remove(const std::string& path) {
+    if (H5Ldelete(file_, path.c_str(), H5P_DEFAULT) < 0)
+        throw IoError(where(path) + ": cannot remove");
+}
+
+void H5File::copy_from(const H5File& other, const std::string& src, const std::string& dst) {
+    if (exists(dst)) remove(dst);
+    H5Id lcpl = lcpl_intermediate();
+    if (H5Ocopy(other.file_, src.c_str(), file_, dst.c_str(), H5P_DEFAULT, lcpl) < 0)
+        throw FormatError(other.where(src) + ": cannot copy into " + where(dst));
+}
+
+// ---------------------------------------------------------------- output
+
+H5Output::H5Output(const std::string& path) : target_(path), to_stdout_(is_stdio(path)) {
+    if (to_stdout_) {
+        if (isatty(STDOUT_FILENO))
+            throw UsageError("refusing to write HDF5 to a terminal; use -o FILE or a pipe");
+        H5Id fapl = plist(H5P_FILE_ACCESS);
+        H5Pset_fapl_core(fapl, 1 << 20, 0);
+        file_.name_ = "<stdout>";
+        file_.file_ = H5Id(H5Fcreate("qkv-stdout", H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
+        if (!file_.file_.valid()) throw IoError("<stdout>: cannot create an in-memory HDF5 file");
+        return;
+    }
+    std::string dir = ".", base = path;
+    if (auto slash = path.rfind('/'); slash != std::string::npos) {
+        dir = path.substr(0, slash + 1);
+        base = path.substr(slash + 1);
+    }
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw IoError(path + ": is a directory");
+    temp_ = (dir == "." ? std::string() : dir) + "." + base + ".tmp-" + std::to_string(getpid());
+    install_signal_cleanup(temp_);
+    file_.name_ = path;
+    file_.file_ = H5Id(H5Fcreate(temp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    if (!file_.file_.valid()) {
+        clear_signal_cleanup();
+        throw IoError(path + ": cannot create (" + std::strerror(errno) + ")");
+    }
+}
+
+H5Output::~H5Output() {
+    if (committed_) return;
+    file_.close();
+    if (!temp_.empty()) unlink(temp_.c_str());
+    clear_signal_cleanup();
+}
+
+void H5Output::commit() {
+    if (to_stdout_) {
+        if (H5Fflush(file_.id(), H5F_SCOPE_GLOBAL) < 0) throw IoError("<stdout>: flush failed");
+        ssize_t n = H5Fget_file_image(file_.id(), nullptr, 0);
+        if (n < 0) throw IoError("<stdout>: cannot serialise the HDF5 image");
+        std::vector<char> image(static_cast<size_t>(n));
+        if (H5Fget_file_image(file_.id(), image.data(), image.size()) < 0)
+            throw IoError("<stdout>: cannot serialise the HDF5 image");
+        file_.close();
+        size_t off = 0;
+        while (off < image.size()) {
+            ssize_t w = ::write(STDOUT_FILENO, image.data() + off, image.size() - off);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                throw IoError(std::string("<stdout>: write failed: ") + std::strerror(errno));
+            }
+            off += static_cast<size_t>(w);
+        }
+        committed_ = true;
+        return;
+    }
+    if (H5Fflush(file_.id(), H5F_SCOPE_GLOBAL) < 0) throw IoError(target_ + ": write failed");
+    file_.close();
+    int fd = ::open(temp_.c_str(), O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        ::close(fd);
+    }
+    if (std::rename(temp_.c_str(), target_.c_str()) != 0)
+        throw IoError(target_ + ": cannot rename into place: " + std::strerror(errno));
+    committed_ = true;
+    clear_signal_cleanup();
+}
+
+} // namespace qkv

@@ -1,0 +1,121 @@
+// h5file: a thin RAII layer over the HDF5 C API. Files come from a path or stdin (read into
+// an in-memory file image); outputs go to a temporary file renamed into place on commit(),
+// or to stdout through an in-memory image. Every error names the file and the dataset.
+#pragma once
+#include "tensor.hpp"
+
+#include <hdf5.h>
+
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+// An owned hid_t, closed with the right H5*close function.
+class H5Id {
+  public:
+    H5Id() = default;
+    H5Id(hid_t id, herr_t (*closer)(hid_t)) : id_(id), closer_(closer) {}
+    H5Id(const H5Id&) = delete;
+    H5Id& operator=(const H5Id&) = delete;
+    H5Id(H5Id&& o) noexcept { *this = std::move(o); }
+    H5Id& operator=(H5Id&& o) noexcept;
+    ~H5Id() { reset(); }
+    void reset();
+    hid_t get() const { return id_; }
+    operator hid_t() const { return id_; }
+    bool valid() const { return id_ >= 0; }
+
+  private:
+    hid_t id_ = -1;
+    herr_t (*closer_)(hid_t) = nullptr;
+};
+
+// Information about one dataset, read without reading its data.
+struct DatasetInfo {
+    Shape shape;
+    H5T_class_t type_class = H5T_NO_CLASS;
+    size_t type_size = 0;
+};
+
+// An HDF5 file open for reading (or, for an output, the file being written).
+class H5File {
+  public:
+    H5File() = default;
+    // path "" or "-" means standard input.
+    static H5File open_read(const std::string& path);
+    static H5File from_image(std::vector<char> image, const std::string& name);
+
+    const std::string& name() const { return name_; } // for messages ("<stdin>" for stdin)
+    hid_t id() const { return file_; }
+    bool valid() const { return file_.valid(); }
+
+    bool exists(const std::string& path) const; // a link at path (intermediate groups too)
+    DatasetInfo info(const std::string& dataset) const;
+    // Reads a float dataset as float32; rank checked when expected_rank >= 0.
+    Tensor read_f32(const std::string& dataset, int expected_rank = -1) const;
+    // Reads into caller-provided memory of exactly the dataset's size.
+    void read_f32_into(const std::string& dataset, const Shape& expected, float* out) const;
+    Tensor read_i32(const std::string& dataset, int expected_rank = -1) const;
+    std::vector<std::string> read_strings(const std::string& dataset) const;
+
+    bool has_attr(const std::string& obj, const std::string& attr) const;
+    std::string attr_str(const std::string& obj, const std::string& attr) const;
+    int64_t attr_int(const std::string& obj, const std::string& attr) const;
+    double attr_double(const std::string& obj, const std::string& attr) const;
+    std::vector<std::string> list(const std::string& group) const; // member names
+    bool is_group(const std::string& path) const;
+    // Every dataset below group, depth first, as absolute paths.
+    std::vector<std::string> datasets(const std::string& group = "/") const;
+
+    // Writing (files made by H5Output).
+    void write(const std::string& dataset, const Tensor& t);
+    void write_f32(const std::string& dataset, const Shape& shape, const float* data);
+    void write_strings(const std::string& dataset, const Shape& shape,
+                       const std::vector<std::string>& values);
+    void set_attr(const std::string& obj, const std::string& attr, const std::string& value);
+    void set_attr(const std::string& obj, const std::string& attr, int64_t value);
+    void set_attr(const std::string& obj, const std::string& attr, double value);
+    void make_group(const std::string& group);
+    void remove(const std::string& path);
+    // Copies object src_path of other into this file at dst_path.
+    void copy_from(const H5File& other, const std::string& src_path, const std::string& dst_path);
+
+    void close() { file_.reset(); }
+
+  private:
+    friend class H5Output;
+    std::string where(const std::string& obj) const; // "file.h5:/resid"
+    std::string name_;
+    H5Id file_;
+    std::vector<char> image_; // keeps an in-memory image alive
+};
+
+// A file being written. Nothing appears under the target name unless commit() succeeds.
+class H5Output {
+  public:
+    // path "" or "-" means stdout (refused when stdout is a terminal).
+    explicit H5Output(const std::string& path);
+    ~H5Output(); // removes the temporary file when not committed
+    H5Output(const H5Output&) = delete;
+    H5Output& operator=(const H5Output&) = delete;
+
+    H5File& file() { return file_; }
+    bool to_stdout() const { return to_stdout_; }
+    void commit();
+
+  private:
+    std::string target_, temp_;
+    bool to_stdout_ = false, committed_ = false;
+    H5File file_;
+};
+
+// Throws UsageError when out would overwrite in (the same file).
+void check_not_same_file(const std::string& in, const std::string& out);
+bool is_stdio(const std::string& path);
+// Reads all of a stream (stdin when path is "-"/"") into memory.
+std::vector<char> read_all(const std::string& path);
+// Writes bytes to path atomically (temporary file in the same folder, fsync, rename).
+void write_atomic(const std::string& path, const void* data, size_t n);
+
+} // namespace qkv

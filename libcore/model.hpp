@@ -1,0 +1,126 @@
+// model: a GPT-2-style model's hyper-parameters (Config) and weights, and the model file.
+// Weights are stored per head as in TransformerLens, row-major; see man/qkv-files.5.
+// Loading is apart from evaluation: a tool reads only the datasets it needs.
+#pragma once
+#include "backend.hpp"
+#include "h5file.hpp"
+#include "tensor.hpp"
+
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+struct Config {
+    std::string arch = "gpt2";
+    int64_t n_layers = 0, d_model = 0, n_heads = 0, d_head = 0, d_mlp = 0, n_ctx = 0,
+            vocab_size = 0;
+    double ln_eps = 1e-5;
+    std::string act = "gelu_new"; // GELU, tanh approximation
+    void validate(const std::string& where) const;
+};
+
+Config preset_config(const std::string& name); // gpt2, gpt2-medium, gpt2-large, gpt2-xl, tiny
+std::vector<std::string> preset_names();
+
+struct LayerNormWeights {
+    Tensor w, b; // [d_model]
+};
+
+// Attention weights as the forward pass uses them: W_Q, W_K and W_V of every head side by side
+// in one matrix, so queries, keys and values of all heads come from one GEMM.
+struct AttentionWeights {
+    Tensor W_QKV; // [d_model, 3 * head * d_head]: columns are (q|k|v, head, d_head)
+    Tensor b_QKV; // [3 * head * d_head]
+    Tensor W_O;   // [head, d_head, d_model], i.e. [head * d_head, d_model]
+    Tensor b_O;   // [d_model]
+};
+
+struct MlpWeights {
+    Tensor W_in;  // [d_model, d_mlp]
+    Tensor b_in;  // [d_mlp]
+    Tensor W_out; // [d_mlp, d_model]
+    Tensor b_out; // [d_model]
+};
+
+struct EmbedWeights {
+    Tensor W_E;   // [vocab, d_model]
+    Tensor W_pos; // [n_ctx, d_model]
+};
+
+struct UnembedWeights {
+    LayerNormWeights ln_final;
+    Tensor W_U; // [d_model, vocab]
+    Tensor b_U; // [vocab]
+};
+
+struct TokenizerData {
+    std::string kind;                // "gpt2-bpe"
+    std::vector<std::string> vocab;  // id -> token in GPT-2's byte-to-unicode alphabet
+    std::vector<std::string> merges; // "a b", in rank order
+};
+
+// A model file open for reading.
+class ModelFile {
+  public:
+    static ModelFile open(const std::string& path);
+    const Config& config() const { return config_; }
+    const std::string& model_id() const { return model_id_; }
+    const std::string& path() const { return path_; }
+    const H5File& h5() const { return file_; }
+
+    EmbedWeights load_embed(Backend& be) const;
+    LayerNormWeights load_ln(const std::string& group, Backend& be) const;
+    AttentionWeights load_attention(int64_t layer, Backend& be) const;
+    MlpWeights load_mlp(int64_t layer, Backend& be) const;
+    UnembedWeights load_unembed(Backend& be) const;
+    TokenizerData load_tokenizer() const;
+    void check_layer(int64_t layer, const std::string& option) const;
+
+  private:
+    Tensor read(const std::string& name, const Shape& shape) const;
+    std::string path_, model_id_;
+    Config config_;
+    H5File file_;
+};
+
+// Writes a model file one tensor at a time; model_id is derived from the weights' bytes.
+class ModelWriter {
+  public:
+    ModelWriter(const std::string& path, const Config& cfg, const std::string& name,
+                const std::string& history_line);
+    void put(const std::string& name, const Tensor& t);
+    void put_tokenizer(const TokenizerData& tok);
+    std::string commit(); // returns model_id
+
+  private:
+    H5Output out_;
+    std::string name_;
+    uint64_t hash_ = 0xcbf29ce484222325ULL;
+};
+
+// GPT-2's tokenizer data, from the files built into libcore or from a directory holding
+// vocab.json and merges.txt.
+TokenizerData gpt2_tokenizer_data();
+TokenizerData tokenizer_data_from_dir(const std::string& dir);
+TokenizerData tokenizer_data_from_text(const std::string& vocab_json, const std::string& merges,
+                                       const std::string& where);
+
+struct ModelInitOptions {
+    std::string preset = "tiny", vocab_dir, output;
+    uint64_t seed = 0;
+    std::string history_line;
+};
+// GPT-2's initialisation: normal(0, 0.02); output projections (W_O, W_out) scaled by
+// 1/sqrt(2 n_layers); LayerNorm weight 1, bias 0; all biases 0; unembedding tied to W_E.
+std::string model_init(const ModelInitOptions& opt);
+
+struct ModelImportOptions {
+    std::string from_dir, output, history_line;
+};
+std::string model_import(const ModelImportOptions& opt);
+
+// Text for `model info`.
+std::string model_info(const std::string& path, bool json);
+
+} // namespace qkv

@@ -1,0 +1,59 @@
+// Tensor: a row-major float32 (or int32) array that lives on one device.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+enum class Device { CPU, CUDA };
+const char* device_name(Device d);
+Device parse_device(const std::string& s); // "cpu" | "cuda"
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& s); // "[2, 5, 64]"
+int64_t shape_numel(const Shape& s);
+
+// Raw memory owned by a backend. Host memory is 64-byte aligned.
+class Storage {
+  public:
+    virtual ~Storage() = default;
+    virtual void* data() = 0;
+    virtual Device device() const = 0;
+};
+std::shared_ptr<Storage> host_storage(size_t bytes);
+
+enum class DType { F32, I32 };
+
+class Tensor {
+  public:
+    Tensor() = default;
+    // A zero-filled host tensor.
+    static Tensor zeros(const Shape& shape, DType dtype = DType::F32);
+    // Wraps storage made by a backend.
+    Tensor(Shape shape, DType dtype, std::shared_ptr<Storage> storage);
+
+    const Shape& shape() const { return shape_; }
+    int64_t dim(int i) const { return shape_.at(i < 0 ? shape_.size() + i : i); }
+    int rank() const { return static_cast<int>(shape_.size()); }
+    int64_t numel() const { return shape_numel(shape_); }
+    DType dtype() const { return dtype_; }
+    Device device() const { return storage_ ? storage_->device() : Device::CPU; }
+    bool empty() const { return !storage_; }
+
+    float* f32() { return static_cast<float*>(storage_->data()); }
+    const float* f32() const { return static_cast<const float*>(storage_->data()); }
+    int32_t* i32() { return static_cast<int32_t*>(storage_->data()); }
+    const int32_t* i32() const { return static_cast<const int32_t*>(storage_->data()); }
+
+    // Same storage, new shape with the same number of elements.
+    Tensor reshaped(const Shape& shape) const;
+
+  private:
+    Shape shape_;
+    DType dtype_ = DType::F32;
+    std::shared_ptr<Storage> storage_;
+};
+
+} // namespace qkv

@@ -1,0 +1,22 @@
+// attend: LayerNorm 1, multi-head causal self-attention and output projection of one layer,
+// added to the residual stream.
+#include "pipeline.hpp"
+
+int main(int argc, char** argv) {
+    qkv::AttendOptions opt;
+    CLI::App app{"One attention block: LayerNorm 1, multi-head attention, W_O, residual add.",
+                 "attend"};
+    qkv::add_common_options(app, opt.common, qkv::kCompute);
+    app.add_option("input", opt.input, "Activation file; '-' or absent: stdin");
+    app.add_option("-l,--layer", opt.layer, "Layer (block index, from 0)")->required();
+    app.add_option("--save", opt.save,
+                   "Also write /attn/NAME for each of: scores, pattern, q, k, v, z, head_out, out")
+        ->delimiter(',')
+        ->check(CLI::IsMember(qkv::attend_save_names()));
+    auto* no_mask = app.add_flag("--no-mask", opt.no_mask, "Turn off the causal mask");
+    app.add_option("--context", opt.context,
+                   "Cross-attention: keys and values from this activation file's /resid");
+    app.add_flag("--mask", opt.mask, "With --context: apply the causal mask too")
+        ->excludes(no_mask);
+    return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_attend(opt); });
+}

@@ -1,0 +1,13 @@
+// embed: token ids to the residual stream (token embedding + position embedding).
+#include "pipeline.hpp"
+
+int main(int argc, char** argv) {
+    qkv::EmbedOptions opt;
+    CLI::App app{"Token ids to the residual stream: /resid = W_E[token] + W_pos[pos].", "embed"};
+    qkv::add_common_options(app, opt.common, qkv::kCompute);
+    app.add_option("input", opt.input, "Activation file at stage tokens; '-' or absent: stdin");
+    app.add_option("--save", opt.save, "Also write parts: /embed/token and /embed/pos")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"parts"}));
+    return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_embed(opt); });
+}

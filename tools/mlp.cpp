@@ -1,0 +1,14 @@
+// mlp: LayerNorm 2 and the MLP (GELU) of one layer, added to the residual stream.
+#include "pipeline.hpp"
+
+int main(int argc, char** argv) {
+    qkv::MlpOptions opt;
+    CLI::App app{"One MLP block: LayerNorm 2, W_in, GELU, W_out, residual add.", "mlp"};
+    qkv::add_common_options(app, opt.common, qkv::kCompute);
+    app.add_option("input", opt.input, "Activation file; '-' or absent: stdin");
+    app.add_option("-l,--layer", opt.layer, "Layer (block index, from 0)")->required();
+    app.add_option("--save", opt.save, "Also write /mlp/pre and/or /mlp/post (hidden activations)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"pre", "post"}));
+    return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_mlp(opt); });
+}

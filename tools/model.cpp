@@ -1,0 +1,55 @@
+// model: make (init), import (Hugging Face GPT-2) and describe (info) model files.
+#include "model.hpp"
+#include "cli.hpp"
+#include "version.hpp"
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+    qkv::CommonOptions common;
+    CLI::App app{"Make, import and describe qkv model files.", "model"};
+    app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
+    app.require_subcommand(1);
+
+    qkv::ModelInitOptions init;
+    auto* c_init = app.add_subcommand("init", "A model with GPT-2's random initialisation");
+    c_init->add_option("-p,--preset", init.preset, "tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl")
+        ->capture_default_str();
+    c_init->add_option("-s,--seed", init.seed, "Random seed")->capture_default_str();
+    c_init->add_option("--vocab", init.vocab_dir,
+                       "Folder with vocab.json and merges.txt (default: GPT-2's, built in)");
+    c_init->add_option("-o,--output", common.output, "Output model file; '-' or absent: stdout");
+    c_init->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
+
+    qkv::ModelImportOptions imp;
+    auto* c_imp = app.add_subcommand("import", "A Hugging Face GPT-2 checkpoint directory");
+    c_imp->add_option("-f,--from", imp.from_dir,
+                      "Folder with config.json, model.safetensors, vocab.json, merges.txt")
+        ->required();
+    c_imp->add_option("-o,--output", common.output, "Output model file; '-' or absent: stdout");
+    c_imp->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
+
+    std::string info_path;
+    bool info_json = false;
+    auto* c_info = app.add_subcommand("info", "Config, tokenizer, model_id and tensors of a file");
+    c_info->add_option("file", info_path, "Model file")->required();
+    c_info->add_flag("--json", info_json, "One JSON object");
+
+    return qkv::run_tool(app, argc, argv, common, [&] {
+        const std::string history = qkv::history_line(common, "cpu");
+        std::string id;
+        if (*c_init) {
+            init.output = common.output;
+            init.history_line = history;
+            id = qkv::model_init(init);
+        } else if (*c_imp) {
+            imp.output = common.output;
+            imp.history_line = history;
+            id = qkv::model_import(imp);
+        } else {
+            std::cout << qkv::model_info(info_path, info_json);
+            return;
+        }
+        if (!common.quiet) std::cerr << "model: wrote " << common.output << " (" << id << ")\n";
+    });
+}
