@@ -104,7 +104,7 @@ Tensor ModelFile::read(const std::string& name, const Shape& shape) const {
 
 void ModelFile::check_layer(int64_t layer, const std::string& option) const {
     if (layer < 0 || layer >= config_.n_layers)
-        throw UsageError(option + ": layer " + std::to_string(layer) + " is out of range; " +
+        throw ShapeError(option + ": layer " + std::to_string(layer) + " is out of range; " +
                          path_ + " has layers 0.." + std::to_string(config_.n_layers - 1));
 }
 

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
     app.add_option("--save", opt.save,
                    "Also write /attn/NAME for each of: scores, pattern, q, k, v, z, head_out, out")
         ->delimiter(',')
+        ->allow_extra_args(false)
         ->check(CLI::IsMember(qkv::attend_save_names()));
     auto* no_mask = app.add_flag("--no-mask", opt.no_mask, "Turn off the causal mask");
     app.add_option("--context", opt.context,

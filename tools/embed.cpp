@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
     app.add_option("input", opt.input, "Activation file at stage tokens; '-' or absent: stdin");
     app.add_option("--save", opt.save, "Also write parts: /embed/token and /embed/pos")
         ->delimiter(',')
+        ->allow_extra_args(false)
         ->check(CLI::IsMember({"parts"}));
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_embed(opt); });
 }

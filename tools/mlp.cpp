@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
     app.add_option("-l,--layer", opt.layer, "Layer (block index, from 0)")->required();
     app.add_option("--save", opt.save, "Also write /mlp/pre and/or /mlp/post (hidden activations)")
         ->delimiter(',')
+        ->allow_extra_args(false)
         ->check(CLI::IsMember({"pre", "post"}));
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_mlp(opt); });
 }

@@ -1,0 +1,161 @@
+"""The tools composed as a user composes them: files against real pipes, block against the
+chain of single tools, thread counts, round trips, and the documented file layout (h5py)."""
+import os
+import subprocess
+import unittest
+
+import h5py
+import numpy as np
+
+from qkvtest import read, run, shell, tmpdir, tool, write_tokens
+
+
+def datasets(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()]
+        f.visititems(visit)
+        attrs = {k: v for k, v in f.attrs.items() if k != "history"}
+    return out, attrs
+
+
+def assert_identical(tc, a, b, skip_attrs=()):
+    da, aa = datasets(a)
+    db, ab = datasets(b)
+    tc.assertEqual(sorted(da), sorted(db))
+    for k in da:
+        x, y = da[k], db[k]
+        if x.dtype.kind == "O":
+            tc.assertEqual(list(x.ravel()), list(y.ravel()), k)
+        else:
+            tc.assertEqual(x.tobytes(), y.tobytes(), f"{k} differs between {a} and {b}")
+    for k in skip_attrs:
+        aa.pop(k, None)
+        ab.pop(k, None)
+    tc.assertEqual(aa, ab)
+
+
+class Pipeline(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tmpdir()
+        d = cls.d = cls.tmp.name
+        cls.model = os.path.join(d, "tiny.h5")
+        run("model", "init", "--preset", "tiny", "--seed", 11, "-o", cls.model)
+        tokens = np.random.default_rng(5).integers(0, 50257, size=(2, 23))
+        cls.tok = write_tokens(os.path.join(d, "tok.h5"), cls.model, tokens)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_pipes_equal_files_and_block_equals_chain(self):
+        d, m = self.d, self.model
+        run("embed", "-m", m, self.tok, "-o", f"{d}/e.h5")
+        run("attend", "-m", m, "-l", 0, "--save", "pattern", f"{d}/e.h5", "-o", f"{d}/a0.h5")
+        run("mlp", "-m", m, "-l", 0, f"{d}/a0.h5", "-o", f"{d}/m0.h5")
+        run("attend", "-m", m, "-l", 1, f"{d}/m0.h5", "-o", f"{d}/a1.h5")
+        run("mlp", "-m", m, "-l", 1, f"{d}/a1.h5", "-o", f"{d}/files.h5")
+        shell(f"embed -m {m} < {self.tok} | attend -m {m} -l 0 --save pattern | mlp -m {m} -l 0 "
+              f"| attend -m {m} -l 1 | mlp -m {m} -l 1 - > {d}/pipes.h5")
+        assert_identical(self, f"{d}/files.h5", f"{d}/pipes.h5")
+        shell(f"embed -m {m} {self.tok} | block -m {m} --layers 0:2 -o {d}/block.h5")
+        self.assertEqual(read(f"{d}/block.h5", "resid").tobytes(), read(f"{d}/files.h5", "resid").tobytes())
+        shell(f"embed -m {m} {self.tok} | block -m {m} -L 0:1 | block -m {m} -L 1: > {d}/block2.h5")
+        self.assertEqual(read(f"{d}/block2.h5", "resid").tobytes(), read(f"{d}/files.h5", "resid").tobytes())
+        shell(f"embed -m {m} {self.tok} | block -m {m} -L all > {d}/block3.h5")
+        self.assertEqual(read(f"{d}/block3.h5", "resid").tobytes(), read(f"{d}/files.h5", "resid").tobytes())
+        with h5py.File(f"{d}/block.h5") as f:
+            self.assertEqual(f.attrs["stage"], "mlp")
+            self.assertEqual(f.attrs["layer"], 1)
+        # saves of earlier tools travel with the stream and say which layer they came from
+        with h5py.File(f"{d}/pipes.h5") as f:
+            self.assertEqual(f["attn"].attrs["layer"], 0)
+            self.assertEqual(f["attn/pattern"].shape, (2, 4, 23, 23))
+
+    def test_threads_and_runs_bit_identical(self):
+        d, m = self.d, self.model
+        outs = []
+        for i, t in enumerate((1, 2, 3, 1)):
+            shell(f"embed -m {m} {self.tok} | block -m {m} --threads {t} --layers all -o {d}/t{i}.h5")
+            outs.append(read(f"{d}/t{i}.h5", "resid").tobytes())
+        self.assertEqual(len(set(outs)), 1)
+
+    def test_documented_layout(self):
+        d, m = self.d, self.model
+        shell(f"embed -m {m} {self.tok} --save parts | attend -m {m} -l 0 "
+              f"--save scores,pattern,q,k,v,z,head_out,out | mlp -m {m} -l 0 --save pre,post > {d}/all.h5")
+        B, T, D, H, dh, F = 2, 23, 64, 4, 16, 256
+        expect = {"tokens": ((B, T), "i"), "token_text": ((B, T), "O"), "resid": ((B, T, D), "f"),
+                  "embed/token": ((B, T, D), "f"), "embed/pos": ((B, T, D), "f"),
+                  "attn/scores": ((B, H, T, T), "f"), "attn/pattern": ((B, H, T, T), "f"),
+                  "attn/q": ((B, T, H, dh), "f"), "attn/k": ((B, T, H, dh), "f"),
+                  "attn/v": ((B, T, H, dh), "f"), "attn/z": ((B, T, H, dh), "f"),
+                  "attn/head_out": ((B, T, H, D), "f"), "attn/out": ((B, T, D), "f"),
+                  "mlp/pre": ((B, T, F), "f"), "mlp/post": ((B, T, F), "f")}
+        with h5py.File(f"{d}/all.h5") as f:
+            for name, (shape, kind) in expect.items():
+                self.assertEqual(f[name].shape, shape, name)
+                self.assertEqual(f[name].dtype.kind, kind, name)
+                if kind == "f":
+                    self.assertEqual(f[name].dtype.itemsize, 4, name)
+            self.assertEqual(f.attrs["format"], "qkv-activations")
+            self.assertEqual(f.attrs["version"], 1)
+            self.assertEqual(f.attrs["stage"], "mlp")
+            self.assertEqual(f.attrs["layer"], 0)
+            hist = f.attrs["history"].split("\n")
+            self.assertEqual(len(hist), 4)  # the test's line, embed, attend, mlp
+            self.assertIn("embed", hist[1])
+            self.assertIn("qkv 0.1.0 cpu", hist[2])
+            self.assertIn("mlp -m", hist[3])
+            sc = f["attn/scores"][0, 0]
+            self.assertTrue(np.isneginf(sc[0, 1]))  # masked cells are -inf in the scores
+            self.assertEqual(f["attn/pattern"][0, 0, 0, 1], 0.0)
+        with h5py.File(m) as f:
+            self.assertEqual(f.attrs["format"], "qkv-model")
+            c = f["config"].attrs
+            self.assertEqual((c["n_layers"], c["d_model"], c["n_heads"], c["d_head"], c["d_mlp"], c["n_ctx"], c["vocab_size"]),
+                             (2, 64, 4, 16, 256, 128, 50257))
+            self.assertEqual(f["blocks/1/attn/W_Q"].shape, (4, 64, 16))
+            self.assertEqual(f["blocks/1/attn/W_O"].shape, (4, 16, 64))
+            self.assertEqual(f["blocks/1/mlp/W_in"].shape, (64, 256))
+            self.assertEqual(f["unembed/W_U"].shape, (64, 50257))
+            self.assertEqual(f["tokenizer/vocab"][15496].decode(), "Hello")
+            np.testing.assert_array_equal(f["unembed/W_U"][()], f["embed/W_E"][()].T)
+            # GPT-2's initialisation
+            self.assertAlmostEqual(float(f["blocks/0/mlp/W_in"][()].std()), 0.02, delta=0.001)
+            self.assertAlmostEqual(float(f["blocks/0/mlp/W_out"][()].std()), 0.02 / np.sqrt(4), delta=0.001)
+            np.testing.assert_array_equal(f["blocks/0/ln1/w"][()], 1.0)
+            np.testing.assert_array_equal(f["blocks/0/attn/b_Q"][()], 0.0)
+
+    def test_round_trips(self):
+        d, m = self.d, self.model
+        # model files: -o against stdout through a pipe; the same seed gives the same model
+        shell(f"model init --preset tiny --seed 11 | cat > {d}/piped_model.h5")
+        assert_identical(self, m, f"{d}/piped_model.h5")
+        # activation files: through a file and through stdin/stdout
+        run("embed", "-m", m, self.tok, "-o", f"{d}/e_file.h5")
+        shell(f"cat {self.tok} | embed -m {m} | cat > {d}/e_pipe.h5")
+        assert_identical(self, f"{d}/e_file.h5", f"{d}/e_pipe.h5")
+        # an activation file read back and written through a pipe by h5py's own reading
+        with open(f"{d}/e_pipe.h5", "rb") as src:
+            p = subprocess.run([tool("attend"), "-m", m, "-l", "0"], stdin=src, stdout=subprocess.PIPE, check=True)
+        with open(f"{d}/a_pipe.h5", "wb") as out:
+            out.write(p.stdout)
+        run("attend", "-m", m, "-l", 0, f"{d}/e_file.h5", "-o", f"{d}/a_file.h5")
+        assert_identical(self, f"{d}/a_file.h5", f"{d}/a_pipe.h5")
+
+    def test_model_info(self):
+        out = run("model", "info", self.model).stdout.decode()
+        self.assertIn("n_layers:   2", out)
+        self.assertIn("/blocks/1/attn/W_Q", out)
+        import json
+        j = json.loads(run("model", "info", "--json", self.model).stdout)
+        self.assertEqual(j["config"]["d_head"], 16)
+        self.assertTrue(j["model_id"].startswith("tiny-"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
