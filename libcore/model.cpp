@@ -388,11 +388,9 @@ std::string model_import(const ModelImportOptions& opt) {
     if (stat(st_path.c_str(), &st) != 0)
         throw IoError(st_path + ": missing (only safetensors checkpoints can be imported)");
     Safetensors s = Safetensors::open(st_path);
-    auto name_of = [&](const std::string& n) {
-        if (s.has("transformer." + n)) return "transformer." + n;
-        return n;
-    };
-    auto get = [&](const std::string& n, const Shape& shape) { return s.read(name_of(n), shape); };
+    // Names carry the "transformer." prefix (GPT2LMHeadModel) or not (GPT2Model).
+    const std::string prefix = s.has("transformer.wte.weight") ? "transformer." : "";
+    auto get = [&](const std::string& n, const Shape& shape) { return s.read(prefix + n, shape); };
 
     const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head, F = c.d_mlp;
     std::string base = dir;
