@@ -1,0 +1,38 @@
+#!/bin/bash
+# Every tool: --help and --version work (exit 0), a bad option exits 2, the man page exists,
+# passes `groff -man -ww -z` without a warning, and documents every option --help lists.
+set -u
+BIN=$1
+MAN=$2
+fail=0
+check_options() { # tool, help text, page
+    local opts
+    opts=$(grep -oE -- '--[a-z][a-z0-9-]*' <<<"$2" | sort -u)
+    for o in $opts; do
+        [ "$o" = "--help" ] && continue
+        # roff escapes the dashes (\-\-name): compare with them unescaped
+        if ! sed 's/\\-/-/g' "$3" | grep -qE -- "(^|[^a-z-])$o([^a-z-]|$)"; then
+            echo "FAIL: $1: option $o is in --help but not in $(basename "$3")"
+            fail=1
+        fi
+    done
+}
+for t in model embed attend mlp block; do
+    page="$MAN/$t.1"
+    help=$("$BIN/$t" --help) || { echo "FAIL: $t --help exited $?"; fail=1; }
+    ver=$("$BIN/$t" --version) || { echo "FAIL: $t --version"; fail=1; }
+    [[ "$ver" == "qkv "* ]] || { echo "FAIL: $t --version printed '$ver'"; fail=1; }
+    "$BIN/$t" --no-such-option >/dev/null 2>&1
+    [ $? -eq 2 ] || { echo "FAIL: $t with a bad option did not exit 2"; fail=1; }
+    [ -f "$page" ] || { echo "FAIL: no man page $page"; fail=1; continue; }
+    warn=$(groff -man -ww -z "$page" 2>&1)
+    [ -z "$warn" ] || { echo "FAIL: $page: $warn"; fail=1; }
+    check_options "$t" "$help" "$page"
+done
+for sub in init import info; do
+    check_options "model $sub" "$("$BIN/model" $sub --help)" "$MAN/model.1"
+done
+warn=$(groff -man -ww -z "$MAN/qkv-files.5" 2>&1)
+[ -z "$warn" ] || { echo "FAIL: qkv-files.5: $warn"; fail=1; }
+[ $fail -eq 0 ] && echo "all tools: help, version, exit codes and man pages ok"
+exit $fail
