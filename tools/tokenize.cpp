@@ -1,0 +1,27 @@
+// tokenize: text to GPT-2 byte-level BPE tokens (an activation file at stage tokens), and back.
+#include "tokenize_tool.hpp"
+
+int main(int argc, char** argv) {
+    qkv::TokenizeOptions opt;
+    CLI::App app{"Text to tokens (GPT-2 byte-level BPE) and back.\n\n"
+                 "Examples:\n"
+                 "  tokenize --model tiny.h5 \"a fluffy blue creature\" -o tok.h5\n"
+                 "  tokenize --model tiny.h5 --show \"Hello world\"\n"
+                 "  tokenize --vocab data/gpt2 --ids -f notes.txt\n"
+                 "  tokenize --model tiny.h5 --decode 15496 995\n"
+                 "  tokenize --model tiny.h5 --decode tok.h5",
+                 "tokenize"};
+    qkv::add_common_options(app, opt.common, qkv::kOutput | qkv::kQuiet);
+    app.add_option("-m,--model", opt.common.model, "Model file whose tokenizer to use");
+    app.add_option("--vocab", opt.vocab_dir, "Folder with vocab.json and merges.txt");
+    app.add_option("text", opt.texts, "Text (several make a batch); with --decode: ids or a file");
+    app.add_option("-f,--file", opt.file, "Read the text from FILE ('-': stdin)");
+    app.add_flag("--lines", opt.lines, "One sequence per line of the input");
+    app.add_flag("--show", opt.show, "A readable table: position, id, token text");
+    app.add_flag("--ids", opt.ids, "Ids as one line of numbers per sequence");
+    app.add_flag("--count", opt.count, "Just the number of tokens per sequence");
+    app.add_flag("-d,--decode", opt.decode, "Ids (arguments or an activation file) back to text");
+    app.add_flag("--no-special", opt.no_special, "Treat <|endoftext|> as plain text");
+    app.add_flag("--bytes", opt.raw_bytes, "Accept invalid UTF-8, tokenized as raw bytes");
+    return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_tokenize(opt); });
+}
