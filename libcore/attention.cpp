@@ -8,7 +8,8 @@ namespace qkv {
 
 void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln1,
                        const AttentionWeights& w, Tensor& resid, const Tensor* context,
-                       bool causal, const AttentionSaves& saves, AttentionResult& result) {
+                       bool causal, const AttentionSaves& saves, AttentionResult& result,
+                       const KVLayerView* cache) {
     const int64_t B = resid.dim(0), T = resid.dim(1), D = cfg.d_model;
     const int64_t H = cfg.n_heads, dh = cfg.d_head, HD = H * dh;
     const float eps = static_cast<float>(cfg.ln_eps);
@@ -33,6 +34,16 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
         ld_q = ld_kv = 3 * HD;
         Bk = B;
         Tk = T;
+        if (cache) {
+            // Append this step's keys and values; attend over every cached position.
+            if (B != 1) throw ShapeError("internal: a key/value cache holds one sequence");
+            be.copy2d(cache->k + cache->pos0 * HD, HD, k_base, ld_kv, T, HD);
+            be.copy2d(cache->v + cache->pos0 * HD, HD, v_base, ld_kv, T, HD);
+            k_base = cache->k;
+            v_base = cache->v;
+            ld_kv = HD;
+            Tk = cache->pos0 + T;
+        }
     } else {
         // Cross-attention: queries from the input, keys and values from the context stream.
         Bk = context->dim(0);
@@ -61,7 +72,7 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
         be.copy2d(result.q.f32(), HD, q_base, ld_q, rows, HD);
     }
     if (saves.k) {
-        result.k = be.empty({Bk, Tk, H, dh});
+        result.k = be.empty({Bk, Tk, H, dh}); // with a cache: every cached position
         be.copy2d(result.k.f32(), HD, k_base, ld_kv, Bk * Tk, HD);
     }
     if (saves.v) {

@@ -26,11 +26,20 @@ struct AttentionResult { // on the backend's device, each only when asked for
     Tensor out;             // [batch, pos, d_model]
 };
 
+// Keys and values of earlier positions of one sequence (generation): the new positions' keys
+// and values are written at pos0.., and queries attend to every cached position before them.
+struct KVLayerView {
+    float* k = nullptr; // [n_ctx, head * d_head]
+    float* v = nullptr; // [n_ctx, head * d_head]
+    int64_t pos0 = 0;   // positions already cached
+};
+
 // resid [batch, pos, d_model] on the device, updated in place. context: null for
 // self-attention, else the residual stream [batch or 1, key_pos, d_model] that keys and values
 // come from (cross-attention). causal masks keys after each query.
 void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln1,
                        const AttentionWeights& w, Tensor& resid, const Tensor* context,
-                       bool causal, const AttentionSaves& saves, AttentionResult& result);
+                       bool causal, const AttentionSaves& saves, AttentionResult& result,
+                       const KVLayerView* cache = nullptr);
 
 } // namespace qkv

@@ -1,5 +1,8 @@
-// The CPU backend: OpenBLAS for matrix products, plain loops (one row per thread, so results
-// never depend on the thread count) for the rest.
+// The CPU backend: OpenBLAS (its threads set by --threads) for matrix products, plain loops for
+// the rest. OpenBLAS splits a product by output blocks, never along the sum, so results do not
+// depend on the thread count. (OpenMP loops beside OpenBLAS's threads made both spin on two
+// cores and cost 3x in decoding; the row loops stay single-threaded until they are measured to
+// matter.)
 #include "backend.hpp"
 #include "errors.hpp"
 
@@ -9,9 +12,6 @@
 #include <cstring>
 #include <limits>
 #include <thread>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace qkv {
 
@@ -23,9 +23,6 @@ class CpuBackend : public Backend {
         threads_ = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
         if (threads_ <= 0) threads_ = 1;
         openblas_set_num_threads(threads_);
-#ifdef _OPENMP
-        omp_set_num_threads(threads_);
-#endif
     }
     Device device() const override { return Device::CPU; }
     std::string describe() const override {
@@ -56,7 +53,6 @@ class CpuBackend : public Backend {
 
     void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
                     int64_t d, float* out) override {
-#pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < rows; ++r) {
             const float* xr = x + r * d;
             float* o = out + r * d;
@@ -74,7 +70,6 @@ class CpuBackend : public Backend {
     }
 
     void add_bias(float* x, const float* bias, int64_t rows, int64_t n) override {
-#pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < rows; ++r)
             for (int64_t i = 0; i < n; ++i) x[r * n + i] += bias[i];
     }
@@ -85,7 +80,6 @@ class CpuBackend : public Backend {
 
     void gelu(float* x, int64_t n) override {
         const float k = std::sqrt(2.0f / static_cast<float>(M_PI));
-#pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; ++i) {
             const float v = x[i];
             x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
@@ -95,7 +89,6 @@ class CpuBackend : public Backend {
     void masked_softmax(float* scores, float* pattern, int64_t q_len, int64_t k_len, int64_t ld,
                         bool causal, int64_t offset) override {
         const float neg_inf = -std::numeric_limits<float>::infinity();
-#pragma omp parallel for schedule(static)
         for (int64_t q = 0; q < q_len; ++q) {
             float* s = scores + q * ld;
             float* p = pattern + q * ld;

@@ -471,7 +471,7 @@ std::string model_info(const std::string& path, bool json) {
         j["tokenizer"] = tok_kind;
         j["stored_values"] = total;
         j["tensors"] = tensors;
-        return j.dump(2) + "\n";
+        return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     }
     std::ostringstream o;
     o << "file:       " << path << "\nmodel_id:   " << m.model_id() << "\narch:       " << c.arch

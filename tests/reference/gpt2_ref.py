@@ -136,7 +136,8 @@ def write_hf_dir(path, cfg, sd, dtype="F32", prefix="transformer."):
               "layer_norm_epsilon": cfg["layer_norm_epsilon"], "activation_function": "gelu_new"}
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(hf_cfg, f)
-    tensors = {prefix + k: v for k, v in sd.items()}
+    # lm_head sits beside the transformer, never under its prefix
+    tensors = {(k if k.startswith("lm_head.") else prefix + k): v for k, v in sd.items()}
     # The buffers a real checkpoint carries, which an importer must ignore.
     T = cfg["n_positions"]
     for i in range(cfg["n_layer"]):

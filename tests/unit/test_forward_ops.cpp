@@ -68,7 +68,7 @@ TEST_CASE("attention: zero queries and keys give a uniform causal pattern") {
     REQUIRE(r.head_out.f32()[(2 * 2 + 0) * 4 + 2] == Approx(r.z.f32()[(2 * 2 + 0) * 2 + 0]));
 }
 
-TEST_CASE("mlp: zero weights add only b_out; saves hold pre and post") {
+TEST_CASE("mlp: zero weights add only b_out, saves hold pre and post") {
     auto be = make_cpu_backend(1);
     Config c = small();
     MlpWeights w{Tensor::zeros({4, 8}), Tensor::zeros({8}), Tensor::zeros({8, 4}),
@@ -85,7 +85,7 @@ TEST_CASE("mlp: zero weights add only b_out; saves hold pre and post") {
     REQUIRE(resid.f32()[15] == 0.0f);
 }
 
-TEST_CASE("embed: token plus position; bad ids and long sequences are errors") {
+TEST_CASE("embed: token plus position, bad ids and long sequences are errors") {
     auto be = make_cpu_backend(1);
     Config c = small();
     EmbedWeights w{Tensor::zeros({10, 4}), Tensor::zeros({8, 4})};

@@ -29,7 +29,7 @@ TEST_CASE("model: the built-in GPT-2 tokenizer data") {
     REQUIRE_THROWS_AS(tokenizer_data_from_text("[1]", "", "x"), FormatError);
 }
 
-TEST_CASE("model: init is deterministic; loading fuses W_Q, W_K, W_V by head") {
+TEST_CASE("model: init is deterministic, loading fuses W_Q, W_K, W_V by head") {
     ModelInitOptions o;
     o.preset = "tiny";
     o.seed = 5;

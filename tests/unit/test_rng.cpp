@@ -15,7 +15,7 @@ TEST_CASE("rng: fixed sequence for a seed, on every platform") {
     REQUIRE(d.next_u64() == 0x99ec5f36cb75f2b4ULL);
 }
 
-TEST_CASE("rng: uniform in [0,1) and normal with mean 0, std 1") {
+TEST_CASE("rng: uniform in 0..1 and normal with mean 0 and std 1") {
     Rng r(7);
     double sum = 0, sq = 0;
     const int n = 200000;

@@ -35,7 +35,7 @@ TEST_CASE("tokenizer: GPT-2's known ids") {
     REQUIRE(byte_to_unicode()['A'] == "A");
 }
 
-TEST_CASE("tokenizer: invalid UTF-8 names its offset; --bytes tokenizes raw bytes") {
+TEST_CASE("tokenizer: invalid UTF-8 names its offset, --bytes tokenizes raw bytes") {
     const Tokenizer& t = gpt2();
     REQUIRE(find_invalid_utf8("ab\xC3\xA9") == -1);
     REQUIRE(find_invalid_utf8("ab\xC3") == 2);

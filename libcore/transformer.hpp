@@ -1,0 +1,35 @@
+// transformer: the whole model in one process, every layer's weights loaded once, run over
+// tokens with a key/value cache. The same kernels as the stage tools (embed, attend, mlp).
+#pragma once
+#include "attention.hpp"
+#include "backend.hpp"
+#include "kv_cache.hpp"
+#include "mlp.hpp"
+#include "model.hpp"
+
+#include <vector>
+
+namespace qkv {
+
+class Transformer {
+  public:
+    Transformer(const ModelFile& model, Backend& be);
+    const Config& config() const { return cfg_; }
+    // Runs tokens[0..n) at positions cache.length().., appends them to the cache, and returns
+    // the logits of the last position [vocab] on the host.
+    Tensor step(const int32_t* tokens, int64_t n, KVCache& cache);
+
+  private:
+    Backend& be_;
+    Config cfg_;
+    EmbedWeights embed_;
+    struct Layer {
+        LayerNormWeights ln1, ln2;
+        AttentionWeights attn;
+        MlpWeights mlp;
+    };
+    std::vector<Layer> layers_;
+    UnembedWeights unembed_;
+};
+
+} // namespace qkv
