@@ -131,6 +131,8 @@ H5File H5File::open_read(const std::string& path) {
     if (stat(path.c_str(), &st) != 0)
         throw IoError(path + ": cannot open: " + std::strerror(errno));
     if (S_ISDIR(st.st_mode)) throw IoError(path + ": is a directory, expected an HDF5 file");
+    // A named pipe or process substitution (<(embed ...)) is read whole, like stdin.
+    if (!S_ISREG(st.st_mode)) return from_image(read_all(path), path);
     if (st.st_size == 0) throw FormatError(path + ": empty file, expected an HDF5 file");
     if (H5Fis_hdf5(path.c_str()) <= 0)
         throw FormatError(path + ": not an HDF5 file (no HDF5 signature)");
@@ -154,7 +156,8 @@ H5File H5File::from_image(std::vector<char> image, const std::string& name) {
     // The library copies the image: our buffer can go once the file is open.
     if (H5Pset_file_image(fapl, f.image_.data(), f.image_.size()) < 0)
         throw FormatError(name + ": cannot use the input as an HDF5 image");
-    f.file_ = H5Id(H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl), H5Fclose);
+    // The name only labels the in-memory file; it must not be a path HDF5 could open itself.
+    f.file_ = H5Id(H5Fopen("qkv-in-memory-image", H5F_ACC_RDONLY, fapl), H5Fclose);
     if (!f.file_.valid())
         throw FormatError(name + ": cannot open as HDF5 (truncated or damaged file?)");
     f.image_.clear();
