@@ -39,6 +39,28 @@ constexpr char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'}
 // Guards against files that claim absurd tensors before anything is allocated.
 constexpr int64_t kMaxElements = int64_t(1) << 34;
 
+// The end-of-file address in an HDF5 superblock at offset 0 (versions 0 to 3, 8-byte
+// offsets); 0 when it cannot be read, so that HDF5's own checks decide.
+uint64_t superblock_eof(const std::vector<char>& img) {
+    if (img.size() < 64) return 0;
+    const auto* p = reinterpret_cast<const unsigned char*>(img.data());
+    const int version = p[8];
+    size_t at = 0, offset_size = 0;
+    if (version == 0 || version == 1) {
+        offset_size = p[13];
+        at = (version == 0 ? 24 : 28) + 2 * offset_size; // base, free-space, then end of file
+    } else if (version == 2 || version == 3) {
+        offset_size = p[9];
+        at = 12 + 2 * offset_size; // base, extension, then end of file
+    } else {
+        return 0;
+    }
+    if (offset_size != 8 || at + 8 > img.size()) return 0;
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p[at + i];
+    return v == ~uint64_t(0) ? 0 : v;
+}
+
 H5Id plist(hid_t cls) { return H5Id(H5Pcreate(cls), H5Pclose); }
 
 H5Id lcpl_intermediate() {
@@ -160,6 +182,12 @@ H5File H5File::from_image(std::vector<char> image, const std::string& name) {
     f.file_ = H5Id(H5Fopen("qkv-in-memory-image", H5F_ACC_RDONLY, fapl), H5Fclose);
     if (!f.file_.valid())
         throw FormatError(name + ": cannot open as HDF5 (truncated or damaged file?)");
+    // The core driver does not notice a short image by itself: compare with the end-of-file
+    // address in the superblock.
+    const uint64_t eof = superblock_eof(f.image_);
+    if (eof > f.image_.size())
+        throw FormatError(name + ": truncated HDF5 file (" + std::to_string(f.image_.size()) +
+                          " of " + std::to_string(eof) + " bytes)");
     f.image_.clear();
     f.image_.shrink_to_fit();
     return f;
