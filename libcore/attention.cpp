@@ -88,20 +88,17 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
     for (int64_t b = 0; b < B; ++b) {
         const int64_t bk = Bk == 1 ? 0 : b;
-        for (int64_t h = 0; h < H; ++h) {
-            const float* q = q_base + b * T * ld_q + h * dh;    // [query_pos, d_head]
-            const float* k = k_base + bk * Tk * ld_kv + h * dh; // [key_pos, d_head]
-            const float* v = v_base + bk * Tk * ld_kv + h * dh; // [key_pos, d_head]
-            float* s = scores.f32() + h * T * Tk;
-            float* p = pattern.f32() + h * T * Tk;
-            // Scores: q k^T / sqrt(d_head).
-            be.gemm(false, true, T, Tk, dh, scale, q, ld_q, k, ld_kv, 0.0f, s, Tk);
-            // Mask (keys after the query) and softmax over keys, per query.
-            be.masked_softmax(s, p, T, Tk, Tk, causal, Tk - T);
-            // z: the pattern-weighted sum of values.
-            be.gemm(false, false, T, dh, Tk, 1.0f, p, Tk, v, ld_kv, 0.0f,
-                    z.f32() + b * T * HD + h * dh, HD);
-        }
+        const float* q = q_base + b * T * ld_q;    // [query_pos, head, d_head], row stride ld_q
+        const float* k = k_base + bk * Tk * ld_kv; // [key_pos, head, d_head], row stride ld_kv
+        const float* v = v_base + bk * Tk * ld_kv; // [key_pos, head, d_head], row stride ld_kv
+        // Scores of every head: q_h k_h^T / sqrt(d_head)  [head, query_pos, key_pos].
+        be.gemm_batched(false, true, T, Tk, dh, scale, q, ld_q, dh, k, ld_kv, dh, 0.0f,
+                        scores.f32(), Tk, T * Tk, H);
+        // Mask (keys after the query) and softmax over keys, per query and head.
+        be.masked_softmax(scores.f32(), pattern.f32(), H * T, T, Tk, Tk, causal, Tk - T);
+        // z: the pattern-weighted sum of values, each head into its slice [pos, head, d_head].
+        be.gemm_batched(false, false, T, dh, Tk, 1.0f, pattern.f32(), Tk, T * Tk, v, ld_kv, dh,
+                        0.0f, z.f32() + b * T * HD, HD, dh, H);
         if (saves.scores) be.copy(result.scores.f32() + b * H * T * Tk, scores.f32(), H * T * Tk);
         if (saves.pattern)
             be.copy(result.pattern.f32() + b * H * T * Tk, pattern.f32(), H * T * Tk);

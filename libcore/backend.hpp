@@ -29,6 +29,13 @@ class Backend {
                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                       float* C, int64_t ldc) = 0;
 
+    // The same product for `batch` matrices at fixed strides: C_i = alpha op(A_i) op(B_i) +
+    // beta C_i with A_i = A + i * stride_a, and so on (one cuBLAS call on a GPU).
+    virtual void gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                              float alpha, const float* A, int64_t lda, int64_t stride_a,
+                              const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                              int64_t ldc, int64_t stride_c, int64_t batch) = 0;
+
     // out[rows, d] = (x - mean) / sqrt(var + eps) * w + b, statistics per row.
     virtual void layer_norm(const float* x, const float* w, const float* b, float eps,
                             int64_t rows, int64_t d, float* out) = 0;
@@ -38,10 +45,11 @@ class Backend {
     virtual void add(float* y, const float* x, int64_t n) = 0;
     // x[n] = GELU(x), tanh approximation as in GPT-2.
     virtual void gelu(float* x, int64_t n) = 0;
-    // scores[q_len, k_len] (row stride ld): for each query row q, keys k > q + offset are
-    // masked to -inf when causal; then each row becomes a softmax into pattern (same layout).
-    virtual void masked_softmax(float* scores, float* pattern, int64_t q_len, int64_t k_len,
-                                int64_t ld, bool causal, int64_t offset) = 0;
+    // scores[rows, k_len] (row stride ld), rows = heads * q_len, row r holding query
+    // q = r % q_len: keys k > q + offset are masked to -inf when causal; then each row becomes
+    // a softmax into pattern (same layout).
+    virtual void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len,
+                                int64_t k_len, int64_t ld, bool causal, int64_t offset) = 0;
     // out[pos, d_model] = W_E[tokens[pos]] + W_pos[pos0 + pos]
     virtual void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const float* W_E,
                        const float* W_pos, int64_t d_model, float* out_token, float* out_pos,

@@ -51,6 +51,14 @@ class CpuBackend : public Backend {
                     static_cast<blasint>(ldc));
     }
 
+    void gemm_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t lda, int64_t sa, const float* B, int64_t ldb,
+                      int64_t sb, float beta, float* C, int64_t ldc, int64_t sc,
+                      int64_t batch) override {
+        for (int64_t i = 0; i < batch; ++i)
+            gemm(ta, tb, M, N, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
+    }
+
     void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
                     int64_t d, float* out) override {
         for (int64_t r = 0; r < rows; ++r) {
@@ -86,12 +94,13 @@ class CpuBackend : public Backend {
         }
     }
 
-    void masked_softmax(float* scores, float* pattern, int64_t q_len, int64_t k_len, int64_t ld,
-                        bool causal, int64_t offset) override {
+    void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len,
+                        int64_t k_len, int64_t ld, bool causal, int64_t offset) override {
         const float neg_inf = -std::numeric_limits<float>::infinity();
-        for (int64_t q = 0; q < q_len; ++q) {
-            float* s = scores + q * ld;
-            float* p = pattern + q * ld;
+        for (int64_t r = 0; r < rows; ++r) {
+            const int64_t q = r % q_len;
+            float* s = scores + r * ld;
+            float* p = pattern + r * ld;
             // Keys after the query (k > q + offset) are masked out of a causal pattern.
             const int64_t visible = causal ? std::min(k_len, q + offset + 1) : k_len;
             for (int64_t k = visible; k < k_len; ++k) s[k] = neg_inf;

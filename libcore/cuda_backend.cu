@@ -8,6 +8,8 @@
 
 #include <cmath>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace qkv {
 
@@ -21,17 +23,45 @@ void check(cublasStatus_t s, const char* what) {
         throw Error(std::string("cuBLAS: ") + what + ": status " + std::to_string(int(s)));
 }
 
+// Device memory is reused: a freed block goes back to a pool by size, so a decode step
+// allocates nothing from the driver once the first step has run (cudaMalloc synchronises).
+class Pool {
+  public:
+    void* get(size_t bytes) {
+        auto& list = free_[bytes];
+        if (!list.empty()) {
+            void* p = list.back();
+            list.pop_back();
+            return p;
+        }
+        void* p = nullptr;
+        check(cudaMalloc(&p, bytes), "cudaMalloc");
+        return p;
+    }
+    void put(void* p, size_t bytes) { free_[bytes].push_back(p); }
+    ~Pool() {
+        for (auto& [n, list] : free_)
+            for (void* p : list) cudaFree(p);
+    }
+
+  private:
+    std::unordered_map<size_t, std::vector<void*>> free_;
+};
+
 class CudaStorage : public Storage {
   public:
-    explicit CudaStorage(size_t bytes) {
-        check(cudaMalloc(&ptr_, bytes ? bytes : 4), "cudaMalloc");
-        check(cudaMemset(ptr_, 0, bytes ? bytes : 4), "cudaMemset");
+    CudaStorage(std::shared_ptr<Pool> pool, size_t bytes)
+        : pool_(std::move(pool)), bytes_(bytes ? bytes : 4) {
+        ptr_ = pool_->get(bytes_);
+        check(cudaMemsetAsync(ptr_, 0, bytes_), "cudaMemset");
     }
-    ~CudaStorage() override { cudaFree(ptr_); }
+    ~CudaStorage() override { pool_->put(ptr_, bytes_); }
     void* data() override { return ptr_; }
     Device device() const override { return Device::CUDA; }
 
   private:
+    std::shared_ptr<Pool> pool_;
+    size_t bytes_;
     void* ptr_ = nullptr;
 };
 
@@ -88,11 +118,12 @@ __global__ void k_gelu(float* x, int64_t n) {
     }
 }
 // one thread block per query row; serial over keys in each thread's strided share
-__global__ void k_masked_softmax(float* scores, float* pattern, int64_t k_len, int64_t ld,
-                                 bool causal, int64_t offset) {
-    const int64_t q = blockIdx.x;
-    float* s = scores + q * ld;
-    float* p = pattern + q * ld;
+__global__ void k_masked_softmax(float* scores, float* pattern, int64_t q_len, int64_t k_len,
+                                 int64_t ld, bool causal, int64_t offset) {
+    const int64_t r = blockIdx.x;
+    const int64_t q = r % q_len;
+    float* s = scores + r * ld;
+    float* p = pattern + r * ld;
     int64_t visible = causal ? min(k_len, q + offset + 1) : k_len;
     __shared__ float red[32];
     float mx = -INFINITY;
@@ -160,7 +191,7 @@ class CudaBackend : public Backend {
         return std::string("cuda (") + prop.name + ", cuBLAS FP32)";
     }
     Tensor empty(const Shape& shape, DType dtype) override {
-        return Tensor(shape, dtype, std::make_shared<CudaStorage>(shape_numel(shape) * 4));
+        return Tensor(shape, dtype, std::make_shared<CudaStorage>(pool_, shape_numel(shape) * 4));
     }
     Tensor to_device(const Tensor& host) override {
         if (host.device() == Device::CUDA) return host;
@@ -193,6 +224,17 @@ class CudaBackend : public Backend {
                           (int)ldc),
               "sgemm");
     }
+    void gemm_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t lda, int64_t sa, const float* B, int64_t ldb,
+                      int64_t sb, float beta, float* C, int64_t ldc, int64_t sc,
+                      int64_t batch) override {
+        if (M == 0 || N == 0 || batch == 0) return;
+        check(cublasSgemmStridedBatched(handle_, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                        ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M, (int)K,
+                                        &alpha, B, (int)ldb, sb, A, (int)lda, sa, &beta, C,
+                                        (int)ldc, sc, (int)batch),
+              "sgemm strided batched");
+    }
     void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
                     int64_t d, float* out) override {
         if (rows) k_layer_norm<<<(unsigned)rows, 256>>>(x, w, b, eps, d, out);
@@ -210,9 +252,11 @@ class CudaBackend : public Backend {
         if (n) k_gelu<<<blocks(n), 256>>>(x, n);
         check(cudaGetLastError(), "gelu");
     }
-    void masked_softmax(float* scores, float* pattern, int64_t q_len, int64_t k_len, int64_t ld,
-                        bool causal, int64_t offset) override {
-        if (q_len) k_masked_softmax<<<(unsigned)q_len, 256>>>(scores, pattern, k_len, ld, causal, offset);
+    void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len,
+                        int64_t k_len, int64_t ld, bool causal, int64_t offset) override {
+        if (rows)
+            k_masked_softmax<<<(unsigned)rows, 256>>>(scores, pattern, q_len, k_len, ld, causal,
+                                                     offset);
         check(cudaGetLastError(), "masked_softmax");
     }
     void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const float* W_E,
@@ -224,6 +268,7 @@ class CudaBackend : public Backend {
 
   private:
     cublasHandle_t handle_ = nullptr;
+    std::shared_ptr<Pool> pool_ = std::make_shared<Pool>();
 };
 
 } // namespace

@@ -44,7 +44,7 @@ TEST_CASE("cpu backend: layer norm, GELU, softmax with mask") {
 
     // 3 queries x 3 keys, causal: row q sees keys 0..q
     std::vector<float> s = {1, 5, 5, 1, 2, 9, 0, 0, 0}, p(9);
-    be->masked_softmax(s.data(), p.data(), 3, 3, 3, true, 0);
+    be->masked_softmax(s.data(), p.data(), 3, 3, 3, 3, true, 0);
     REQUIRE(p[0] == 1.0f);
     REQUIRE(p[1] == 0.0f);
     REQUIRE(std::isinf(s[1]));
@@ -52,8 +52,25 @@ TEST_CASE("cpu backend: layer norm, GELU, softmax with mask") {
     REQUIRE(p[6] == Approx(1 / 3.0));
     // no mask
     std::vector<float> s2 = {0, 0, std::log(2.0f)}, p2(3);
-    be->masked_softmax(s2.data(), p2.data(), 1, 3, 3, false, 0);
+    be->masked_softmax(s2.data(), p2.data(), 1, 1, 3, 3, false, 0);
     REQUIRE(p2[2] == Approx(0.5));
+    // two heads of two queries: row r is query r % 2
+    std::vector<float> s3(8, 0.0f), p3(8);
+    be->masked_softmax(s3.data(), p3.data(), 4, 2, 2, 2, true, 0);
+    REQUIRE(p3 == std::vector<float>{1, 0, 0.5f, 0.5f, 1, 0, 0.5f, 0.5f});
+}
+
+TEST_CASE("cpu backend: batched gemm equals one gemm per matrix") {
+    auto be = make_cpu_backend(1);
+    std::vector<float> A(3 * 2 * 4), B(3 * 4 * 5), C(3 * 2 * 5), D(3 * 2 * 5);
+    for (size_t i = 0; i < A.size(); ++i) A[i] = std::sin(float(i));
+    for (size_t i = 0; i < B.size(); ++i) B[i] = std::cos(float(i));
+    be->gemm_batched(false, false, 2, 5, 4, 1.0f, A.data(), 4, 8, B.data(), 5, 20, 0.0f, C.data(), 5,
+                     10, 3);
+    for (int i = 0; i < 3; ++i)
+        be->gemm(false, false, 2, 5, 4, 1.0f, A.data() + 8 * i, 4, B.data() + 20 * i, 5, 0.0f,
+                 D.data() + 10 * i, 5);
+    REQUIRE(C == D);
 }
 
 TEST_CASE("cpu backend: results do not depend on the thread count") {

@@ -46,6 +46,19 @@ TEST_CASE("cuda backend: every op equals the CPU backend") {
     gpu->gemm(false, true, M, N, K, 1.0f, Ag.f32(), K, Btg.f32(), K, 0.0f, Dg.f32(), N);
     require_close(D, gpu->to_host(Dg));
 
+    // strided batches with transposed B, as attention scores use them
+    {
+        const int64_t T = 7, Tk = 9, dh = 5, H = 3, ld = 3 * H * dh;
+        Tensor q = random_host({T, ld}, 11), k = random_host({Tk, ld}, 12);
+        Tensor s1 = Tensor::zeros({H, T, Tk});
+        Tensor qg = gpu->to_device(q), kg = gpu->to_device(k), s1g = gpu->empty({H, T, Tk});
+        cpu->gemm_batched(false, true, T, Tk, dh, 0.5f, q.f32(), ld, dh, k.f32(), ld, dh, 0.0f,
+                          s1.f32(), Tk, T * Tk, H);
+        gpu->gemm_batched(false, true, T, Tk, dh, 0.5f, qg.f32(), ld, dh, kg.f32(), ld, dh, 0.0f,
+                          s1g.f32(), Tk, T * Tk, H);
+        require_close(s1, gpu->to_host(s1g));
+    }
+
     Tensor x = random_host({M, N}, 5), w = random_host({N}, 6), b = random_host({N}, 7);
     Tensor out = Tensor::zeros({M, N});
     Tensor xg = gpu->to_device(x), wg = gpu->to_device(w), bg = gpu->to_device(b);
@@ -65,8 +78,9 @@ TEST_CASE("cuda backend: every op equals the CPU backend") {
     for (bool causal : {true, false}) {
         Tensor s = random_host({M, N}, 8), p = Tensor::zeros({M, N});
         Tensor sg = gpu->to_device(s), pg = gpu->empty({M, N});
-        cpu->masked_softmax(s.f32(), p.f32(), M, N, N, causal, N - M);
-        gpu->masked_softmax(sg.f32(), pg.f32(), M, N, N, causal, N - M);
+        // two heads of M / 2 queries each
+        cpu->masked_softmax(s.f32(), p.f32(), M, M / 2, N, N, causal, N - M / 2);
+        gpu->masked_softmax(sg.f32(), pg.f32(), M, M / 2, N, N, causal, N - M / 2);
         require_close(p, gpu->to_host(pg));
         require_close(s, gpu->to_host(sg));
     }
