@@ -9,7 +9,7 @@ namespace qkv {
 void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln1,
                        const AttentionWeights& w, Tensor& resid, const Tensor* context,
                        bool causal, const AttentionSaves& saves, AttentionResult& result,
-                       const KVLayerView* cache) {
+                       const KVLayerView* cache, const AttentionEdit* edit) {
     const int64_t B = resid.dim(0), T = resid.dim(1), D = cfg.d_model;
     const int64_t H = cfg.n_heads, dh = cfg.d_head, HD = H * dh;
     const float eps = static_cast<float>(cfg.ln_eps);
@@ -103,6 +103,14 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
         if (saves.pattern)
             be.copy(result.pattern.f32() + b * H * T * Tk, pattern.f32(), H * T * Tk);
     }
+    // Interventions: scale (or ablate) heads, and take patched heads out before adding theirs.
+    if (edit) {
+        for (int64_t h = 0; h < H; ++h) {
+            float s = edit->head_scale.empty() ? 1.0f : edit->head_scale[h];
+            if (!edit->patched.empty() && edit->patched[h]) s = 0.0f;
+            if (s != 1.0f) be.scale2d(z.f32() + h * dh, HD, rows, dh, s);
+        }
+    }
     if (saves.z) result.z = z;
 
     // Each head's proposed change to the residual stream: z_h W_O[h]  [batch, pos, head, d_model].
@@ -117,6 +125,15 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     Tensor out = be.empty({B, T, D}); // [batch, pos, d_model]
     be.gemm(false, false, rows, D, HD, 1.0f, z.f32(), HD, w.W_O.f32(), D, 0.0f, out.f32(), D);
     be.add_bias(out.f32(), w.b_O.f32(), rows, D);
+    if (edit && edit->patch) {
+        for (int64_t h = 0; h < H; ++h) {
+            if (edit->patched.empty() || !edit->patched[h]) continue;
+            be.add2d(out.f32(), D, edit->patch->f32() + h * D, H * D, rows, D);
+            if (saves.head_out)
+                be.copy2d(result.head_out.f32() + h * D, H * D, edit->patch->f32() + h * D, H * D,
+                          rows, D);
+        }
+    }
     be.add(resid.f32(), out.f32(), rows * D);
     if (saves.out) result.out = out;
 }

@@ -12,6 +12,8 @@
 #include "backend.hpp"
 #include "model.hpp"
 
+#include <vector>
+
 namespace qkv {
 
 struct AttentionSaves {
@@ -34,12 +36,21 @@ struct KVLayerView {
     int64_t pos0 = 0;   // positions already cached
 };
 
+// Interventions on heads: each head's z is multiplied by head_scale[h] (0 ablates the head);
+// the heads marked in patched have their contribution replaced by patch (head_out of another
+// run, [batch, pos, head, d_model] on the device).
+struct AttentionEdit {
+    std::vector<float> head_scale; // [head]; empty: every head 1
+    std::vector<bool> patched;     // [head]; empty: none
+    const Tensor* patch = nullptr;
+};
+
 // resid [batch, pos, d_model] on the device, updated in place. context: null for
 // self-attention, else the residual stream [batch or 1, key_pos, d_model] that keys and values
 // come from (cross-attention). causal masks keys after each query.
 void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln1,
                        const AttentionWeights& w, Tensor& resid, const Tensor* context,
                        bool causal, const AttentionSaves& saves, AttentionResult& result,
-                       const KVLayerView* cache = nullptr);
+                       const KVLayerView* cache = nullptr, const AttentionEdit* edit = nullptr);
 
 } // namespace qkv

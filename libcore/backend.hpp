@@ -43,6 +43,11 @@ class Backend {
     virtual void add_bias(float* x, const float* bias, int64_t rows, int64_t n) = 0;
     // y[n] += x[n]
     virtual void add(float* y, const float* x, int64_t n) = 0;
+    // x[rows, cols] (row stride ld) *= s
+    virtual void scale2d(float* x, int64_t ld, int64_t rows, int64_t cols, float s) = 0;
+    // y[rows, cols] (row stride ldy) += x[rows, cols] (row stride ldx)
+    virtual void add2d(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t rows,
+                       int64_t cols) = 0;
     // x[n] = GELU(x), tanh approximation as in GPT-2.
     virtual void gelu(float* x, int64_t n) = 0;
     // scores[rows, k_len] (row stride ld), rows = heads * q_len, row r holding query

@@ -86,6 +86,17 @@ class CpuBackend : public Backend {
         for (int64_t i = 0; i < n; ++i) y[i] += x[i];
     }
 
+    void scale2d(float* x, int64_t ld, int64_t rows, int64_t cols, float s) override {
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < cols; ++c) x[r * ld + c] *= s;
+    }
+
+    void add2d(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t rows,
+               int64_t cols) override {
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] += x[r * ldx + c];
+    }
+
     void gelu(float* x, int64_t n) override {
         const float k = std::sqrt(2.0f / static_cast<float>(M_PI));
         for (int64_t i = 0; i < n; ++i) {

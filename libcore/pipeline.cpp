@@ -4,6 +4,7 @@
 #include "attention.hpp"
 #include "backend.hpp"
 #include "embed.hpp"
+#include "inspect.hpp"
 #include "mlp.hpp"
 #include "model.hpp"
 
@@ -113,19 +114,84 @@ void run_attend(const AttendOptions& opt) {
         context = s.be->to_device(ctx.resid);
     }
     const bool causal = opt.context.empty() ? !opt.no_mask : opt.mask;
+    // Interventions on heads, and the words that record them in the output.
+    const int64_t H = cfg.n_heads;
+    AttentionEdit edit;
+    std::vector<std::string> done;
+    auto heads_text = [](const std::vector<int64_t>& hs) {
+        std::string t;
+        for (auto h : hs) t += (t.empty() ? "" : ",") + std::to_string(h);
+        return t;
+    };
+    if (!opt.ablate_heads.empty() || !opt.only_heads.empty() || !opt.scale_heads.empty())
+        edit.head_scale.assign(H, 1.0f);
+    if (!opt.only_heads.empty()) {
+        auto keep = parse_head_list(opt.only_heads, H, "--only-heads");
+        std::fill(edit.head_scale.begin(), edit.head_scale.end(), 0.0f);
+        for (auto h : keep) edit.head_scale[h] = 1.0f;
+        done.push_back("only heads " + heads_text(keep));
+    }
+    if (!opt.ablate_heads.empty()) {
+        auto hs = parse_head_list(opt.ablate_heads, H, "--ablate-heads");
+        for (auto h : hs) edit.head_scale[h] = 0.0f;
+        done.push_back("ablated heads " + heads_text(hs));
+    }
+    for (const auto& sh : opt.scale_heads) {
+        const auto eq = sh.find('=');
+        if (eq == std::string::npos) throw UsageError("--scale-head: expected H=F, got '" + sh + "'");
+        const int64_t h = parse_head_list(sh.substr(0, eq), H, "--scale-head")[0];
+        float f = 0;
+        try {
+            size_t used = 0;
+            f = std::stof(sh.substr(eq + 1), &used);
+            if (used != sh.size() - eq - 1) throw std::invalid_argument("");
+        } catch (const std::exception&) {
+            throw UsageError("--scale-head: '" + sh.substr(eq + 1) + "' is not a number");
+        }
+        edit.head_scale[h] *= f;
+        done.push_back("scaled head " + std::to_string(h) + " by " + sh.substr(eq + 1));
+    }
+    Tensor patch;
+    if (opt.patch_from.empty() != opt.patch_heads.empty())
+        throw UsageError("--patch-from and --patch-heads go together");
+    if (!opt.patch_from.empty()) {
+        Activations src = read_activations(opt.patch_from, false);
+        check_model(src, s.model.model_id(), opt.common.model);
+        const std::string where = src.file.name() + ":/attn/head_out";
+        if (!src.file.exists("/attn/head_out"))
+            throw FormatError(where + ": not found (save it with attend --save head_out)");
+        if (src.file.attr_int("/attn", "layer") != opt.layer)
+            throw ShapeError(where + ": is from layer " +
+                             std::to_string(src.file.attr_int("/attn", "layer")) + ", not " +
+                             std::to_string(opt.layer));
+        Tensor ho = src.file.read_f32("/attn/head_out", 4);
+        const Shape want = {s.in.batch(), s.in.n_pos(), H, cfg.d_model};
+        if (ho.shape() != want)
+            throw ShapeError(where + ": shape " + shape_str(ho.shape()) + ", expected " + shape_str(want));
+        patch = s.be->to_device(ho);
+        auto hs = parse_head_list(opt.patch_heads, H, "--patch-heads");
+        edit.patched.assign(H, false);
+        for (auto h : hs) edit.patched[h] = true;
+        edit.patch = &patch;
+        done.push_back("patched heads " + heads_text(hs) + " from " + opt.patch_from);
+    }
     LayerNormWeights ln1 = s.model.load_ln("/blocks/" + std::to_string(opt.layer) + "/ln1", *s.be);
     AttentionWeights w = s.model.load_attention(opt.layer, *s.be);
     Tensor resid = s.be->to_device(s.in.resid);
     AttentionResult r;
     attention_forward(*s.be, cfg, ln1, w, resid, context.empty() ? nullptr : &context, causal,
-                      attention_saves(opt.save), r);
+                      attention_saves(opt.save), r, nullptr, done.empty() ? nullptr : &edit);
     ActivationWriter out(opt.common.output, s.in);
     if (!opt.save.empty()) save_attention(out.file(), *s.be, r, opt.layer);
-    if (!opt.context.empty() || !causal) {
-        // A later reader must know this stream is not a plain causal forward pass.
-        std::string what = opt.context.empty() ? "" : "cross-attention from " + opt.context;
-        if (!causal) what += std::string(what.empty() ? "" : "; ") + "no causal mask";
-        out.file().set_attr("/", "modified", "layer " + std::to_string(opt.layer) + ": " + what);
+    if (!opt.context.empty()) done.insert(done.begin(), "cross-attention from " + opt.context);
+    if (!causal && opt.context.empty()) done.insert(done.begin(), "no causal mask");
+    if (!done.empty()) {
+        // A later reader must know this stream is not a plain forward pass.
+        std::string what;
+        for (auto& d : done) what += (what.empty() ? "" : ", ") + d;
+        const std::string before =
+            s.in.file.has_attr("/", "modified") ? s.in.file.attr_str("/", "modified") + "; " : "";
+        out.file().set_attr("/", "modified", before + "layer " + std::to_string(opt.layer) + ": " + what);
     }
     Tensor host = s.be->to_host(resid);
     out.finish(Stage::Attn, opt.layer, &host, history_line(opt.common, s.be->describe()));

@@ -23,6 +23,9 @@ struct AttendOptions {
     bool no_mask = false;
     bool mask = false;   // force the causal mask on (cross-attention has none by default)
     std::string context; // cross-attention: keys and values from this file's /resid
+    // interventions on heads
+    std::string ablate_heads, only_heads, patch_heads, patch_from;
+    std::vector<std::string> scale_heads; // "H=F"
 };
 void run_attend(const AttendOptions& opt);
 const std::vector<std::string>& attend_save_names();

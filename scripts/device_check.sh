@@ -1,56 +1,42 @@
 #!/bin/bash
-# Runs on the GPU machine (see scripts/device_bundle.sh): the CUDA backend against the CPU op
-# by op, every stage tool and generation with --device cuda against --device cpu, and decode
-# speed of the gpt2 preset on both. Results go to $OUT.
+# Runs on the GPU machine (see scripts/device_bundle.sh): the CUDA unit test, the cuda-labelled
+# tool tests (tiny, gpt2 preset, imported HF folder), compute-sanitizer on a pipeline and a
+# short generation, and the gpt2-preset benchmark on both devices beside PyTorch on the GPU.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
+repo=$(pwd)
 mkdir -p "$OUT" /tmp/qkv && tar -C /tmp/qkv -xJf .devcarry/bundle.tar.xz
-cublas=$(find / -name 'libcublas.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)
-cudart=$(find / -name 'libcudart.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)
+cublas=$(find / -name 'libcublas.so.13' -not -path '/proc/*' 2>/dev/null | head -1)
+cudart=$(find / -name 'libcudart.so.13' -not -path '/proc/*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH=/tmp/qkv/lib:$(dirname "$cublas"):$(dirname "$cudart"):${LD_LIBRARY_PATH:-}
-export PATH=/tmp/qkv/bin:$PATH
+export PATH=/tmp/qkv/bin:$PATH QKV_BIN=/tmp/qkv/bin
 exec > >(tee "$OUT/device_check.txt") 2>&1
 nvidia-smi -L
 echo "== unit_cuda"; unit_cuda
+echo "== test_cuda.py"; python3 "$repo/tests/reference/test_cuda.py" 2>&1 | tail -12
+echo "== compute-sanitizer"
 cd /tmp/qkv && model init --preset tiny --seed 3 -o tiny.h5 -q
-tokenize -m tiny.h5 "The quick brown fox jumps over the lazy dog, again and again." -o tok.h5
-for dev in cpu cuda; do
-    embed -m tiny.h5 tok.h5 --device $dev --save parts \
-      | attend -m tiny.h5 -l 0 --device $dev --save scores,pattern,q,k,v,z,head_out,out \
-      | mlp -m tiny.h5 -l 0 --device $dev --save pre,post | block -m tiny.h5 -L 1: --device $dev \
-      | generate -m tiny.h5 --from - --all-positions --device $dev -o $dev.h5 || echo "FAIL: pipeline on $dev"
-    attend -m tiny.h5 -l 0 --device $dev --context <(embed -m tiny.h5 tok.h5) --save pattern \
-      <(embed -m tiny.h5 tok.h5) -o cross_$dev.h5 || echo "FAIL: cross-attention on $dev"
-    generate -m tiny.h5 "Once upon a time" -n 40 --temperature 0 --ignore-eos --json --device $dev > gen_$dev.json
-    generate -m tiny.h5 "Once upon a time" -n 40 --seed 7 --ignore-eos --json --device $dev > sample_$dev.json
+tokenize -m tiny.h5 "a fluffy blue creature roamed the verdant forest" -o tok.h5
+embed -m tiny.h5 tok.h5 -o e.h5 --device cuda
+for cmd in "embed -m tiny.h5 tok.h5 --device cuda -o s1.h5" \
+           "attend -m tiny.h5 -l 0 e.h5 --device cuda --save pattern,head_out -o s2.h5" \
+           "block -m tiny.h5 e.h5 --device cuda -o s3.h5" \
+           "generate -m tiny.h5 hello -n 8 --device cuda"; do
+    compute-sanitizer --tool memcheck --error-exitcode 9 $cmd > cs.log 2>&1
+    echo "memcheck rc=$? : $cmd :: $(grep -E 'ERROR SUMMARY' cs.log)"
 done
-python3 - <<'PY'
-import json, h5py, numpy as np
-worst = 0
-for a, b in (("cpu.h5", "cuda.h5"), ("cross_cpu.h5", "cross_cuda.h5")):
-    fa, fb = h5py.File(a), h5py.File(b)
-    def visit(name, obj):
-        global worst
-        if isinstance(obj, h5py.Dataset) and obj.dtype.kind == "f":
-            x, y = obj[()].astype(np.float64), fb[name][()].astype(np.float64)
-            fin = np.isfinite(x)
-            assert (fin == np.isfinite(y)).all(), name
-            rel = np.abs(x[fin] - y[fin]).max() / max(np.abs(x[fin]).max(), 1e-30)
-            worst = max(worst, rel)
-            print(f"{a:>14} {name:<16} max rel diff {rel:.2e} {'ok' if rel <= 1e-4 else 'FAIL'}")
-    fa.visititems(visit)
-print(f"worst relative difference cuda vs cpu: {worst:.2e}")
-for kind in ("gen", "sample"):
-    c, g = json.load(open(f"{kind}_cpu.json")), json.load(open(f"{kind}_cuda.json"))
-    same = c["generated_ids"] == g["generated_ids"]
-    lp = np.abs(np.array(c["logprobs"]) - np.array(g["logprobs"])).max()
-    print(f"{kind}: ids equal cpu/cuda: {same}; max logprob diff {lp:.2e}")
-PY
-echo "== gpt2 preset decode speed"
+echo "== benchmark: gpt2 preset (124M), 16-token prompt + 128 new tokens; prefill 256 and 1000"
 model init --preset gpt2 --seed 1 -o gpt2.h5 -q
-P="$(python3 -c 'print(" ".join(["word"] * 16))')"
-for dev in cpu cuda; do
-    for r in 1 2; do
-        echo "-- $dev run $r"; generate -m gpt2.h5 "$P" -n 128 --ignore-eos --seed 1 --device $dev --stats > /dev/null
+P16="$(python3 -c 'print(" ".join(["word"] * 16))')"
+P256="$(python3 -c 'print(" ".join(["word"] * 256))')"
+P1000="$(python3 -c 'print(" ".join(["word"] * 1000))')"
+for dev in cuda cpu; do
+    for r in 1 2 3; do
+        echo "-- qkv $dev decode run $r"; generate -m gpt2.h5 "$P16" -n 128 --ignore-eos --device $dev --stats --threads 16 > /dev/null
+    done
+    for P in "$P256" "$P1000"; do
+        echo "-- qkv $dev prefill"; generate -m gpt2.h5 "$P" -n 1 --ignore-eos --device $dev --stats --threads 16 > /dev/null
     done
 done
+echo "-- pytorch cuda"; python3 "$repo/bench/torch_gpt2.py" gpt2.h5 --device cuda --prefill 256,1000 --decode 128 --runs 3
+echo "-- pytorch cpu 16 threads"; python3 "$repo/bench/torch_gpt2.py" gpt2.h5 --device cpu --threads 16 --prefill 256 --decode 64 --runs 1

@@ -19,5 +19,12 @@ int main(int argc, char** argv) {
                    "Cross-attention: keys and values from this activation file's /resid");
     app.add_flag("--mask", opt.mask, "With --context: apply the causal mask too")
         ->excludes(no_mask);
+    app.add_option("--ablate-heads", opt.ablate_heads, "Zero these heads' contribution (e.g. 0,3)");
+    app.add_option("--only-heads", opt.only_heads, "Keep only these heads' contribution");
+    app.add_option("--scale-head", opt.scale_heads, "Multiply head H's contribution by F: H=F")
+        ->allow_extra_args(false);
+    app.add_option("--patch-from", opt.patch_from,
+                   "Activation file whose saved /attn/head_out (same layer) replaces...");
+    app.add_option("--patch-heads", opt.patch_heads, "...these heads' contribution (e.g. 1,2)");
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_attend(opt); });
 }

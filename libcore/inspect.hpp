@@ -1,0 +1,36 @@
+// inspect: what an activation or model file holds, values of a slice, attention patterns and
+// 2-D slices as pictures (PNG or the terminal), and the difference between two files.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+struct InspectOptions {
+    std::string target;    // FILE.h5, or FILE.h5:/DATASET
+    std::string slice;     // numpy-like: "0,:,3", "0,1:5,:"
+    bool json = false;
+    bool pattern = false;  // draw /attn/pattern
+    std::string heads = "0"; // "H", "0,2,5" or "all"
+    int64_t batch = 0;
+    std::string png;       // write a picture here
+    bool term = false;     // draw in the terminal
+    int width = 0;         // terminal width (0: $COLUMNS or 80)
+    bool color = true;     // false: the plain fallback (also when NO_COLOR is set)
+    std::string diff;      // compare target with this file
+};
+
+// Runs the command; returns what goes to standard output.
+std::string run_inspect(const InspectOptions& opt);
+
+// One axis of a numpy-like slice: an index, or start:stop (step 1).
+struct SliceAxis {
+    bool range = false;
+    int64_t start = 0, stop = 0; // resolved against the axis length
+};
+std::vector<SliceAxis> parse_slice(const std::string& text, const std::vector<int64_t>& shape);
+std::vector<int64_t> parse_head_list(const std::string& text, int64_t n_heads,
+                                     const std::string& option);
+
+} // namespace qkv

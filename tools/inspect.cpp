@@ -1,0 +1,39 @@
+// inspect: what a file holds; values of a slice; attention patterns and slices as pictures;
+// the difference between two files.
+#include "cli.hpp"
+#include "inspect.hpp"
+#include "version.hpp"
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+    qkv::InspectOptions o;
+    qkv::CommonOptions common;
+    bool plain = false;
+    CLI::App app{"Look inside activation and model files.\n\n"
+                 "Examples:\n"
+                 "  inspect l0.h5\n"
+                 "  inspect l0.h5:/resid --slice 0,:,0:4\n"
+                 "  inspect l0.h5 --pattern --heads all --png pattern.png\n"
+                 "  inspect l0.h5 --pattern --head 1 --term\n"
+                 "  inspect l0.h5:/resid --slice 0,:,: --png resid.png\n"
+                 "  inspect clean.h5 --diff patched.h5",
+                 "inspect"};
+    app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
+    app.add_option("file", o.target, "FILE.h5, or FILE.h5:/DATASET ('-': stdin)")->required();
+    app.add_option("--slice", o.slice, "numpy-like selection of FILE:/DATASET, e.g. 0,:,3");
+    app.add_flag("--json", o.json, "The summary (or --diff) as one JSON object");
+    app.add_flag("--pattern", o.pattern, "Draw /attn/pattern (with --png or --term)");
+    app.add_option("--head,--heads", o.heads, "Heads to draw: H, a list 0,2,5, or all")
+        ->capture_default_str();
+    app.add_option("--batch", o.batch, "Which sequence of the batch")->capture_default_str();
+    app.add_option("--png", o.png, "Write the picture as PNG");
+    app.add_flag("--term", o.term, "Draw the picture in the terminal (24-bit colour)");
+    app.add_option("--width", o.width, "Terminal width for --term (default $COLUMNS or 80)");
+    app.add_flag("--no-color", plain, "Plain characters for --term (also when NO_COLOR is set)");
+    app.add_option("--diff", o.diff, "Compare FILE with this file, dataset by dataset");
+    return qkv::run_tool(app, argc, argv, common, [&] {
+        o.color = !plain;
+        std::cout << qkv::run_inspect(o);
+    });
+}
