@@ -120,6 +120,9 @@ void ActivationWriter::finish(Stage stage, int64_t layer, const Tensor* resid,
     f.set_attr("/", "stage", std::string(stage_name(stage)));
     f.set_attr("/", "layer", layer);
     f.set_attr("/", "history", in_.history + (in_.history.empty() ? "" : "\n") + history_line);
+    // What earlier tools changed (interventions) stays on record through every later stage.
+    if (!f.has_attr("/", "modified") && in_.file.has_attr("/", "modified"))
+        f.set_attr("/", "modified", in_.file.attr_str("/", "modified"));
     if (resid) f.write("/resid", *resid);
 }
 

@@ -1,0 +1,179 @@
+"""inspect and the interventions of attend, checked against numpy and by their effects."""
+import json
+import os
+import struct
+import subprocess
+import unittest
+import zlib
+
+import h5py
+import numpy as np
+
+from qkvtest import read, run, shell, tmpdir, tool
+
+
+def read_png(path):
+    """A small PNG decoder (8-bit RGB, no interlace): returns (pixels [h, w, 3], text chunks)."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, text = 8, b"", {}
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert (depth, ctype, interlace) == (8, 2, 0)
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"tEXt":
+            k, v = body.split(b"\0", 1)
+            text[k.decode()] = v.decode()
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = w * 3
+    img = np.zeros((h, stride), dtype=np.int32)
+    prev = np.zeros(stride, dtype=np.int32)
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = np.frombuffer(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)], dtype=np.uint8).astype(np.int32)
+        out = np.zeros(stride, dtype=np.int32)
+        for x in range(stride):
+            a = out[x - 3] if x >= 3 else 0
+            b = prev[x]
+            c = prev[x - 3] if x >= 3 else 0
+            if f == 0: p = 0
+            elif f == 1: p = a
+            elif f == 2: p = b
+            elif f == 3: p = (a + b) // 2
+            else:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                p = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            out[x] = (line[x] + p) & 255
+        img[y] = out
+        prev = out
+    return img.reshape(h, w, 3), text
+
+
+class Inspect(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tmpdir()
+        d = cls.d = cls.tmp.name
+        cls.model = f"{d}/tiny.h5"
+        run("model", "init", "--preset", "tiny", "--seed", 5, "-o", cls.model, "-q")
+        shell(f"tokenize -m {cls.model} 'a fluffy blue creature roamed the verdant forest' | embed -m {cls.model} -o {d}/e.h5")
+        run("attend", "-m", cls.model, "-l", 0, "--save", "pattern,scores,head_out,out", f"{d}/e.h5", "-o", f"{d}/a.h5")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_json_statistics_match_numpy(self):
+        j = json.loads(run("inspect", f"{self.d}/a.h5", "--json").stdout)
+        self.assertEqual(j["stage"], "attn")
+        self.assertEqual(j["tokens"][0][1], " fluffy")
+        with h5py.File(f"{self.d}/a.h5") as f:
+            for name in ("resid", "attn/pattern", "attn/head_out", "attn/scores"):
+                x = f[name][()].astype(np.float64)
+                fin = x[np.isfinite(x)]
+                d = j["datasets"]["/" + name]
+                self.assertEqual(d["shape"], list(x.shape))
+                for k, v in (("min", fin.min()), ("max", fin.max()), ("mean", fin.mean()), ("std", fin.std())):
+                    self.assertAlmostEqual(d[k], v, delta=1e-6 * max(1, abs(v)), msg=f"{name} {k}")
+                self.assertEqual(d["inf"], int(np.isinf(x).sum()))
+            r = f["resid"][()].astype(np.float64)
+            np.testing.assert_allclose(j["datasets"]["/resid"]["l2_per_position"], np.linalg.norm(r, axis=-1), rtol=1e-6)
+        out = run("inspect", f"{self.d}/a.h5:/resid", "--slice", "0,2,0:3").stdout.decode().splitlines()
+        vals = [float(l.split("\t")[1]) for l in out[1:]]
+        np.testing.assert_allclose(vals, read(f"{self.d}/a.h5", "resid")[0, 2, 0:3], rtol=1e-5)
+
+    def test_png_of_a_hand_made_pattern(self):
+        p = np.zeros((1, 1, 4, 4), dtype=np.float32)
+        p[0, 0] = [[1, 0, 0, 0], [0.2, 0.8, 0, 0], [0.1, 0.3, 0.6, 0], [0.0, 0.25, 0.25, 0.5]]
+        path = f"{self.d}/hand.h5"
+        with h5py.File(path, "w") as f:
+            f.attrs.update(format="qkv-activations", version=np.int64(1), model_id="x", stage="attn", layer=np.int64(0))
+            f["tokens"] = np.array([[1, 2, 3, 4]], dtype=np.int32)
+            f["token_text"] = np.array([["a", " b", " c", " d"]], dtype=object)
+            f["attn/pattern"] = p
+            f["attn"].attrs["layer"] = np.int64(0)
+        run("inspect", path, "--pattern", "--head", 0, "--png", f"{self.d}/hand.png")
+        img, text = read_png(f"{self.d}/hand.png")
+        lay = json.loads(text["qkv-layout"])
+        c, x0, y0 = lay["cell"], lay["panels"][0]["x"], lay["panels"][0]["y"]
+        self.assertEqual(img.shape[1] > x0 + 4 * c and img.shape[0] > y0 + 4 * c, True)
+        px = lambda q, k: img[y0 + q * c + c // 2, x0 + k * c + c // 2]
+        bright = lambda q, k: int(px(q, k).sum())
+        # brighter where the value is larger (viridis rises in lightness)
+        order = sorted(((p[0, 0, q, k], bright(q, k)) for q in range(4) for k in range(q + 1)))
+        for (v1, b1), (v2, b2) in zip(order, order[1:]):
+            if v2 > v1:
+                self.assertGreater(b2, b1, f"value {v2} not brighter than {v1}")
+        # masked cells (above the diagonal, exactly 0) have the masked colour, never a value's
+        masked = {tuple(img[y0 + q * c + c // 2 + dy, x0 + k * c + c // 2 + dx]) for q in range(3) for k in range(q + 1, 4)
+                  for dy in range(-1, 2) for dx in range(-1, 2)}
+        self.assertTrue(masked <= {(225, 225, 225), (170, 170, 170)}, masked)
+        self.assertNotEqual(tuple(px(3, 0)), (225, 225, 225))  # the visible 0.0 cell is not grey
+
+    def test_png_grid_and_slice(self):
+        out = run("inspect", f"{self.d}/a.h5", "--pattern", "--heads", "all", "--png", f"{self.d}/all.png").stdout
+        img, text = read_png(f"{self.d}/all.png")
+        self.assertEqual(len(json.loads(text["qkv-layout"])["panels"]), 4)
+        self.assertIn(f"({img.shape[1]} x {img.shape[0]})".encode(), out)
+        run("inspect", f"{self.d}/a.h5:/resid", "--slice", "0,:,:", "--png", f"{self.d}/resid.png")
+        img, _ = read_png(f"{self.d}/resid.png")
+        self.assertGreater(img.shape[0], 11)
+
+    def test_term_is_stable_under_a_fixed_width(self):
+        args = [f"{self.d}/a.h5", "--pattern", "--head", 2, "--term", "--width", 40]
+        a = run("inspect", *args).stdout
+        b = run("inspect", *args).stdout
+        self.assertEqual(a, b)
+        self.assertIn(b"\x1b[48;2;", a)
+        plain = subprocess.run([tool("inspect"), *map(str, args)], stdout=subprocess.PIPE,
+                               env=dict(os.environ, NO_COLOR="1"), check=True).stdout.decode()
+        self.assertNotIn("\x1b", plain)
+        for line in plain.splitlines()[1:]:
+            self.assertLessEqual(len(line), 40)
+
+    def test_diff_with_itself_is_zero(self):
+        j = json.loads(run("inspect", f"{self.d}/a.h5", "--diff", f"{self.d}/a.h5", "--json").stdout)
+        for name, d in j["datasets"].items():
+            self.assertEqual(d.get("max_abs", 0), 0, name)
+        self.assertEqual(j["only_in_a"], [])
+
+    def test_ablating_every_head_leaves_only_b_O(self):
+        d, m = self.d, self.model
+        run("attend", "-m", m, "-l", 0, "--ablate-heads", "0,1,2,3", f"{d}/e.h5", "-o", f"{d}/abl.h5")
+        b_O = read(m, "blocks/0/attn/b_O")
+        np.testing.assert_allclose(read(f"{d}/abl.h5", "resid"), read(f"{d}/e.h5", "resid") + b_O, rtol=0, atol=1e-7)
+        with h5py.File(f"{d}/abl.h5") as f:
+            self.assertIn("ablated heads 0,1,2,3", f.attrs["modified"])
+        run("attend", "-m", m, "-l", 0, "--only-heads", "1", "--save", "head_out", f"{d}/e.h5", "-o", f"{d}/only.h5")
+        ho = read(f"{d}/only.h5", "attn/head_out")
+        self.assertEqual(np.abs(ho[:, :, [0, 2, 3]]).max(), 0)
+        full = read(f"{d}/a.h5", "attn/head_out")
+        np.testing.assert_allclose(ho[:, :, 1], full[:, :, 1], rtol=1e-6)
+        run("attend", "-m", m, "-l", 0, "--scale-head", "2=0.5", "--save", "head_out", f"{d}/e.h5", "-o", f"{d}/sc.h5")
+        np.testing.assert_allclose(read(f"{d}/sc.h5", "attn/head_out")[:, :, 2], 0.5 * full[:, :, 2], rtol=1e-5, atol=1e-9)
+
+    def test_patching_a_head_with_its_own_output_changes_nothing(self):
+        d, m = self.d, self.model
+        run("attend", "-m", m, "-l", 0, "--patch-from", f"{d}/a.h5", "--patch-heads", "1,3",
+            "--save", "head_out", f"{d}/e.h5", "-o", f"{d}/p.h5")
+        j = json.loads(run("inspect", f"{d}/a.h5", "--diff", f"{d}/p.h5", "--json").stdout)
+        self.assertLess(j["datasets"]["/resid"]["max_rel"], 1e-6)
+        with h5py.File(f"{d}/p.h5") as f:
+            self.assertIn("patched heads 1,3", f.attrs["modified"])
+        # patching from another run does change the stream, at the patched heads' positions
+        shell(f"tokenize -m {m} 'a fluffy red creature roamed the verdant forest' | embed -m {m} "
+              f"| attend -m {m} -l 0 --save head_out -o {d}/other.h5")
+        run("attend", "-m", m, "-l", 0, "--patch-from", f"{d}/other.h5", "--patch-heads", "0",
+            f"{d}/e.h5", "-o", f"{d}/p2.h5")
+        j = json.loads(run("inspect", f"{d}/a.h5", "--diff", f"{d}/p2.h5", "--json").stdout)
+        self.assertGreater(j["datasets"]["/resid"]["max_rel"], 1e-4)
+        self.assertEqual(j["datasets"]["/resid"]["most_changed"][0]["position"] >= 2, True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
