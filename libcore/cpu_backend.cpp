@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <malloc.h>
 #include <thread>
 
 namespace qkv {
@@ -23,6 +24,10 @@ class CpuBackend : public Backend {
         threads_ = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
         if (threads_ <= 0) threads_ = 1;
         openblas_set_num_threads(threads_);
+        // Keep freed buffers in the heap: without this every decode step maps fresh pages for
+        // its logits and scratch tensors and the kernel zeroes them (a sixth of decode time).
+        mallopt(M_MMAP_THRESHOLD, 512 << 20);
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
     }
     Device device() const override { return Device::CPU; }
     std::string describe() const override {
@@ -45,6 +50,26 @@ class CpuBackend : public Backend {
               int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc) override {
         if (M == 0 || N == 0) return;
+        if (M == 1) {
+            // One row (decoding): a matrix-vector product reads the weights once, where sgemm
+            // would first copy (pack) all of them.
+            // OpenBLAS's threaded sgemv splits the sum, so its result would depend on the
+            // thread count: it runs on one thread (one core nearly saturates memory here).
+            const blasint x_inc = ta ? static_cast<blasint>(lda) : 1;
+            if (threads_ > 1) openblas_set_num_threads(1);
+            if (beta == 0.0f)
+                for (int64_t j = 0; j < N; ++j) C[j] = 0.0f;
+            if (tb) // C[1, N] = x B^T, B [N, K]
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(N),
+                            static_cast<blasint>(K), alpha, B, static_cast<blasint>(ldb), A, x_inc,
+                            beta, C, 1);
+            else // C[1, N] = x B, B [K, N]
+                cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(K),
+                            static_cast<blasint>(N), alpha, B, static_cast<blasint>(ldb), A, x_inc,
+                            beta, C, 1);
+            if (threads_ > 1) openblas_set_num_threads(threads_);
+            return;
+        }
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K),
                     alpha, A, static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,

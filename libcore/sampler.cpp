@@ -24,14 +24,26 @@ double log_softmax_at(const float* logits, int64_t vocab, int32_t id) {
 
 std::vector<std::pair<int32_t, double>> Sampler::distribution(const float* logits,
                                                               int64_t vocab) const {
-    // Most likely first; ties by lower id, so the order never depends on the sort algorithm.
-    std::vector<int32_t> order(vocab);
+    // Most likely first when a filter needs the order (ties by lower id, so the order never
+    // depends on the sort algorithm); otherwise in id order.
+    std::vector<int32_t>& order = order_;
+    order.resize(vocab);
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-    if (opt_.temperature == 0) return {{order[0], 1.0}};
+    auto before = [&](int32_t a, int32_t b) {
+        return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+    };
+    if (opt_.temperature == 0) { // greedy: the largest logit, the lower id on a tie
+        return {{*std::min_element(order.begin(), order.end(), before), 1.0}};
+    }
+    // Only the tokens that can be kept need sorting: the top k, or all for top-p alone; with
+    // neither filter every token stays, in id order.
+    if (opt_.top_k > 0)
+        std::partial_sort(order.begin(), order.begin() + std::min<int64_t>(opt_.top_k, vocab),
+                          order.end(), before);
+    else if (opt_.top_p < 1)
+        std::sort(order.begin(), order.end(), before);
     int64_t keep = opt_.top_k > 0 ? std::min<int64_t>(opt_.top_k, vocab) : vocab;
-    const double mx = logits[order[0]];
+    const double mx = *std::max_element(logits, logits + vocab);
     std::vector<double> p(keep);
     double sum = 0;
     for (int64_t i = 0; i < keep; ++i) {

@@ -32,6 +32,7 @@ class Sampler {
   private:
     SamplerOptions opt_;
     Rng rng_;
+    mutable std::vector<int32_t> order_; // reused between steps: no allocation per token
 };
 
 // log softmax of one logit within logits [vocab], in double.
