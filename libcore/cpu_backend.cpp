@@ -175,23 +175,4 @@ std::unique_ptr<Backend> make_cpu_backend(int threads) {
     return std::make_unique<CpuBackend>(threads);
 }
 
-#ifndef QKV_WITH_CUDA
-bool cuda_compiled() { return false; }
-bool cuda_device_available() { return false; }
-#else
-std::unique_ptr<Backend> make_cuda_backend(int threads);
-#endif
-
-std::unique_ptr<Backend> make_backend(Device device, int threads) {
-    if (device == Device::CPU) return make_cpu_backend(threads);
-#ifdef QKV_WITH_CUDA
-    if (!cuda_device_available())
-        throw Error("--device cuda: no CUDA device is available on this machine");
-    return make_cuda_backend(threads);
-#else
-    throw Error("--device cuda: this build of qkv has no CUDA backend (configure with "
-                "QKV_CUDA=ON where the CUDA toolkit is installed)");
-#endif
-}
-
 } // namespace qkv

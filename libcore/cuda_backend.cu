@@ -300,11 +300,11 @@ class CudaBackend : public Backend {
 
 } // namespace
 
-bool cuda_compiled() { return true; }
-bool cuda_device_available() {
-    int n = 0;
-    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-std::unique_ptr<Backend> make_cuda_backend(int) { return std::make_unique<CudaBackend>(); }
-
 } // namespace qkv
+
+// The module's entry points, found with dlsym by libcore (backend_loader.cpp).
+extern "C" int qkv_cuda_device_count() {
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+extern "C" qkv::Backend* qkv_make_cuda_backend() { return new qkv::CudaBackend(); }

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 
 using namespace qkv;
@@ -87,6 +88,7 @@ TEST_CASE("cuda backend: every op equals the CPU backend") {
 }
 
 int main(int argc, char** argv) {
+    setenv("QKV_CUDA_MODULE", QKV_CUDA_MODULE, 0); // the module of this build
     if (!cuda_device_available()) {
         std::cout << "skipped: no CUDA device on this machine\n";
         return 77;

@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""qkv's CPU benchmark: one command, a table on stdout and JSON in bench/results/bench.json.
+
+Workloads (batch 1, random weights of the real shapes from `model init`, no download):
+  1. prefill: T tokens to the last position's logits, in one process (compute time from
+     `generate --stats`) and as `embed | block --layers all | generate --from -` (wall time,
+     loads included); GFLOP/s = FLOPs / time with
+     FLOPs = 2 T (block matrix weights) + 4 L T^2 d_attn (scores and weighted values, all T x T
+     as computed) + 2 d_model vocab (last-position unembedding);
+  2. decode: tokens/s for 128 new tokens after a 16-token prompt (KV cache), against the bound
+     bandwidth / (bytes of weights read per token);
+  3. pipeline overhead: tokenize | embed | (attend | mlp) x L | generate --from - over pipes,
+     against tokenize | embed | block --layers all | generate --from -, T = 256;
+  4. load: time and peak RSS of `attend --layer 5` against `block --layers all`;
+  5. tokenizer MB/s (bench/tokenizer_bench on the Shakespeare corpus).
+Each is the median of --runs runs with min..max; PyTorch (bench/torch_gpt2.py, same threads,
+float32, no grad, its own KV cache) runs the same prefill and decode in the same run, with
+OMP_WAIT_POLICY unset and =passive, and the better figure is the one compared.
+Times are reported, never asserted. --quick: the tiny model, small sizes, one run (for CI).
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def sh(cmd, env=None):
+    """Runs a shell command; returns (wall seconds, peak RSS MiB of its children, stdout, stderr)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(["bash", "-o", "pipefail", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env)
+    out, err = p.communicate()
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"bench: '{cmd}' failed: {err.decode(errors='replace')}")
+    return wall, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def peak_rss(cmd):
+    """Wall time and peak RSS (MiB) of one process."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        sys.exit(f"bench: {cmd} failed: {p.stderr.read().decode()}")
+    return wall, ru.ru_maxrss / 1024
+
+
+def med(xs):
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": len(xs)}
+
+
+def stats_line(err, what):
+    m = re.search(what + r": (\d+) tokens in ([\d.]+) s", err)
+    return int(m.group(1)), float(m.group(2))
+
+
+def write_tokens(path, model, ids):
+    import h5py
+    import numpy as np
+    with h5py.File(model, "r") as m:
+        mid = m.attrs["model_id"]
+    with h5py.File(path, "w") as f:
+        f.attrs.update(format="qkv-activations", version=np.int64(1), model_id=mid, stage="tokens",
+                       layer=np.int64(-1), history="bench/run.py")
+        f["tokens"] = np.asarray([ids], dtype=np.int32)
+
+
+def config(model):
+    import h5py
+    with h5py.File(model, "r") as f:
+        c = f["config"].attrs
+        return {k: int(c[k]) for k in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_ctx", "vocab_size")}
+
+
+def torch_run(model, threads, args, passive):
+    env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)
+    if passive:
+        env["OMP_WAIT_POLICY"] = "passive"
+    cmd = f"/usr/bin/python3 {HERE}/torch_gpt2.py {model} --device cpu --threads {threads} {args}"
+    return json.loads(sh(cmd, env)[1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(REPO, "build"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--models", default="gpt2,gpt2-medium")
+    ap.add_argument("--prefill", default="64,256,1024")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "bench.json"))
+    a = ap.parse_args()
+    if a.quick:
+        a.models, a.prefill, a.runs = "tiny", "16", 1
+    n_new, n_prompt = (8, 16) if a.quick else (128, 16)
+    tools = os.path.join(a.build, "tools")
+    env_path = f"export PATH={tools}:$PATH;"
+    T = a.threads
+    res = {"threads": T, "quick": a.quick, "models": {}}
+
+    mach = json.loads(sh(f"{a.build}/bench/machine_bench {T}")[1])
+    res["machine"] = mach
+    bw = mach["read_gb_per_s"] * 1e9
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qkv-bench-") as d:
+        for preset in a.models.split(","):
+            model = f"{d}/{preset}.h5"
+            sh(f"{tools}/model init --preset {preset} --seed 1 -o {model} -q")
+            c = config(model)
+            L, D, A, V, F = c["n_layers"], c["d_model"], c["n_heads"] * c["d_head"], c["vocab_size"], c["d_mlp"]
+            block_weights = L * (4 * D * A + 2 * D * F)
+            r = res["models"][preset] = {"config": c, "prefill": {}, "decode": {}}
+            # 1. prefill
+            for t in [int(x) for x in a.prefill.split(",")]:
+                t = min(t, c["n_ctx"])
+                ids = [(i * 7919 + 13) % V for i in range(t)]
+                write_tokens(f"{d}/tok{t}.h5", model, ids)
+                flops = 2 * t * block_weights + 4 * L * t * t * A + 2 * D * V
+                one, piped = [], []
+                for _ in range(a.runs):
+                    _, _, err = sh(f"{tools}/generate -m {model} --tokens {d}/tok{t}.h5 -n 1 --temperature 0 "
+                                   f"--ignore-eos --stats --threads {T}")
+                    one.append(stats_line(err, "prompt")[1])
+                    w, _, _ = sh(f"{env_path} embed -m {model} {d}/tok{t}.h5 --threads {T} | block -m {model} "
+                                 f"--threads {T} | generate -m {model} --from - --top 1 --threads {T} > /dev/null")
+                    piped.append(w)
+                tr = [torch_run(model, T, f"--prefill {t} --decode 1 --runs {a.runs}", p) for p in (False, True)]
+                best_torch = max(x["prefill"][str(t)]["tokens_per_s"] for x in tr)
+                ours = t / statistics.median(one)
+                r["prefill"][t] = {"one_process_s": med(one), "pipeline_wall_s": med(piped),
+                                   "tokens_per_s": ours, "gflops": flops / statistics.median(one),
+                                   "flops": flops, "torch_tokens_per_s": {"default": tr[0]["prefill"][str(t)]["tokens_per_s"],
+                                                                          "passive": tr[1]["prefill"][str(t)]["tokens_per_s"]},
+                                   "ratio_vs_torch": ours / best_torch}
+                rows.append((preset, f"prefill T={t}", f"{ours:.0f} tok/s", f"{flops / statistics.median(one) / 1e9:.0f} GFLOP/s",
+                             f"{best_torch:.0f} tok/s", f"{ours / best_torch:.2f}x",
+                             f"{min(one):.3f}..{max(one):.3f} s; piped {statistics.median(piped):.2f} s wall"))
+            # 2. decode
+            write_tokens(f"{d}/p{n_prompt}.h5", model, [(i * 31 + 7) % V for i in range(n_prompt)])
+            dec, peak = [], 0.0
+            for _ in range(a.runs):
+                _, _, err = sh(f"{tools}/generate -m {model} --tokens {d}/p{n_prompt}.h5 -n {n_new} --temperature 0 "
+                               f"--ignore-eos --stats --threads {T}")
+                n, s = stats_line(err, "generated")
+                dec.append(n / s)
+                peak = max(peak, float(re.search(r"peak memory: ([\d.]+) MiB", err).group(1)))
+            tr = [torch_run(model, T, f"--prefill '' --decode {n_new} --prompt {n_prompt} --runs {a.runs}", p) for p in (False, True)]
+            best_torch = max(x["decode"]["tokens_per_s"] for x in tr)
+            weight_bytes = 4 * (block_weights + D * V)
+            bound = bw / weight_bytes
+            kv_bytes = 2 * L * c["n_ctx"] * A * 4
+            all_weights = 4 * (block_weights + 2 * D * V + c["n_ctx"] * D)  # W_E and W_U both held
+            ours = statistics.median(dec)
+            r["decode"] = {"tokens_per_s": med(dec), "bound_tokens_per_s": bound, "share_of_bound": ours / bound,
+                           "weight_bytes_per_token": weight_bytes, "peak_mib": peak,
+                           "weights_plus_kv_mib": (all_weights + kv_bytes) / 2**20,
+                           "torch_tokens_per_s": {"default": tr[0]["decode"]["tokens_per_s"], "passive": tr[1]["decode"]["tokens_per_s"]},
+                           "ratio_vs_torch": ours / best_torch}
+            rows.append((preset, f"decode {n_new} after {n_prompt}", f"{ours:.1f} tok/s", f"{100 * ours / bound:.0f}% of bound {bound:.0f}",
+                         f"{best_torch:.1f} tok/s", f"{ours / best_torch:.2f}x",
+                         f"{min(dec):.1f}..{max(dec):.1f}; peak {peak:.0f} MiB vs weights+KV {(all_weights + kv_bytes) / 2**20:.0f}"))
+            # 3. pipeline overhead over pipes, T = 256 (or the prefill size in quick mode)
+            tp = min(256 if not a.quick else 16, c["n_ctx"])
+            text = " ".join(["word"] * tp)
+            chain = " | ".join(f"attend -m {model} -l {l} --threads {T} | mlp -m {model} -l {l} --threads {T}" for l in range(L))
+            pipe_s, one_s = [], []
+            for _ in range(a.runs):
+                pipe_s.append(sh(f"{env_path} tokenize -m {model} '{text}' | embed -m {model} | {chain} | "
+                                 f"generate -m {model} --from - --top 1 > /dev/null")[0])
+                one_s.append(sh(f"{env_path} tokenize -m {model} '{text}' | embed -m {model} | block -m {model} --threads {T} | "
+                                f"generate -m {model} --from - --top 1 > /dev/null")[0])
+            ratio = statistics.median(pipe_s) / statistics.median(one_s)
+            r["pipeline"] = {"tokens": tp, "pipes_s": med(pipe_s), "block_s": med(one_s), "ratio": ratio}
+            rows.append((preset, f"pipes vs block, T={tp}", f"{statistics.median(pipe_s):.2f} s", f"{statistics.median(one_s):.2f} s",
+                         "", f"{ratio:.2f}x", f"(attend|mlp) x {L} over pipes / one block process"))
+            # 4. load
+            sh(f"{tools}/embed -m {model} {d}/p{n_prompt}.h5 -o {d}/e.h5")
+            layer = min(5, L - 1)
+            one_layer = [peak_rss([f"{tools}/attend", "-m", model, "-l", str(layer), "--force", f"{d}/e.h5", "-o", f"{d}/a.h5"]) for _ in range(a.runs)]
+            whole = [peak_rss([f"{tools}/block", "-m", model, f"{d}/e.h5", "-o", f"{d}/b.h5"]) for _ in range(a.runs)]
+            t1, t2 = statistics.median(x[0] for x in one_layer), statistics.median(x[0] for x in whole)
+            r["load"] = {"attend_one_layer_s": t1, "attend_peak_mib": max(x[1] for x in one_layer),
+                         "block_all_s": t2, "block_peak_mib": max(x[1] for x in whole), "ratio": t1 / t2}
+            rows.append((preset, f"load: attend -l {layer} vs block all", f"{t1:.3f} s", f"{t2:.3f} s", "",
+                         f"{t1 / t2:.2f}x", f"peak {max(x[1] for x in one_layer):.0f} vs {max(x[1] for x in whole):.0f} MiB"))
+    # 5. tokenizer
+    corpus = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
+    if os.path.exists(corpus):
+        tok = json.loads(sh(f"{a.build}/bench/tokenizer_bench {corpus} {max(a.runs, 3)}")[1])
+        res["tokenizer"] = tok
+        rows.append(("-", "tokenizer (Shakespeare)", f"{tok['mb_per_s_median']:.1f} MB/s", "", "", "",
+                     f"{tok['mb_per_s_min']:.1f}..{tok['mb_per_s_max']:.1f}; bench/tokenizer.sh compares js-tiktoken"))
+    else:
+        print("bench: ../shared/data/tinyshakespeare.txt absent: tokenizer skipped", file=sys.stderr)
+
+    sg = ", ".join(f"{x['M']}x{x['N']}x{x['K']}: {x['gflops']:.0f}" for x in mach["sgemm"])
+    print(f"machine: {T} threads; sgemm GFLOP/s (MxNxK) {sg}; memory read {mach['read_gb_per_s']:.1f} GB/s")
+    hdr = ("model", "workload", "qkv", "measure", "PyTorch (better)", "ratio", "notes")
+    widths = [12, 26, 14, 22, 17, 7, 0]
+    print("  ".join(h.ljust(w) for h, w in zip(hdr, widths)))
+    for row in rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(res, f, indent=2)
+    print(f"JSON: {a.out}")
+
+
+if __name__ == "__main__":
+    main()
