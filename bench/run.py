@@ -129,7 +129,7 @@ def main():
                 flops = 2 * t * block_weights + 4 * L * t * t * A + 2 * D * V
                 one, piped = [], []
                 for _ in range(a.runs):
-                    _, _, err = sh(f"{tools}/generate -m {model} --tokens {d}/tok{t}.h5 -n 1 --temperature 0 "
+                    _, _, err = sh(f"{tools}/generate -m {model} --tokens {d}/tok{t}.h5 -n 0 --temperature 0 "
                                    f"--ignore-eos --stats --threads {T}")
                     one.append(stats_line(err, "prompt")[1])
                     w, _, _ = sh(f"{env_path} embed -m {model} {d}/tok{t}.h5 --threads {T} | block -m {model} "

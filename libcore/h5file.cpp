@@ -4,10 +4,12 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <iostream>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,9 +17,14 @@ namespace qkv {
 
 namespace {
 
-// HDF5 prints its error stack by default; we report errors ourselves.
+// HDF5 prints its error stack by default; we report errors ourselves. And HDF5's own exit
+// handler crashes (H5F__close_cb, HDF5 1.10.8) on a file whose writes failed, as on a full
+// disk: it is not installed; the operating system reclaims what the library holds.
 struct SilenceHdf5 {
-    SilenceHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+    SilenceHdf5() {
+        H5dont_atexit();
+        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    }
 } silence_hdf5;
 
 // The temporary file of the output in progress, removed if a signal stops the run.
@@ -27,6 +34,36 @@ extern "C" void remove_temp_and_reraise(int sig) {
     if (g_temp_path[0]) unlink(g_temp_path);
     signal(sig, SIG_DFL);
     raise(sig);
+}
+
+// Temporary files of earlier runs that were killed (SIGKILL leaves them): ".NAME.tmp-PID" or
+// "NAME.tmp-PID" beside the target whose process no longer exists.
+void remove_stale_temps(const std::string& dir, const std::string& base) {
+    DIR* d = opendir(dir.c_str());
+    if (!d) return;
+    const std::string prefixes[2] = {"." + base + ".tmp-", base + ".tmp-"};
+    while (dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        for (const auto& prefix : prefixes) {
+            if (name.rfind(prefix, 0) != 0) continue;
+            const std::string pid_text = name.substr(prefix.size());
+            if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos)
+                continue;
+            const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+            if (pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH)
+                unlink((dir + "/" + name).c_str());
+        }
+    }
+    closedir(d);
+}
+
+void split_path(const std::string& path, std::string& dir, std::string& base) {
+    dir = ".";
+    base = path;
+    if (auto slash = path.rfind('/'); slash != std::string::npos) {
+        dir = slash == 0 ? "/" : path.substr(0, slash);
+        base = path.substr(slash + 1);
+    }
 }
 
 void install_signal_cleanup(const std::string& temp) {
@@ -109,6 +146,11 @@ std::vector<char> read_all(const std::string& path) {
 }
 
 void write_atomic(const std::string& path, const void* data, size_t n) {
+    {
+        std::string dir, base;
+        split_path(path, dir, base);
+        remove_stale_temps(dir, base);
+    }
     const std::string temp = path + ".tmp-" + std::to_string(getpid());
     install_signal_cleanup(temp);
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -241,13 +283,38 @@ void check_rank(const std::string& where, const Shape& shape, int expected) {
 }
 } // namespace
 
+namespace {
+// A dataset must really hold what its shape claims before we allocate for it: contiguous data
+// must be stored in full, and nothing may ask for more memory than the machine has.
+void check_plausible(hid_t d, const DatasetInfo& in, size_t elem, const std::string& where) {
+    const uint64_t want = static_cast<uint64_t>(shape_numel(in.shape)) * elem;
+    H5Id dcpl(H5Dget_create_plist(d), H5Pclose);
+    if (dcpl.valid() && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && want > 0) {
+        const hsize_t stored = H5Dget_storage_size(d);
+        if (stored < want)
+            throw FormatError(where + ": claims " + shape_str(in.shape) + " (" +
+                              std::to_string(want) + " bytes) but stores " +
+                              std::to_string(stored) + " (truncated or forged file?)");
+    }
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages > 0 && page > 0 && want > static_cast<uint64_t>(pages) * page / 4 * 3)
+        throw FormatError(where + ": " + shape_str(in.shape) + " needs " + std::to_string(want >> 20) +
+                          " MiB, more than this machine's memory allows");
+}
+} // namespace
+
 Tensor H5File::read_f32(const std::string& dataset, int expected_rank) const {
     DatasetInfo in = info(dataset);
     check_rank(where(dataset), in.shape, expected_rank);
+    if (in.type_class == H5T_FLOAT && shape_numel(in.shape) > 0) {
+        H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+        check_plausible(d, in, in.type_size, where(dataset));
+    }
     Tensor t = Tensor::zeros(in.shape);
     read_f32_into(dataset, in.shape, t.f32());
     return t;
 }
+
 
 void H5File::read_f32_into(const std::string& dataset, const Shape& expected, float* out) const {
     DatasetInfo in = info(dataset);
@@ -258,6 +325,7 @@ void H5File::read_f32_into(const std::string& dataset, const Shape& expected, fl
                          shape_str(in.shape));
     if (shape_numel(expected) == 0) return;
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    check_plausible(d, in, in.type_size, where(dataset));
     if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
         throw FormatError(where(dataset) + ": read failed (truncated or damaged file?)");
 }
@@ -266,9 +334,10 @@ Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {
     DatasetInfo in = info(dataset);
     check_rank(where(dataset), in.shape, expected_rank);
     if (in.type_class != H5T_INTEGER) throw FormatError(where(dataset) + ": expected integer data");
-    Tensor t = Tensor::zeros(in.shape, DType::I32);
-    if (t.numel() == 0) return t;
+    if (shape_numel(in.shape) == 0) return Tensor::zeros(in.shape, DType::I32);
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    check_plausible(d, in, in.type_size, where(dataset));
+    Tensor t = Tensor::zeros(in.shape, DType::I32);
     if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.i32()) < 0)
         throw FormatError(where(dataset) + ": read failed (values out of int32 range, or a "
                                            "damaged file?)");
@@ -283,6 +352,8 @@ std::vector<std::string> H5File::read_strings(const std::string& dataset) const 
     if (n == 0) return out;
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
     H5Id ftype(H5Dget_type(d), H5Tclose);
+    // a variable-length string is stored as a 16-byte reference into the global heap
+    check_plausible(d, in, H5Tis_variable_str(ftype) > 0 ? 16 : in.type_size, where(dataset));
     H5Id space(H5Dget_space(d), H5Sclose);
     if (H5Tis_variable_str(ftype) > 0) {
         H5Id mtype = utf8_vlen_string_type();
@@ -513,15 +584,13 @@ H5Output::H5Output(const std::string& path) : target_(path), to_stdout_(is_stdio
         if (!file_.file_.valid()) throw IoError("<stdout>: cannot create an in-memory HDF5 file");
         return;
     }
-    std::string dir = ".", base = path;
-    if (auto slash = path.rfind('/'); slash != std::string::npos) {
-        dir = path.substr(0, slash + 1);
-        base = path.substr(slash + 1);
-    }
+    std::string dir, base;
+    split_path(path, dir, base);
     struct stat st;
     if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
         throw IoError(path + ": is a directory");
-    temp_ = (dir == "." ? std::string() : dir) + "." + base + ".tmp-" + std::to_string(getpid());
+    remove_stale_temps(dir, base);
+    temp_ = dir + "/." + base + ".tmp-" + std::to_string(getpid());
     install_signal_cleanup(temp_);
     file_.name_ = path;
     file_.file_ = H5Id(H5Fcreate(temp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
