@@ -351,12 +351,18 @@ std::string model_import(const ModelImportOptions& opt) {
         throw FormatError(dir + "/config.json: not valid JSON");
     }
     const std::string where = dir + "/config.json";
+    if (!cj.is_object()) throw FormatError(where + ": expected a JSON object");
     auto get_int = [&](std::initializer_list<const char*> keys) -> int64_t {
         for (const char* k : keys)
             if (cj.contains(k) && cj[k].is_number_integer()) return cj[k].get<int64_t>();
         throw FormatError(where + ": missing integer '" + *keys.begin() + "'");
     };
-    const std::string model_type = cj.value("model_type", std::string());
+    auto get_str = [&](const char* key, const std::string& fallback) {
+        if (!cj.contains(key) || cj[key].is_null()) return fallback;
+        if (!cj[key].is_string()) throw FormatError(where + ": '" + key + "' must be a string");
+        return cj[key].get<std::string>();
+    };
+    const std::string model_type = get_str("model_type", "");
     if (model_type != "gpt2")
         throw FormatError(where + ": unsupported architecture '" + model_type +
                           "' (only GPT-2 checkpoints, model_type gpt2, can be imported)");
@@ -372,8 +378,13 @@ std::string model_import(const ModelImportOptions& opt) {
                   : 4 * c.d_model;
     c.n_ctx = get_int({"n_positions", "n_ctx"});
     c.vocab_size = get_int({"vocab_size"});
-    c.ln_eps = cj.value("layer_norm_epsilon", 1e-5);
-    const std::string act = cj.value("activation_function", std::string("gelu_new"));
+    c.ln_eps = 1e-5;
+    if (cj.contains("layer_norm_epsilon")) {
+        if (!cj["layer_norm_epsilon"].is_number())
+            throw FormatError(where + ": 'layer_norm_epsilon' must be a number");
+        c.ln_eps = cj["layer_norm_epsilon"].get<double>();
+    }
+    const std::string act = get_str("activation_function", "gelu_new");
     if (act != "gelu_new" && act != "gelu_pytorch_tanh")
         throw FormatError(where + ": activation_function '" + act + "' is not supported");
     c.validate(where);

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace qkv;
 
@@ -77,4 +80,25 @@ TEST_CASE("activations: stage order") {
     REQUIRE_THROWS_AS(check_order(a, Stage::Embed, -1, false), ShapeError);
     REQUIRE(parse_stage("logits", "x") == Stage::Logits);
     REQUIRE_THROWS_AS(parse_stage("nope", "x"), FormatError);
+}
+
+TEST_CASE("model: import refuses a config.json that is not an object (fuzz regression)") {
+    const std::string dir = "unit_import_regress";
+    mkdir(dir.c_str(), 0755);
+    {
+        std::ifstream in(QKV_TEST_DATA "/regress/import-config-not-an-object.json", std::ios::binary);
+        std::ofstream out(dir + "/config.json", std::ios::binary);
+        out << in.rdbuf();
+    }
+    ModelImportOptions o;
+    o.from_dir = dir;
+    o.output = dir + "/out.h5";
+    REQUIRE_THROWS_AS(model_import(o), FormatError);
+    {
+        std::ofstream out(dir + "/config.json");
+        out << R"({"model_type": 5})";
+    }
+    REQUIRE_THROWS_WITH(model_import(o), Catch::Contains("'model_type' must be a string"));
+    std::remove((dir + "/config.json").c_str());
+    rmdir(dir.c_str());
 }
