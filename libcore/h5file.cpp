@@ -2,6 +2,7 @@
 
 #include "errors.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -357,6 +358,11 @@ std::vector<std::string> H5File::read_strings(const std::string& dataset) const 
     H5Id space(H5Dget_space(d), H5Sclose);
     if (H5Tis_variable_str(ftype) > 0) {
         H5Id mtype = utf8_vlen_string_type();
+        // The strings' total length, from their descriptors, before HDF5 allocates for them
+        // (a forged length made HDF5 ask for gigabytes).
+        hsize_t total = 0;
+        if (H5Dvlen_get_buf_size(d, mtype, space, &total) < 0 || total > (hsize_t(1) << 30))
+            throw FormatError(where(dataset) + ": strings claim an implausible total length");
         std::vector<char*> ptrs(n, nullptr);
         if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
             throw FormatError(where(dataset) + ": read failed");
@@ -457,19 +463,45 @@ bool H5File::is_group(const std::string& path) const {
     return o.valid() && H5Iget_type(o) == H5I_GROUP;
 }
 
+namespace {
+// The address of an object in its file, to recognise a group met twice (hard links can make
+// cycles: a file may link a group inside itself).
+haddr_t object_address(hid_t file, const std::string& path) {
+    H5O_info_t info;
+    if (H5Oget_info_by_name2(file, path.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
+        return HADDR_UNDEF;
+    return info.addr;
+}
+} // namespace
+
 std::vector<std::string> H5File::datasets(const std::string& group) const {
     std::vector<std::string> out;
+    std::vector<haddr_t> seen = {object_address(file_, group)};
+    walk(group, 0, seen, out);
+    return out;
+}
+
+void H5File::walk(const std::string& group, int depth, std::vector<haddr_t>& seen,
+                  std::vector<std::string>& out) const {
+    constexpr int kMaxDepth = 32;
+    constexpr size_t kMaxObjects = 100000;
+    if (depth > kMaxDepth)
+        throw FormatError(where(group) + ": groups nested more than " + std::to_string(kMaxDepth) +
+                          " deep");
     const std::string base = group == "/" ? "" : group;
     for (const auto& name : list(group)) {
         const std::string path = base + "/" + name;
+        if (out.size() + seen.size() > kMaxObjects)
+            throw FormatError(where(group) + ": more than " + std::to_string(kMaxObjects) + " objects");
         if (is_group(path)) {
-            auto sub = datasets(path);
-            out.insert(out.end(), sub.begin(), sub.end());
+            const haddr_t addr = object_address(file_, path);
+            if (std::find(seen.begin(), seen.end(), addr) != seen.end()) continue; // a cycle
+            seen.push_back(addr);
+            walk(path, depth + 1, seen, out);
         } else {
             out.push_back(path);
         }
     }
-    return out;
 }
 
 // ---------------------------------------------------------------- writing

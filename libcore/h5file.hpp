@@ -85,6 +85,8 @@ class H5File {
 
   private:
     friend class H5Output;
+    void walk(const std::string& group, int depth, std::vector<haddr_t>& seen,
+              std::vector<std::string>& out) const;
     std::string where(const std::string& obj) const; // "file.h5:/resid"
     std::string name_;
     H5Id file_;
