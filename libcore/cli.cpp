@@ -70,17 +70,21 @@ int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
     }
 }
 
+bool parse_int64(const std::string& text, int64_t& value) {
+    if (text.empty()) return false;
+    size_t used = 0;
+    try {
+        value = std::stoll(text, &used);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return used == text.size();
+}
+
 namespace {
 int64_t parse_int(const std::string& s, const std::string& option, const std::string& text) {
-    if (s.empty()) throw UsageError(option + ": '" + text + "' is not a layer range");
-    size_t used = 0;
-    long long v = 0;
-    try {
-        v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used != s.size()) throw UsageError(option + ": '" + text + "' is not a layer range");
+    int64_t v = 0;
+    if (!parse_int64(s, v)) throw UsageError(option + ": '" + text + "' is not a layer range");
     return v;
 }
 } // namespace

@@ -47,6 +47,9 @@ void require_input(const std::string& path);
 int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
              const std::function<void()>& body);
 
+// A whole decimal integer (optional sign); false when text is anything else.
+bool parse_int64(const std::string& text, int64_t& value);
+
 // "START:STOP" (half-open, Python style, either end may be omitted), "L" or "all".
 struct LayerRange {
     int64_t start = 0, stop = 0;

@@ -22,18 +22,6 @@ namespace qkv {
 
 namespace {
 
-std::string visible(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        if (c == ' ') o += "\xC2\xB7";
-        else if (c == '\n') o += "\xE2\x86\xB5";
-        else if (c == '\t') o += "\xE2\x86\x92";
-        else if (c == '\r') o += "\xE2\x90\x8D";
-        else o += c;
-    }
-    return o;
-}
-
 // The prediction (or logit lens) from one position of an activation file.
 void predict(const GenerateOptions& opt) {
     require_input(opt.from);
@@ -108,11 +96,11 @@ void predict(const GenerateOptions& opt) {
         }
         if (b == 0 && !lens.empty()) std::cout << "# " << lens << '\n';
         std::cout << "# batch " << b << ", position " << pos << " ("
-                  << visible(in.token_text.empty() ? "" : in.token_text[b * T + pos]) << ")\n";
+                  << visible_whitespace(in.token_text.empty() ? "" : in.token_text[b * T + pos]) << ")\n";
         std::printf("rank\tid\ttoken\tprob\tlogprob\n");
         for (int64_t r = 0; r < K; ++r)
             std::printf("%lld\t%d\t%s\t%.6f\t%.4f\n", static_cast<long long>(r + 1), order[r],
-                        visible(tok.token_text(order[r])).c_str(), std::exp(l[order[r]] - lse),
+                        visible_whitespace(tok.token_text(order[r])).c_str(), std::exp(l[order[r]] - lse),
                         l[order[r]] - lse);
     }
     if (opt.json) std::cout << (B == 1 ? j[0] : j).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';

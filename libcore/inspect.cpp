@@ -1,5 +1,6 @@
 #include "inspect.hpp"
 
+#include "cli.hpp"
 #include "errors.hpp"
 #include "h5file.hpp"
 #include "image.hpp"
@@ -20,14 +21,8 @@ namespace {
 using json = nlohmann::ordered_json;
 
 int64_t to_int(const std::string& s, const std::string& what) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-        v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (s.empty() || used != s.size()) throw UsageError(what + ": '" + s + "' is not an integer");
+    int64_t v = 0;
+    if (!parse_int64(s, v)) throw UsageError(what + ": '" + s + "' is not an integer");
     return v;
 }
 

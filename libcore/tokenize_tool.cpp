@@ -30,28 +30,6 @@ Loaded load(const TokenizeOptions& opt) {
     return {Tokenizer(m.load_tokenizer()), m.model_id()};
 }
 
-// Spaces, tabs and line breaks made visible for tables.
-std::string visible(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        switch (c) {
-        case ' ': o += "\xC2\xB7"; break;     // ·
-        case '\n': o += "\xE2\x86\xB5"; break; // ↵
-        case '\t': o += "\xE2\x86\x92"; break; // →
-        case '\r': o += "\xE2\x90\x8D"; break; // ␍
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned char>(c));
-                o += buf;
-            } else {
-                o += c;
-            }
-        }
-    }
-    return o;
-}
-
 std::vector<std::string> input_texts(const TokenizeOptions& opt) {
     std::vector<std::string> texts = opt.texts;
     if (!opt.file.empty() || texts.empty()) {
@@ -141,7 +119,7 @@ void run_tokenize(const TokenizeOptions& opt) {
             if (seqs.size() > 1) std::cout << "# sequence " << b << '\n';
             std::cout << "pos\tid\ttoken\n";
             for (size_t p = 0; p < seqs[b].size(); ++p)
-                std::cout << p << '\t' << seqs[b][p] << '\t' << visible(l.tok.token_text(seqs[b][p]))
+                std::cout << p << '\t' << seqs[b][p] << '\t' << visible_whitespace(l.tok.token_text(seqs[b][p]))
                           << '\n';
         }
         return;

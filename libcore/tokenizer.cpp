@@ -5,6 +5,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <cstdio>
 #include <queue>
 
 namespace qkv {
@@ -80,6 +81,27 @@ const std::vector<std::string>& byte_to_unicode() {
         return t;
     }();
     return table;
+}
+
+std::string visible_whitespace(const std::string& s) {
+    std::string o;
+    for (char c : s) {
+        switch (c) {
+        case ' ': o += "\xC2\xB7"; break;     // ·
+        case '\n': o += "\xE2\x86\xB5"; break; // ↵
+        case '\t': o += "\xE2\x86\x92"; break; // →
+        case '\r': o += "\xE2\x90\x8D"; break; // ␍
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned char>(c));
+                o += buf;
+            } else {
+                o += c;
+            }
+        }
+    }
+    return o;
 }
 
 int64_t find_invalid_utf8(std::string_view text) {

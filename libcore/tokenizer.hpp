@@ -46,6 +46,10 @@ class Tokenizer {
 // GPT-2's reversible map from bytes to printable unicode characters (as UTF-8).
 const std::vector<std::string>& byte_to_unicode();
 
+// A token's text for tables: space as ·, newline as ↵, tab as →, CR as ␍, other control
+// bytes as \xNN.
+std::string visible_whitespace(const std::string& s);
+
 // Byte offset of the first invalid UTF-8 sequence, or -1 when text is valid.
 int64_t find_invalid_utf8(std::string_view text);
 
