@@ -1,4 +1,5 @@
 #include "model.hpp"
+#include "bpe_trainer.hpp"
 
 #include "errors.hpp"
 #include "resources.hpp"
@@ -293,13 +294,23 @@ Tensor filled(const Shape& s, float v) {
 } // namespace
 
 std::string model_init(const ModelInitOptions& opt) {
-    const Config c = preset_config(opt.preset);
+    Config c = preset_config(opt.preset);
+    if (opt.n_layers > 0) c.n_layers = opt.n_layers;
+    if (opt.d_model > 0) c.d_model = opt.d_model;
+    if (opt.n_heads > 0) c.n_heads = opt.n_heads;
+    if (opt.d_model > 0 || opt.n_heads > 0) {
+        if (c.d_model % c.n_heads != 0)
+            throw UsageError("--d-model " + std::to_string(c.d_model) + " is not a multiple of --heads " +
+                             std::to_string(c.n_heads));
+        c.d_head = c.d_model / c.n_heads;
+        c.d_mlp = 4 * c.d_model;
+    }
+    if (opt.d_mlp > 0) c.d_mlp = opt.d_mlp;
+    if (opt.n_ctx > 0) c.n_ctx = opt.n_ctx;
     TokenizerData tok = opt.vocab_dir.empty() ? gpt2_tokenizer_data()
-                                              : tokenizer_data_from_dir(opt.vocab_dir);
-    if (static_cast<int64_t>(tok.vocab.size()) != c.vocab_size)
-        throw FormatError("tokenizer has " + std::to_string(tok.vocab.size()) +
-                          " tokens but preset " + opt.preset + " has vocab_size " +
-                          std::to_string(c.vocab_size));
+                                              : load_tokenizer_data(opt.vocab_dir);
+    c.vocab_size = static_cast<int64_t>(tok.vocab.size()); // the tokenizer decides
+    c.validate("model init");
     Rng rng(opt.seed);
     auto normal = [&](const Shape& s, double sd) {
         Tensor t = Tensor::zeros(s);
@@ -308,7 +319,7 @@ std::string model_init(const ModelInitOptions& opt) {
     };
     const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head;
     const double init_std = 0.02, proj_std = 0.02 / std::sqrt(2.0 * c.n_layers);
-    ModelWriter w(opt.output, c, opt.preset, opt.history_line);
+    ModelWriter w(opt.output, c, opt.name.empty() ? opt.preset : opt.name, opt.history_line);
     Tensor W_E = normal({c.vocab_size, D}, init_std);
     w.put("/embed/W_E", W_E);
     w.put("/pos_embed/W_pos", normal({c.n_ctx, D}, init_std));

@@ -108,6 +108,10 @@ TokenizerData tokenizer_data_from_text(const std::string& vocab_json, const std:
 
 struct ModelInitOptions {
     std::string preset = "tiny", vocab_dir, output;
+    std::string name; // model_id prefix; default: the preset's name
+    // Sizes that replace the preset's when > 0 (d_head defaults to d_model / n_heads and d_mlp
+    // to 4 d_model when d_model or n_heads is given).
+    int64_t n_layers = 0, d_model = 0, n_heads = 0, d_mlp = 0, n_ctx = 0;
     uint64_t seed = 0;
     std::string history_line;
 };

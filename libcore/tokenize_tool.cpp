@@ -1,11 +1,14 @@
 #include "tokenize_tool.hpp"
 
 #include "activations.hpp"
+#include "bpe_trainer.hpp"
 #include "h5file.hpp"
 #include "model.hpp"
 #include "tokenizer.hpp"
 
+#include <chrono>
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 #include <unistd.h>
@@ -23,9 +26,9 @@ Loaded load(const TokenizeOptions& opt) {
     if (!opt.common.model.empty() && !opt.vocab_dir.empty())
         throw UsageError("give --model or --vocab, not both");
     if (!opt.vocab_dir.empty())
-        return {Tokenizer(tokenizer_data_from_dir(opt.vocab_dir)), "vocab:" + opt.vocab_dir};
+        return {Tokenizer(load_tokenizer_data(opt.vocab_dir)), "vocab:" + opt.vocab_dir};
     if (opt.common.model.empty())
-        throw UsageError("a tokenizer is needed: --model M (a model file) or --vocab DIR");
+        throw UsageError("a tokenizer is needed: --model M (a model file) or --vocab DIR|FILE");
     ModelFile m = ModelFile::open(opt.common.model);
     return {Tokenizer(m.load_tokenizer()), m.model_id()};
 }
@@ -85,7 +88,38 @@ void run_decode(const TokenizeOptions& opt, const Tokenizer& tok) {
 
 } // namespace
 
+// --train N: a new tokenizer learned from the input text, written as a tokenizer file.
+void run_train(const TokenizeOptions& opt) {
+    if (!opt.common.model.empty() || !opt.vocab_dir.empty())
+        throw UsageError("--train learns a new tokenizer: give no --model or --vocab");
+    if (opt.show || opt.ids || opt.count || opt.decode || opt.lines)
+        throw UsageError("--train writes a tokenizer file: it takes no --show, --ids, --count, "
+                         "--decode or --lines");
+    std::vector<std::string> texts = input_texts(opt);
+    std::string text;
+    for (auto& t : texts) text += t;
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool tty = !opt.common.quiet && isatty(STDERR_FILENO);
+    TokenizerData tok = train_bpe(text, opt.train, [&](int64_t done, int64_t total) {
+        if (tty) std::cerr << "\rtokenize: " << done << " / " << total << " tokens" << std::flush;
+    });
+    if (tty) std::cerr << '\n';
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    write_tokenizer_file(opt.common.output, tok,
+                         history_line(opt.common, "cpu"));
+    if (!opt.common.quiet) {
+        std::cerr << "tokenize: learned " << tok.merges.size() << " merges, " << tok.vocab.size()
+                  << " tokens, from " << text.size() << " bytes in " << std::fixed
+                  << std::setprecision(2) << secs << " s";
+        if (static_cast<int64_t>(tok.vocab.size()) < opt.train)
+            std::cerr << " (the text has no more pairs to merge: fewer than " << opt.train << ")";
+        std::cerr << '\n';
+    }
+}
+
 void run_tokenize(const TokenizeOptions& opt) {
+    if (opt.train) return run_train(opt);
     const int modes = opt.show + opt.ids + opt.count + opt.decode;
     if (modes > 1) throw UsageError("choose one of --show, --ids, --count, --decode");
     Loaded l = load(opt);

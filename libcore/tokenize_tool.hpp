@@ -18,6 +18,7 @@ struct TokenizeOptions {
     bool decode = false;
     bool no_special = false;
     bool raw_bytes = false; // --bytes
+    int64_t train = 0;      // --train N: learn a tokenizer of N tokens from the text
 };
 void run_tokenize(const TokenizeOptions& opt);
 

@@ -15,7 +15,7 @@ namespace {
 // GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols, whitespace.
 constexpr const char* kPattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-constexpr std::string_view kEndOfText = "<|endoftext|>";
+constexpr std::string_view kEndOfText = kEndOfTextToken;
 
 std::string utf8(uint32_t cp) {
     std::string s;
@@ -115,7 +115,7 @@ int64_t find_invalid_utf8(std::string_view text) {
     return -1;
 }
 
-struct Tokenizer::Regex {
+struct PreTokenizer::Regex {
     pcre2_code* code = nullptr;
     pcre2_match_data* match = nullptr;
     ~Regex() {
@@ -123,6 +123,36 @@ struct Tokenizer::Regex {
         if (code) pcre2_code_free(code);
     }
 };
+
+PreTokenizer::PreTokenizer() : regex_(std::make_unique<Regex>()) {
+    int err = 0;
+    PCRE2_SIZE off = 0;
+    regex_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
+                                 PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, nullptr);
+    if (!regex_->code) throw Error("tokenizer: cannot compile the pre-tokenizer pattern");
+    pcre2_jit_compile(regex_->code, PCRE2_JIT_COMPLETE); // falls back to the interpreter
+    regex_->match = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
+}
+PreTokenizer::~PreTokenizer() = default;
+PreTokenizer::PreTokenizer(PreTokenizer&&) noexcept = default;
+
+bool PreTokenizer::next(std::string_view text, size_t& pos, std::string_view& piece) const {
+    if (pos >= text.size()) return false;
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    const int rc = pcre2_match(regex_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK,
+                               regex_->match, nullptr);
+    size_t start = text.size(), end = text.size();
+    if (rc > 0) {
+        const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(regex_->match);
+        start = ov[0];
+        end = ov[1];
+    }
+    if (start > pos) end = start; // an unmatched gap (never in practice) is a piece of its own
+    else if (end <= start) return false;
+    piece = text.substr(pos, end - pos);
+    pos = end;
+    return true;
+}
 
 Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
@@ -175,14 +205,6 @@ Tokenizer::Tokenizer(const TokenizerData& data) {
         merges_.emplace(pair_key(ia->second, ib->second),
                         std::make_pair(static_cast<int32_t>(rank), im->second));
     }
-    regex_ = std::make_unique<Regex>();
-    int err = 0;
-    PCRE2_SIZE off = 0;
-    regex_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
-                                 PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, nullptr);
-    if (!regex_->code) throw Error("tokenizer: cannot compile the pre-tokenizer pattern");
-    pcre2_jit_compile(regex_->code, PCRE2_JIT_COMPLETE); // falls back to the interpreter
-    regex_->match = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
 }
 
 // Byte-pair merges on one piece: repeatedly merge the adjacent pair of lowest rank (leftmost
@@ -250,20 +272,9 @@ void Tokenizer::encode_ordinary(std::string_view text, bool raw_bytes,
         encode_ordinary(text.substr(start), false, out);
         return;
     }
-    const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     size_t pos = 0;
-    while (pos < text.size()) {
-        const int rc = pcre2_match(regex_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK,
-                                   regex_->match, nullptr);
-        size_t start = text.size(), end = text.size();
-        if (rc > 0) {
-            const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(regex_->match);
-            start = ov[0];
-            end = ov[1];
-        }
-        if (start > pos) bpe(text.substr(pos, start - pos), out); // unmatched gap (never in practice)
-        if (end <= start) break;
-        std::string_view piece = text.substr(start, end - start);
+    std::string_view piece;
+    while (pre_.next(text, pos, piece)) {
         if (piece.size() <= 64) {
             auto it = cache_.find(std::string(piece));
             if (it != cache_.end()) {
@@ -278,7 +289,6 @@ void Tokenizer::encode_ordinary(std::string_view text, bool raw_bytes,
         } else {
             bpe(piece, out);
         }
-        pos = end;
     }
 }
 

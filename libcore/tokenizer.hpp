@@ -18,6 +18,23 @@ struct EncodeOptions {
     bool raw_bytes = false;    // accept invalid UTF-8, each bad byte a token of its own
 };
 
+// GPT-2's pre-tokenizer: splits text (valid UTF-8) into the pieces that BPE merges within.
+class PreTokenizer {
+  public:
+    PreTokenizer();
+    ~PreTokenizer();
+    PreTokenizer(PreTokenizer&&) noexcept;
+    // The piece of text starting at pos; advances pos. False at the end of text.
+    bool next(std::string_view text, size_t& pos, std::string_view& piece) const;
+
+  private:
+    struct Regex;
+    std::unique_ptr<Regex> regex_;
+};
+
+// The text of the special token that separates documents.
+inline constexpr std::string_view kEndOfTextToken = "<|endoftext|>";
+
 class Tokenizer {
   public:
     explicit Tokenizer(const TokenizerData& data);
@@ -38,8 +55,7 @@ class Tokenizer {
     int32_t byte_id_[256];                    // single-byte token of each byte
     std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_; // (a,b) -> (rank, merged)
     int32_t eot_ = -1;
-    struct Regex;
-    std::unique_ptr<Regex> regex_;
+    PreTokenizer pre_;
     mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };
 

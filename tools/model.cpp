@@ -17,7 +17,14 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     c_init->add_option("-s,--seed", init.seed, "Random seed")->capture_default_str();
     c_init->add_option("--vocab", init.vocab_dir,
-                       "Folder with vocab.json and merges.txt (default: GPT-2's, built in)");
+                       "Tokenizer: a file from tokenize --train, or a folder with vocab.json and "
+                       "merges.txt (default: GPT-2's, built in)");
+    c_init->add_option("--layers", init.n_layers, "Number of layers (instead of the preset's)");
+    c_init->add_option("--d-model", init.d_model, "Width of the residual stream");
+    c_init->add_option("--heads", init.n_heads, "Attention heads per layer (d_head = d_model / heads)");
+    c_init->add_option("--d-mlp", init.d_mlp, "Hidden width of the MLP (default 4 d_model)");
+    c_init->add_option("--ctx", init.n_ctx, "Context length (positions)");
+    c_init->add_option("--name", init.name, "Name in the model_id (default: the preset's)");
     c_init->add_option("-o,--output", common.output, "Output model file; '-' or absent: stdout");
     c_init->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
 

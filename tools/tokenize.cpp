@@ -9,11 +9,13 @@ int main(int argc, char** argv) {
                  "  tokenize --model tiny.h5 --show \"Hello world\"\n"
                  "  tokenize --vocab data/gpt2 --ids -f notes.txt\n"
                  "  tokenize --model tiny.h5 --decode 15496 995\n"
-                 "  tokenize --model tiny.h5 --decode tok.h5",
+                 "  tokenize --model tiny.h5 --decode tok.h5\n"
+                 "  tokenize --train 2048 -f corpus.txt -o tokenizer.h5",
                  "tokenize"};
     qkv::add_common_options(app, opt.common, qkv::kOutput | qkv::kQuiet);
     app.add_option("-m,--model", opt.common.model, "Model file whose tokenizer to use");
-    app.add_option("--vocab", opt.vocab_dir, "Folder with vocab.json and merges.txt");
+    app.add_option("--vocab", opt.vocab_dir,
+                   "Folder with vocab.json and merges.txt, or a tokenizer file");
     app.add_option("text", opt.texts, "Text (several make a batch); with --decode: ids or a file");
     app.add_option("-f,--file", opt.file, "Read the text from FILE ('-': stdin)");
     app.add_flag("--lines", opt.lines, "One sequence per line of the input");
@@ -23,5 +25,8 @@ int main(int argc, char** argv) {
     app.add_flag("-d,--decode", opt.decode, "Ids (arguments or an activation file) back to text");
     app.add_flag("--no-special", opt.no_special, "Treat <|endoftext|> as plain text");
     app.add_flag("--bytes", opt.raw_bytes, "Accept invalid UTF-8, tokenized as raw bytes");
+    app.add_option("--train", opt.train,
+                   "Learn a byte-level BPE tokenizer of N tokens from the text; -o gets it")
+        ->check(CLI::PositiveNumber);
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_tokenize(opt); });
 }
