@@ -37,4 +37,14 @@ class ShapeError : public Error {
     using Error::Error;
 };
 
+// A run stopped by a signal after saving its work: exit 128 + the signal number.
+class Interrupted : public Error {
+  public:
+    Interrupted(const std::string& what, int signal) : Error(what), signal_(signal) {}
+    int exit_code() const override { return 128 + signal_; }
+
+  private:
+    int signal_;
+};
+
 } // namespace qkv

@@ -91,6 +91,7 @@ class ModelWriter {
                 const std::string& history_line);
     void put(const std::string& name, const Tensor& t);
     void put_tokenizer(const TokenizerData& tok);
+    H5File& file() { return out_.file(); } // for groups that are not weights (/train)
     std::string commit(); // returns model_id
 
   private:

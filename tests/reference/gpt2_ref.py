@@ -150,14 +150,16 @@ def write_hf_dir(path, cfg, sd, dtype="F32", prefix="transformer."):
     return {k: v.numpy().astype(np_dtype).astype(np.float64) for k, v in sd.items()}
 
 
-def from_qkv_model(path):
-    """Reads a qkv model file with h5py and returns (cfg, Hugging Face style state dict)."""
+def from_qkv_model(path, cfg=None):
+    """Reads a qkv model file with h5py and returns (cfg, Hugging Face style state dict). With
+    cfg, any file of the model's dataset names (a gradients file from train --dump-grads)."""
     import h5py
     with h5py.File(path, "r") as f:
-        c = f["config"].attrs
-        cfg = {"n_layer": int(c["n_layers"]), "n_embd": int(c["d_model"]), "n_head": int(c["n_heads"]),
-               "n_positions": int(c["n_ctx"]), "vocab_size": int(c["vocab_size"]),
-               "n_inner": int(c["d_mlp"]), "layer_norm_epsilon": float(c["ln_eps"])}
+        if cfg is None:
+            c = f["config"].attrs
+            cfg = {"n_layer": int(c["n_layers"]), "n_embd": int(c["d_model"]), "n_head": int(c["n_heads"]),
+                   "n_positions": int(c["n_ctx"]), "vocab_size": int(c["vocab_size"]),
+                   "n_inner": int(c["d_mlp"]), "layer_norm_epsilon": float(c["ln_eps"])}
         H, D = cfg["n_head"], cfg["n_embd"]
         sd = {"wte.weight": f["embed/W_E"][()], "wpe.weight": f["pos_embed/W_pos"][()],
               "ln_f.weight": f["ln_final/w"][()], "ln_f.bias": f["ln_final/b"][()]}

@@ -1,0 +1,84 @@
+// thread_pool: a few threads that sleep between jobs and split a loop into contiguous parts.
+// Each item is computed by one thread, so results never depend on the thread count; they never
+// spin against OpenBLAS's threads (OpenMP's did).
+#pragma once
+#include <algorithm>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace qkv {
+
+class ThreadPool {
+  public:
+    explicit ThreadPool(int n) {
+        for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
+        n_ = n;
+    }
+    ~ThreadPool() {
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : workers_) t.join();
+    }
+    // fn(begin, end) over [0, n) in n_ contiguous parts; small jobs run on the caller alone.
+    void run(int64_t n, int64_t min_per_thread, const std::function<void(int64_t, int64_t)>& fn) {
+        const int parts = static_cast<int>(std::min<int64_t>(n_, std::max<int64_t>(1, n / min_per_thread)));
+        if (parts <= 1) {
+            fn(0, n);
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            job_ = &fn;
+            n_items_ = n;
+            parts_ = parts;
+            pending_ = parts - 1;
+            ++generation_;
+        }
+        cv_.notify_all();
+        fn(0, n / parts);
+        std::unique_lock<std::mutex> lock(m_);
+        done_.wait(lock, [this] { return pending_ == 0; });
+        job_ = nullptr;
+    }
+
+  private:
+    void loop(int index) {
+        uint64_t seen = 0;
+        while (true) {
+            const std::function<void(int64_t, int64_t)>* job;
+            int64_t n;
+            int parts;
+            {
+                std::unique_lock<std::mutex> lock(m_);
+                cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+                if (stop_) return;
+                seen = generation_;
+                job = job_;
+                n = n_items_;
+                parts = parts_;
+            }
+            if (index < parts) {
+                (*job)(n * index / parts, n * (index + 1) / parts);
+                std::lock_guard<std::mutex> lock(m_);
+                if (--pending_ == 0) done_.notify_one();
+            }
+        }
+    }
+    std::vector<std::thread> workers_;
+    std::mutex m_;
+    std::condition_variable cv_, done_;
+    const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+    int64_t n_items_ = 0;
+    int n_ = 1, parts_ = 0, pending_ = 0;
+    uint64_t generation_ = 0;
+    bool stop_ = false;
+};
+
+} // namespace qkv
