@@ -1,9 +1,20 @@
 #include "backprop.hpp"
 
+#include "errors.hpp"
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
+
+// Hot loops are compiled twice, for AVX2 + FMA and for the baseline, and chosen at run time
+// (the machine decides; a given machine always runs the same code).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define QKV_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define QKV_CLONES
+#endif
 
 namespace qkv::bp {
 
@@ -105,9 +116,11 @@ void linear_backward(Ctx& c, const float* dout, const float* x, const float* W, 
 
 void gelu_forward(Ctx& c, const float* x, float* out, int64_t n) {
     c.pool.run(n, 16384, [&](int64_t i0, int64_t i1) {
+        // 0.5 x (1 + tanh(u)) = x sigmoid(2u): one expf instead of tanhf (a third of the time)
         for (int64_t i = i0; i < i1; ++i) {
             const float v = x[i];
-            out[i] = 0.5f * v * (1.0f + std::tanh(kGeluC * (v + 0.044715f * v * v * v)));
+            const float u = kGeluC * (v + 0.044715f * v * v * v);
+            out[i] = v / (1.0f + std::exp(-2.0f * u));
         }
     });
 }
@@ -116,54 +129,144 @@ void gelu_backward(Ctx& c, const float* dout, const float* x, float* dx, int64_t
     c.pool.run(n, 16384, [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) {
             const float v = x[i];
-            const float t = std::tanh(kGeluC * (v + 0.044715f * v * v * v));
+            const float u = kGeluC * (v + 0.044715f * v * v * v);
+            const float t = 2.0f / (1.0f + std::exp(-2.0f * u)) - 1.0f; // tanh(u)
             const float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
             dx[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
         }
     });
 }
 
+namespace {
+
+// Each head of each sequence is one task. The score rows are computed 8 keys at a time with
+// the 8 sums in registers (not a read-modify-write of the row per d_head element); keys and
+// values are first copied transposed, [d_head, pos] with the row padded by 8.
+constexpr int64_t kBlock = 8;
+
+// row[s] = sum_j a[j] * mT[j * ld + s] for s in [0, n), n rounded up to 8 (mT padded).
+QKV_CLONES void dot_rows(const float* a, const float* mT, int64_t ld, int64_t dh, int64_t n,
+                         float* row) {
+    for (int64_t s0 = 0; s0 < n; s0 += kBlock) {
+        float acc[kBlock] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t j = 0; j < dh; ++j) {
+            const float aj = a[j];
+            const float* m = mT + j * ld + s0;
+            for (int64_t u = 0; u < kBlock; ++u) acc[u] += aj * m[u];
+        }
+        for (int64_t u = 0; u < kBlock; ++u) row[s0 + u] = acc[u];
+    }
+}
+
+// out[j] += sum_{i < n} coef[i * cs] * rows[i * ld + j] for j < dh, 8 columns at a time with
+// the sums in registers.
+QKV_CLONES void weighted_rows_add(const float* coef, int64_t cs, const float* rows, int64_t ld,
+                                  int64_t n, int64_t dh, float* out) {
+    int64_t j0 = 0;
+    constexpr int64_t W = 4 * kBlock; // a whole 32-wide head row in registers when it fits
+    for (; j0 + W <= dh; j0 += W) {
+        float acc[W] = {};
+        for (int64_t i = 0; i < n; ++i) {
+            const float c = coef[i * cs];
+            const float* r = rows + i * ld + j0;
+            for (int64_t u = 0; u < W; ++u) acc[u] += c * r[u];
+        }
+        for (int64_t u = 0; u < W; ++u) out[j0 + u] += acc[u];
+    }
+    for (; j0 + kBlock <= dh; j0 += kBlock) {
+        float acc[kBlock] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t i = 0; i < n; ++i) {
+            const float c = coef[i * cs];
+            const float* r = rows + i * ld + j0;
+            for (int64_t u = 0; u < kBlock; ++u) acc[u] += c * r[u];
+        }
+        for (int64_t u = 0; u < kBlock; ++u) out[j0 + u] += acc[u];
+    }
+    for (; j0 < dh; ++j0) {
+        float acc = 0;
+        for (int64_t i = 0; i < n; ++i) acc += coef[i * cs] * rows[i * ld + j0];
+        out[j0] += acc;
+    }
+}
+
+QKV_CLONES void attention_forward_head(const float* q, const float* k, const float* v, int64_t ld,
+                                       int64_t T, int64_t dh, float scale, float* kT, float* pattern,
+                                       float* z, int64_t z_ld) {
+    const int64_t Tp = T + kBlock;
+    for (int64_t s = 0; s < T; ++s)
+        for (int64_t j = 0; j < dh; ++j) kT[j * Tp + s] = k[s * ld + j];
+    float qs[1024];
+    for (int64_t t = 0; t < T; ++t) {
+        // scores: q_t . k_s / sqrt(d_head) for the keys s <= t; the mask leaves s > t at 0
+        float* row = pattern + t * T;
+        for (int64_t j = 0; j < dh; ++j) qs[j] = q[t * ld + j] * scale;
+        float tmp[2048 + kBlock];
+        const int64_t n = t + 1;
+        dot_rows(qs, kT, Tp, dh, n, tmp);
+        // softmax over the visible keys
+        float mx = tmp[0];
+        for (int64_t s = 1; s < n; ++s) mx = std::max(mx, tmp[s]);
+        double sum = 0;
+        for (int64_t s = 0; s < n; ++s) {
+            tmp[s] = std::exp(tmp[s] - mx);
+            sum += tmp[s];
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int64_t s = 0; s < n; ++s) row[s] = tmp[s] * inv;
+        for (int64_t s = n; s < T; ++s) row[s] = 0.0f;
+        // values: z_t = sum_s pattern[t, s] v_s
+        float* zt = z + t * z_ld;
+        for (int64_t j = 0; j < dh; ++j) zt[j] = 0.0f;
+        weighted_rows_add(row, 1, v, ld, n, dh, zt);
+    }
+}
+
+// ds [pos, pos] is scratch for the gradient of the scores.
+QKV_CLONES void attention_backward_head(const float* dz, int64_t z_ld, const float* q,
+                                        const float* k, const float* v, int64_t ld, const float* pattern,
+                                        int64_t T, int64_t dh, float scale, float* vT, float* ds,
+                                        float* dq, float* dk, float* dv) {
+    const int64_t Tp = T + kBlock;
+    for (int64_t s = 0; s < T; ++s)
+        for (int64_t j = 0; j < dh; ++j) vT[j * Tp + s] = v[s * ld + j];
+    float dp[2048 + kBlock];
+    for (int64_t t = 0; t < T; ++t) {
+        const float* p = pattern + t * T;
+        const int64_t n = t + 1;
+        // d pattern[t, s] = dz_t . v_s
+        dot_rows(dz + t * z_ld, vT, Tp, dh, n, dp);
+        // softmax backward: d scores = pattern * (d pattern - sum(pattern * d pattern))
+        double dot = 0;
+        for (int64_t s = 0; s < n; ++s) dot += static_cast<double>(p[s]) * dp[s];
+        const float fdot = static_cast<float>(dot);
+        float* dst = ds + t * T;
+        for (int64_t s = 0; s < n; ++s) dst[s] = p[s] * (dp[s] - fdot) * scale;
+        for (int64_t s = n; s < T; ++s) dst[s] = 0.0f;
+        // d q_t += sum_s ds[t, s] k_s
+        weighted_rows_add(dst, 1, k, ld, n, dh, dq + t * ld);
+    }
+    for (int64_t s = 0; s < T; ++s) {
+        // d k_s += sum_{t >= s} ds[t, s] q_t; d v_s += sum_{t >= s} pattern[t, s] dz_t
+        weighted_rows_add(ds + s * T + s, T, q + s * ld, ld, T - s, dh, dk + s * ld);
+        weighted_rows_add(pattern + s * T + s, T, dz + s * z_ld, z_ld, T - s, dh, dv + s * ld);
+    }
+}
+
+} // namespace
+
 void attention_forward(Ctx& c, const float* qkv, int64_t batch, int64_t pos, int64_t head,
                        int64_t d_head, float* pattern, float* z) {
     const int64_t T = pos, H = head, dh = d_head, ld = 3 * H * dh;
+    if (T > 2048 || dh > 1024) throw ShapeError("train: context over 2048 or d_head over 1024");
     const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
     c.pool.run(batch * H, 1, [&](int64_t i0, int64_t i1) {
-        float* kT = scratch(static_cast<size_t>(dh * T)).data(); // keys, transposed [d_head, pos]
+        float* kT = scratch(static_cast<size_t>(dh * (T + kBlock))).data();
         for (int64_t i = i0; i < i1; ++i) {
             const int64_t b = i / H, h = i % H;
-            const float* q = qkv + b * T * ld + h * dh;          // [pos, d_head], stride ld
-            const float* k = qkv + b * T * ld + (H + h) * dh;
-            const float* v = qkv + b * T * ld + (2 * H + h) * dh;
-            for (int64_t s = 0; s < T; ++s)
-                for (int64_t j = 0; j < dh; ++j) kT[j * T + s] = k[s * ld + j];
-            for (int64_t t = 0; t < T; ++t) {
-                // scores: row[s] = q_t . k_s / sqrt(d_head) for s <= t (the mask: s > t stays 0)
-                float* row = pattern + (i * T + t) * T;
-                std::memset(row, 0, T * sizeof(float));
-                for (int64_t j = 0; j < dh; ++j) {
-                    const float a = q[t * ld + j] * scale;
-                    const float* kj = kT + j * T;
-                    for (int64_t s = 0; s <= t; ++s) row[s] += a * kj[s];
-                }
-                // softmax over the visible keys
-                float mx = -std::numeric_limits<float>::infinity();
-                for (int64_t s = 0; s <= t; ++s) mx = std::max(mx, row[s]);
-                double sum = 0;
-                for (int64_t s = 0; s <= t; ++s) {
-                    row[s] = std::exp(row[s] - mx);
-                    sum += row[s];
-                }
-                const float inv = static_cast<float>(1.0 / sum);
-                for (int64_t s = 0; s <= t; ++s) row[s] *= inv;
-                // values: z_t = sum_s pattern[t, s] v_s
-                float* zt = z + ((b * T + t) * H + h) * dh;
-                std::memset(zt, 0, dh * sizeof(float));
-                for (int64_t s = 0; s <= t; ++s) {
-                    const float p = row[s];
-                    const float* vs = v + s * ld;
-                    for (int64_t j = 0; j < dh; ++j) zt[j] += p * vs[j];
-                }
-            }
+            const float* base = qkv + b * T * ld;
+            attention_forward_head(base + h * dh, base + (H + h) * dh, base + (2 * H + h) * dh, ld,
+                                   T, dh, scale, kT, pattern + i * T * T,
+                                   z + (b * T * H + h) * dh, H * dh);
         }
     });
 }
@@ -173,51 +276,16 @@ void attention_backward(Ctx& c, const float* dz, const float* qkv, const float* 
     const int64_t T = pos, H = head, dh = d_head, ld = 3 * H * dh;
     const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
     c.pool.run(batch * H, 1, [&](int64_t i0, int64_t i1) {
-        std::vector<float>& buf = scratch(static_cast<size_t>(dh * T + T));
-        float* vT = buf.data(); // values, transposed [d_head, pos]
-        float* dp = vT + dh * T; // d pattern row [pos], then d scores
+        float* vT = scratch(static_cast<size_t>(dh * (T + kBlock) + T * T)).data();
+        float* ds = vT + dh * (T + kBlock);
         for (int64_t i = i0; i < i1; ++i) {
             const int64_t b = i / H, h = i % H;
-            const float* q = qkv + b * T * ld + h * dh;
-            const float* k = qkv + b * T * ld + (H + h) * dh;
-            const float* v = qkv + b * T * ld + (2 * H + h) * dh;
-            float* dq = dqkv + b * T * ld + h * dh;
-            float* dk = dqkv + b * T * ld + (H + h) * dh;
-            float* dv = dqkv + b * T * ld + (2 * H + h) * dh;
-            for (int64_t s = 0; s < T; ++s)
-                for (int64_t j = 0; j < dh; ++j) vT[j * T + s] = v[s * ld + j];
-            for (int64_t t = 0; t < T; ++t) {
-                const float* p = pattern + (i * T + t) * T;
-                const float* dzt = dz + ((b * T + t) * H + h) * dh;
-                // d pattern[t, s] = dz_t . v_s; d v_s += pattern[t, s] dz_t
-                std::memset(dp, 0, (t + 1) * sizeof(float));
-                for (int64_t j = 0; j < dh; ++j) {
-                    const float a = dzt[j];
-                    const float* vj = vT + j * T;
-                    for (int64_t s = 0; s <= t; ++s) dp[s] += a * vj[s];
-                }
-                for (int64_t s = 0; s <= t; ++s) {
-                    float* dvs = dv + s * ld;
-                    for (int64_t j = 0; j < dh; ++j) dvs[j] += p[s] * dzt[j];
-                }
-                // softmax backward: d scores = pattern * (d pattern - sum(pattern * d pattern))
-                double dot = 0;
-                for (int64_t s = 0; s <= t; ++s) dot += static_cast<double>(p[s]) * dp[s];
-                const float fdot = static_cast<float>(dot);
-                for (int64_t s = 0; s <= t; ++s) dp[s] = p[s] * (dp[s] - fdot) * scale;
-                // d q_t += sum_s ds[s] k_s; d k_s += ds[s] q_t
-                float* dqt = dq + t * ld;
-                const float* qt = q + t * ld;
-                for (int64_t s = 0; s <= t; ++s) {
-                    const float g = dp[s];
-                    const float* ks = k + s * ld;
-                    float* dks = dk + s * ld;
-                    for (int64_t j = 0; j < dh; ++j) {
-                        dqt[j] += g * ks[j];
-                        dks[j] += g * qt[j];
-                    }
-                }
-            }
+            const float* base = qkv + b * T * ld;
+            float* dbase = dqkv + b * T * ld;
+            attention_backward_head(dz + (b * T * H + h) * dh, H * dh, base + h * dh,
+                                    base + (H + h) * dh, base + (2 * H + h) * dh, ld,
+                                    pattern + i * T * T, T, dh, scale, vT, ds, dbase + h * dh,
+                                    dbase + (H + h) * dh, dbase + (2 * H + h) * dh);
         }
     });
 }
