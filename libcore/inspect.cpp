@@ -1,4 +1,5 @@
 #include "inspect.hpp"
+#include "loss_curve.hpp"
 
 #include "cli.hpp"
 #include "errors.hpp"
@@ -625,6 +626,10 @@ std::string run_inspect(const InspectOptions& opt) {
     }
     if (std::getenv("NO_COLOR") && *std::getenv("NO_COLOR")) o.color = false;
     const bool picture = !o.png.empty() || o.term;
+    if (o.loss) {
+        if (o.term) throw UsageError("--loss draws with --png (or prints a table)");
+        return o.png.empty() ? loss_table(f) : loss_png(f, o.png);
+    }
     if (o.pattern) {
         if (!picture) throw UsageError("--pattern draws a picture: add --png FILE or --term");
         return pattern_pictures(f, o);

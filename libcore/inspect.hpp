@@ -19,6 +19,7 @@ struct InspectOptions {
     int width = 0;         // terminal width (0: $COLUMNS or 80)
     bool color = true;     // false: the plain fallback (also when NO_COLOR is set)
     std::string diff;      // compare target with this file
+    bool loss = false;     // the training log: a table, or the curves with --png
 };
 
 // Runs the command; returns what goes to standard output.

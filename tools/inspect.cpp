@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
                  "  inspect l0.h5 --pattern --heads all --png pattern.png\n"
                  "  inspect l0.h5 --pattern --head 1 --term\n"
                  "  inspect l0.h5:/resid --slice 0,:,: --png resid.png\n"
-                 "  inspect clean.h5 --diff patched.h5",
+                 "  inspect clean.h5 --diff patched.h5\n"
+                 "  inspect trained.h5 --loss --png loss.png",
                  "inspect"};
     app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
     app.add_option("file", o.target, "FILE.h5, or FILE.h5:/DATASET ('-': stdin)")->required();
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
     app.add_option("--width", o.width, "Terminal width for --term (default $COLUMNS or 80)");
     app.add_flag("--no-color", plain, "Plain characters for --term (also when NO_COLOR is set)");
     app.add_option("--diff", o.diff, "Compare FILE with this file, dataset by dataset");
+    app.add_flag("--loss", o.loss, "The training log of a model from train (a table; --png: curves)");
     return qkv::run_tool(app, argc, argv, common, [&] {
         o.color = !plain;
         std::cout << qkv::run_inspect(o);

@@ -174,6 +174,42 @@ class Inspect(unittest.TestCase):
         self.assertGreater(j["datasets"]["/resid"]["max_rel"], 1e-4)
         self.assertEqual(j["datasets"]["/resid"]["most_changed"][0]["position"] >= 2, True)
 
+    def test_loss_curve(self):
+        path = f"{self.d}/trained.h5"
+        n = 40
+        train = np.linspace(7.0, 3.0, n).astype(np.float32)
+        val = np.full(n, np.nan, dtype=np.float32)
+        val[9::10] = [6.0, 5.0, 4.5, 4.2]
+        with h5py.File(path, "w") as f:
+            f.attrs["model_id"] = "hand-made"
+            f["train/log/step"] = np.arange(n, dtype=np.int32)
+            f["train/log/lr"] = np.full(n, 1e-3, dtype=np.float32)
+            f["train/log/train_loss"] = train
+            f["train/log/val_loss"] = val
+            f["train"].attrs["val_nats_per_char"] = 1.75
+        table = run("inspect", path, "--loss").stdout.decode().splitlines()
+        self.assertEqual(table[0], "step\tlr\ttrain_loss\tval_loss")
+        self.assertEqual([r.split("\t")[0] for r in table[1:5]], ["10", "20", "30", "40"])
+        self.assertEqual([float(r.split("\t")[3]) for r in table[1:5]], [6.0, 5.0, 4.5, 4.2])
+        self.assertIn("# val_nats_per_char 1.75", table)
+        run("inspect", path, "--loss", "--png", f"{self.d}/loss.png")
+        img, text = read_png(f"{self.d}/loss.png")
+        lay = json.loads(text["qkv-plot"])
+        to_px = lambda step, loss: (
+            lay["x0"] + round((step - lay["step_lo"]) / (lay["step_hi"] - lay["step_lo"]) * (lay["w"] - 1)),
+            lay["y0"] + round((lay["loss_hi"] - loss) / (lay["loss_hi"] - lay["loss_lo"]) * (lay["h"] - 1)))
+        self.assertLessEqual(lay["loss_lo"], 3.0)
+        self.assertGreaterEqual(lay["loss_hi"], 7.0)
+        for step, v in ((10, 6.0), (20, 5.0), (30, 4.5), (40, 4.2)):  # held-out points, orange
+            x, y = to_px(step, v)
+            r, g, b = img[y, x]
+            self.assertTrue(r > 180 and b < 80, (step, img[y, x]))
+        x, y = to_px(15, train[14])  # on the training curve, blue
+        self.assertTrue(any(img[y + dy, x][2] > 200 and img[y + dy, x][0] < 160 for dy in (-1, 0, 1)))
+        p = run("inspect", self.model, "--loss", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"no training log", p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
