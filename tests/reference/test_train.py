@@ -194,6 +194,22 @@ class Train(unittest.TestCase):
             np.testing.assert_array_equal(got[n], ref[n], n)
         self.assertEqual([n for n in os.listdir(self.d) if ".tmp" in n], [])
 
+    def test_full_disk_keeps_the_last_checkpoint(self):
+        out = os.path.join(self.d, "disk.h5")
+        run("train", *self.train_args(out, steps=4, eval_every=0), "--quiet")
+        with open(out, "rb") as f:
+            before = f.read()
+        # The tiny model's checkpoint is about 40 MB (weights and two moments): 2 MB cannot hold it.
+        args = " ".join(map(str, self.train_args(out, steps=4, eval_every=0)))
+        p = subprocess.run(["bash", "-c", f"trap '' XFSZ; ulimit -f 2000; {tool('train')} {args} --quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stderr.count(b"\n"), 1, p.stderr)
+        self.assertIn(b"disk.h5", p.stderr)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), before)  # the last checkpoint is whole
+        self.assertEqual([n for n in os.listdir(self.d) if ".tmp" in n], [])
+
     def test_usage_errors(self):
         out = os.path.join(self.d, "u.h5")
         for args, code, msg in (
