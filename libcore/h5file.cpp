@@ -534,6 +534,98 @@ void H5File::write_f32(const std::string& dataset, const Shape& shape, const flo
         throw IoError(where(dataset) + ": write failed (disk full?)");
 }
 
+uint16_t f32_to_f16(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    const uint32_t sign = (u >> 16) & 0x8000u;
+    const uint32_t exp = (u >> 23) & 0xffu, man = u & 0x7fffffu;
+    if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (man ? 0x200u : 0)); // Inf, NaN
+    const int e = static_cast<int>(exp) - 127 + 15;
+    if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u); // too large: infinity
+    if (e <= 0) { // a half subnormal (or zero)
+        if (e < -10) return static_cast<uint16_t>(sign);
+        const uint32_t m = man | 0x800000u;
+        const int shift = 14 - e;
+        uint32_t h = m >> shift;
+        const uint32_t rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rest > half || (rest == half && (h & 1u))) ++h;
+        return static_cast<uint16_t>(sign | h);
+    }
+    uint32_t h = (static_cast<uint32_t>(e) << 10) | (man >> 13);
+    const uint32_t rest = man & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h; // may carry into the exponent
+    return static_cast<uint16_t>(sign | h);
+}
+
+float f16_to_f32(uint16_t h) {
+    const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    uint32_t u;
+    if (exp == 0x1f) {
+        u = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 0) {
+        if (man == 0) {
+            u = sign;
+        } else { // subnormal: normalise
+            int e = -1;
+            uint32_t m = man;
+            do {
+                ++e;
+                m <<= 1;
+            } while (!(m & 0x400u));
+            u = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((m & 0x3ffu) << 13);
+        }
+    } else {
+        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+void H5File::write_f16(const std::string& dataset, const Shape& shape, const float* data) {
+    std::vector<hsize_t> dims(shape.begin(), shape.end());
+    if (exists(dataset)) remove(dataset);
+    H5Id half(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
+    if (H5Tset_fields(half, 15, 10, 5, 0, 10) < 0 || H5Tset_precision(half, 16) < 0 ||
+        H5Tset_offset(half, 0) < 0 || H5Tset_size(half, 2) < 0 || H5Tset_ebias(half, 15) < 0)
+        throw Error(where(dataset) + ": cannot make a half-precision type");
+    std::vector<uint16_t> bits(static_cast<size_t>(shape_numel(shape)));
+    for (size_t i = 0; i < bits.size(); ++i) bits[i] = f32_to_f16(data[i]);
+    H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+    H5Id lcpl = lcpl_intermediate();
+    H5Id d(H5Dcreate2(file_, dataset.c_str(), half, space, lcpl, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+    if (!d.valid() || (!bits.empty() && H5Dwrite(d, half, H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()) < 0))
+        throw IoError(where(dataset) + ": write failed (disk full?)");
+}
+
+void H5File::copy_attrs(const H5File& other, const std::string& src_obj, const std::string& dst_obj) {
+    H5Id src(H5Oopen(other.file_, src_obj.c_str(), H5P_DEFAULT), H5Oclose);
+    H5Id dst(H5Oopen(file_, dst_obj.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!src.valid() || !dst.valid())
+        throw FormatError(other.where(src_obj) + ": cannot copy attributes to " + where(dst_obj));
+    H5O_info_t oi;
+    if (H5Oget_info2(src, &oi, H5O_INFO_NUM_ATTRS) < 0)
+        throw FormatError(other.where(src_obj) + ": unreadable attributes");
+    for (hsize_t i = 0; i < oi.num_attrs; ++i) {
+        H5Id a(H5Aopen_by_idx(src, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT),
+               H5Aclose);
+        if (!a.valid()) throw FormatError(other.where(src_obj) + ": unreadable attribute");
+        char name[256];
+        if (H5Aget_name(a, sizeof name, name) < 0) throw FormatError(other.where(src_obj) + ": attribute name");
+        H5Id type(H5Aget_type(a), H5Tclose), space(H5Aget_space(a), H5Sclose);
+        if (H5Tis_variable_str(type) > 0) { // strings through our own reader and writer
+            set_attr(dst_obj, name, other.attr_str(src_obj, name));
+            continue;
+        }
+        const size_t bytes = H5Tget_size(type) * static_cast<size_t>(H5Sget_simple_extent_npoints(space));
+        if (bytes > (1u << 20)) throw FormatError(other.where(src_obj) + ": attribute " + name + " too large");
+        std::vector<char> buf(bytes);
+        H5Id out(H5Acreate2(dst, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+        if (H5Aread(a, type, buf.data()) < 0 || !out.valid() || H5Awrite(out, type, buf.data()) < 0)
+            throw IoError(where(dst_obj) + ": cannot copy attribute " + name);
+    }
+}
+
 void H5File::write_strings(const std::string& dataset, const Shape& shape,
                            const std::vector<std::string>& values) {
     if (static_cast<int64_t>(values.size()) != shape_numel(shape))

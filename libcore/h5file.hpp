@@ -71,6 +71,10 @@ class H5File {
     // Writing (files made by H5Output).
     void write(const std::string& dataset, const Tensor& t);
     void write_f32(const std::string& dataset, const Shape& shape, const float* data);
+    // Stored as IEEE half precision (h5py reads it as float16), rounded to nearest even.
+    void write_f16(const std::string& dataset, const Shape& shape, const float* data);
+    // Copies every attribute of other's object src_obj onto this file's dst_obj.
+    void copy_attrs(const H5File& other, const std::string& src_obj, const std::string& dst_obj);
     void write_strings(const std::string& dataset, const Shape& shape,
                        const std::vector<std::string>& values);
     void set_attr(const std::string& obj, const std::string& attr, const std::string& value);
@@ -111,6 +115,10 @@ class H5Output {
     bool to_stdout_ = false, committed_ = false;
     H5File file_;
 };
+
+// float32 -> IEEE half precision bits (round to nearest even; overflow to infinity) and back.
+uint16_t f32_to_f16(float x);
+float f16_to_f32(uint16_t h);
 
 // Throws UsageError when out would overwrite in (the same file).
 void check_not_same_file(const std::string& in, const std::string& out);

@@ -248,7 +248,14 @@ ModelWriter::ModelWriter(const std::string& path, const Config& c, const std::st
     f.set_attr("/config", "act", c.act);
 }
 
-void ModelWriter::put(const std::string& name, const Tensor& t) {
+void ModelWriter::put(const std::string& name, const Tensor& t_in) {
+    Tensor rounded;
+    if (f16_) { // hash what is stored: the weights rounded to half precision
+        rounded = Tensor::zeros(t_in.shape());
+        for (int64_t i = 0; i < t_in.numel(); ++i)
+            rounded.f32()[i] = f16_to_f32(f32_to_f16(t_in.f32()[i]));
+    }
+    const Tensor& t = f16_ ? rounded : t_in;
     for (char ch : name) hash_ = (hash_ ^ static_cast<unsigned char>(ch)) * 0x100000001b3ULL;
     const auto* p = reinterpret_cast<const unsigned char*>(t.f32());
     const size_t n = static_cast<size_t>(t.numel()) * 4;
@@ -260,7 +267,8 @@ void ModelWriter::put(const std::string& name, const Tensor& t) {
         hash_ = (hash_ ^ w) * 0x100000001b3ULL;
     }
     for (; i < n; ++i) hash_ = (hash_ ^ p[i]) * 0x100000001b3ULL;
-    out_.file().write(name, t);
+    if (f16_) out_.file().write_f16(name, t.shape(), t.f32());
+    else out_.file().write(name, t);
 }
 
 void ModelWriter::put_tokenizer(const TokenizerData& tok) {
@@ -345,6 +353,35 @@ std::string model_init(const ModelInitOptions& opt) {
     w.put("/unembed/W_U", transpose(W_E)); // tied, as in GPT-2
     w.put("/unembed/b_U", filled({c.vocab_size}, 0.0f));
     w.put_tokenizer(tok);
+    return w.commit();
+}
+
+// ---------------------------------------------------------------- export
+
+std::string model_export(const ModelExportOptions& opt) {
+    if (opt.dtype != "f16" && opt.dtype != "f32")
+        throw UsageError("--dtype: f16 or f32, not '" + opt.dtype + "'");
+    if (opt.input.empty() || is_stdio(opt.input)) throw UsageError("model export: give the model file");
+    check_not_same_file(opt.input, opt.output);
+    ModelFile m = ModelFile::open(opt.input);
+    const H5File& in = m.h5();
+    std::string name = m.model_id();
+    if (auto dash = name.rfind('-'); dash != std::string::npos) name = name.substr(0, dash);
+    const std::string old_history = in.has_attr("/", "history") ? in.attr_str("/", "history") : "";
+    ModelWriter w(opt.output, m.config(), name,
+                  old_history.empty() ? opt.history_line : old_history + "\n" + opt.history_line);
+    if (opt.dtype == "f16") w.store_f16();
+    for (const std::string& d : in.datasets("/")) {
+        if (d.rfind("/tokenizer/", 0) == 0 || d.rfind("/train/", 0) == 0) continue;
+        w.put(d, in.read_f32(d));
+    }
+    w.put_tokenizer(m.load_tokenizer());
+    if (in.exists("/train")) { // the log and the figures, not the optimizer state
+        H5File& f = w.file();
+        f.make_group("/train");
+        f.copy_attrs(in, "/train", "/train");
+        if (in.exists("/train/log")) f.copy_from(in, "/train/log", "/train/log");
+    }
     return w.commit();
 }
 

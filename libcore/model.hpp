@@ -89,6 +89,8 @@ class ModelWriter {
   public:
     ModelWriter(const std::string& path, const Config& cfg, const std::string& name,
                 const std::string& history_line);
+    // Weights stored in half precision from here on (rounded first, and hashed as rounded).
+    void store_f16() { f16_ = true; }
     void put(const std::string& name, const Tensor& t);
     void put_tokenizer(const TokenizerData& tok);
     H5File& file() { return out_.file(); } // for groups that are not weights (/train)
@@ -98,6 +100,7 @@ class ModelWriter {
     H5Output out_;
     std::string name_;
     uint64_t hash_ = 0xcbf29ce484222325ULL;
+    bool f16_ = false;
 };
 
 // GPT-2's tokenizer data, from the files built into libcore or from a directory holding
@@ -124,6 +127,13 @@ struct ModelImportOptions {
     std::string from_dir, output, history_line;
 };
 std::string model_import(const ModelImportOptions& opt);
+
+struct ModelExportOptions {
+    std::string input, output, dtype = "f16", history_line;
+};
+// A copy of a model for sharing: the weights (in half precision with dtype f16), the tokenizer,
+// and the training log of /train without the optimizer's moments.
+std::string model_export(const ModelExportOptions& opt);
 
 // Text for `model info`.
 std::string model_info(const std::string& path, bool json);

@@ -36,6 +36,13 @@ int main(int argc, char** argv) {
     c_imp->add_option("-o,--output", common.output, "Output model file; '-' or absent: stdout");
     c_imp->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
 
+    qkv::ModelExportOptions exp;
+    auto* c_exp = app.add_subcommand("export", "A copy for sharing: half-precision weights, no optimizer state");
+    c_exp->add_option("file", exp.input, "Model file (from model init, import or train)")->required();
+    c_exp->add_option("--dtype", exp.dtype, "f16 (half the size) or f32")->capture_default_str();
+    c_exp->add_option("-o,--output", common.output, "Output file; '-' or absent: stdout");
+    c_exp->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
+
     std::string info_path;
     bool info_json = false;
     auto* c_info = app.add_subcommand("info", "Config, tokenizer, model_id and tensors of a file");
@@ -49,6 +56,10 @@ int main(int argc, char** argv) {
             init.output = common.output;
             init.history_line = history;
             id = qkv::model_init(init);
+        } else if (*c_exp) {
+            exp.output = common.output;
+            exp.history_line = history;
+            id = qkv::model_export(exp);
         } else if (*c_imp) {
             imp.output = common.output;
             imp.history_line = history;

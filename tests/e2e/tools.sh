@@ -29,7 +29,7 @@ for t in model tokenize embed attend mlp block generate count-params inspect tra
     [ -z "$warn" ] || { echo "FAIL: $page: $warn"; fail=1; }
     check_options "$t" "$help" "$page"
 done
-for sub in init import info; do
+for sub in init import export info; do
     check_options "model $sub" "$("$BIN/model" $sub --help)" "$MAN/model.1"
 done
 warn=$(groff -man -ww -z "$MAN/qkv-files.5" 2>&1)

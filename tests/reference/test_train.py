@@ -194,6 +194,32 @@ class Train(unittest.TestCase):
             np.testing.assert_array_equal(got[n], ref[n], n)
         self.assertEqual([n for n in os.listdir(self.d) if ".tmp" in n], [])
 
+    def test_export_half_precision(self):
+        src, out = os.path.join(self.d, "src.h5"), os.path.join(self.d, "export.h5")
+        run("train", *self.train_args(src, steps=6, eval_every=3), "--quiet")
+        run("model", "export", src, "-o", out, "--quiet")
+        a, b = datasets(src), datasets(out)
+        self.assertEqual(set(a), set(b))
+        for n in a:
+            self.assertEqual(b[n].dtype, np.float16, n)
+            np.testing.assert_array_equal(b[n], a[n].astype(np.float16), n)  # round to nearest even
+        with h5py.File(src, "r") as f, h5py.File(out, "r") as g:
+            self.assertEqual(sorted(g["train"]), ["log"])  # no optimizer state
+            for k in ("step", "val_nats_per_char", "lr"):
+                self.assertEqual(f["train"].attrs[k], g["train"].attrs[k])
+            for k in ("step", "train_loss", "val_loss"):
+                np.testing.assert_array_equal(f[f"train/log/{k}"][()], g[f"train/log/{k}"][()])
+            self.assertNotEqual(f.attrs["model_id"], g.attrs["model_id"])
+            self.assertIn("model export", g.attrs["history"])
+        self.assertLess(os.path.getsize(out), os.path.getsize(src) / 3)
+        # every tool reads it; the held-out loss barely moves
+        loss = lambda m: float(run("train", "--model", m, "-f", self.corpus, "--eval-only", "--context", 16)
+                               .stdout.split()[1])
+        self.assertAlmostEqual(loss(out), loss(src), delta=1e-2)
+        self.assertTrue(run("generate", "--model", out, "The quick", "-n", 5, "--temperature", 0).stdout)
+        p = run("model", "export", src, "--dtype", "f8", "-o", out, check=False)
+        self.assertEqual(p.returncode, 2)
+
     def test_full_disk_keeps_the_last_checkpoint(self):
         out = os.path.join(self.d, "disk.h5")
         run("train", *self.train_args(out, steps=4, eval_every=0), "--quiet")
