@@ -1,7 +1,8 @@
 #include "trainer.hpp"
 
 #include "adamw.hpp"
-#include "backprop.hpp"
+#include "checkpoint.hpp"
+#include "train_model.hpp"
 #include "errors.hpp"
 #include "h5file.hpp"
 #include "model.hpp"
@@ -24,274 +25,6 @@ namespace qkv {
 
 namespace {
 
-// ------------------------------------------------------------------ parameters
-
-// Every trained tensor in one flat buffer (so the optimizer and the gradient norm are single
-// loops), in the layout the forward pass uses: W_Q, W_K, W_V of all heads side by side.
-struct ParamInfo {
-    std::string name; // training-layout name
-    Shape shape;
-    int64_t offset = 0;
-    bool decay = false; // weight decay: matrices and embeddings, not biases or LayerNorm
-};
-
-struct LayerOffsets {
-    int64_t ln1_w, ln1_b, W_QKV, b_QKV, W_O, b_O, ln2_w, ln2_b, W_in, b_in, W_out, b_out;
-};
-
-struct Layout {
-    std::vector<ParamInfo> params;
-    int64_t total = 0;
-    int64_t W_E = 0, W_pos = 0, lnf_w = 0, lnf_b = 0;
-    std::vector<LayerOffsets> layers;
-
-    explicit Layout(const Config& c) {
-        const int64_t D = c.d_model, A = c.n_heads * c.d_head, M = c.d_mlp;
-        auto add = [&](const std::string& name, const Shape& s, bool decay) {
-            params.push_back({name, s, total, decay});
-            total += shape_numel(s);
-            return params.back().offset;
-        };
-        W_E = add("/embed/W_E", {c.vocab_size, D}, true);
-        W_pos = add("/pos_embed/W_pos", {c.n_ctx, D}, true);
-        for (int64_t l = 0; l < c.n_layers; ++l) {
-            const std::string g = "/blocks/" + std::to_string(l);
-            LayerOffsets o;
-            o.ln1_w = add(g + "/ln1/w", {D}, false);
-            o.ln1_b = add(g + "/ln1/b", {D}, false);
-            o.W_QKV = add(g + "/attn/W_QKV", {D, 3 * A}, true);
-            o.b_QKV = add(g + "/attn/b_QKV", {3 * A}, false);
-            o.W_O = add(g + "/attn/W_O", {A, D}, true);
-            o.b_O = add(g + "/attn/b_O", {D}, false);
-            o.ln2_w = add(g + "/ln2/w", {D}, false);
-            o.ln2_b = add(g + "/ln2/b", {D}, false);
-            o.W_in = add(g + "/mlp/W_in", {D, M}, true);
-            o.b_in = add(g + "/mlp/b_in", {M}, false);
-            o.W_out = add(g + "/mlp/W_out", {M, D}, true);
-            o.b_out = add(g + "/mlp/b_out", {D}, false);
-            layers.push_back(o);
-        }
-        lnf_w = add("/ln_final/w", {D}, false);
-        lnf_b = add("/ln_final/b", {D}, false);
-    }
-};
-
-// Writes a flat buffer (weights or gradients) under the model file's names and shapes:
-// per-head W_Q/W_K/W_V [head, d_model, d_head], b_Q/b_K/b_V [head, d_head], W_O
-// [head, d_head, d_model]. put(name, tensor).
-template <class Put>
-void put_file_layout(const Config& c, const Layout& lay, const float* flat, Put put) {
-    const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head, A = H * dh;
-    for (const auto& p : lay.params) {
-        const float* src = flat + p.offset;
-        const std::string& n = p.name;
-        if (n.size() > 6 && n.compare(n.size() - 6, 6, "/W_QKV") == 0) {
-            const std::string g = n.substr(0, n.size() - 5);
-            for (int x = 0; x < 3; ++x) {
-                Tensor t = Tensor::zeros({H, D, dh});
-                for (int64_t h = 0; h < H; ++h)
-                    for (int64_t d = 0; d < D; ++d)
-                        for (int64_t j = 0; j < dh; ++j)
-                            t.f32()[(h * D + d) * dh + j] = src[d * 3 * A + x * A + h * dh + j];
-                put(g + "W_" + "QKV"[x], t);
-            }
-        } else if (n.size() > 6 && n.compare(n.size() - 6, 6, "/b_QKV") == 0) {
-            const std::string g = n.substr(0, n.size() - 5);
-            for (int x = 0; x < 3; ++x) {
-                Tensor t = Tensor::zeros({H, dh});
-                std::memcpy(t.f32(), src + x * A, A * sizeof(float));
-                put(g + "b_" + "QKV"[x], t);
-            }
-        } else {
-            Shape s = p.shape;
-            if (n.size() > 4 && n.compare(n.size() - 4, 4, "/W_O") == 0) s = {H, dh, D};
-            Tensor t = Tensor::zeros(s);
-            std::memcpy(t.f32(), src, t.numel() * sizeof(float));
-            put(n, t);
-        }
-    }
-}
-
-// Reads a model file's weights into the flat buffer; b_U (not trained) separately.
-void load_params(const ModelFile& m, const Layout& lay, float* flat, std::vector<float>& b_U) {
-    const Config& c = m.config();
-    auto be = make_cpu_backend(1);
-    auto put = [&](int64_t off, const Tensor& t) {
-        std::memcpy(flat + off, t.f32(), t.numel() * sizeof(float));
-    };
-    EmbedWeights e = m.load_embed(*be);
-    put(lay.W_E, e.W_E);
-    put(lay.W_pos, e.W_pos);
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-        const LayerOffsets& o = lay.layers[l];
-        const std::string g = "/blocks/" + std::to_string(l);
-        LayerNormWeights ln1 = m.load_ln(g + "/ln1", *be), ln2 = m.load_ln(g + "/ln2", *be);
-        AttentionWeights a = m.load_attention(l, *be);
-        MlpWeights p = m.load_mlp(l, *be);
-        put(o.ln1_w, ln1.w);
-        put(o.ln1_b, ln1.b);
-        put(o.W_QKV, a.W_QKV);
-        put(o.b_QKV, a.b_QKV);
-        put(o.W_O, a.W_O);
-        put(o.b_O, a.b_O);
-        put(o.ln2_w, ln2.w);
-        put(o.ln2_b, ln2.b);
-        put(o.W_in, p.W_in);
-        put(o.b_in, p.b_in);
-        put(o.W_out, p.W_out);
-        put(o.b_out, p.b_out);
-    }
-    UnembedWeights u = m.load_unembed(*be);
-    put(lay.lnf_w, u.ln_final.w);
-    put(lay.lnf_b, u.ln_final.b);
-    const int64_t V = c.vocab_size, D = c.d_model;
-    for (int64_t v = 0; v < V; ++v)
-        for (int64_t d = 0; d < D; ++d)
-            if (u.W_U.f32()[d * V + v] != flat[lay.W_E + v * D + d])
-                throw FormatError(m.path() + ":/unembed/W_U: train ties the unembedding to W_E (as "
-                                  "GPT-2 does), but this model's W_U is not W_E transposed");
-    b_U.assign(u.b_U.f32(), u.b_U.f32() + V);
-}
-
-// ------------------------------------------------------------------ the model, trainable
-
-class Gpt {
-  public:
-    Gpt(const Config& c, Backend& be, ThreadPool& pool, int64_t batch, int64_t pos)
-        : cfg_(c), lay_(c), ctx_{be, pool}, B_(batch), T_(pos) {
-        const int64_t BT = B_ * T_, D = c.d_model, A = c.n_heads * c.d_head, M = c.d_mlp,
-                      L = c.n_layers;
-        params_.assign(lay_.total, 0.0f);
-        grads_.assign(lay_.total, 0.0f);
-        res_.assign((2 * L + 1) * BT * D, 0.0f);       // residual stream [2L+1, batch, pos, d_model]
-        ln_.assign((2 * L + 1) * BT * D, 0.0f);        // LayerNorm outputs
-        ln_stats_.assign((2 * L + 1) * 2 * BT, 0.0f);  // mean, rstd [rows] of each
-        qkv_.assign(L * BT * 3 * A, 0.0f);             // [layer, batch, pos, 3, head, d_head]
-        pattern_.assign(L * B_ * c.n_heads * T_ * T_, 0.0f); // [layer, batch, head, pos, pos]
-        z_.assign(L * BT * A, 0.0f);                   // [layer, batch, pos, head, d_head]
-        pre_.assign(L * BT * M, 0.0f);                 // MLP pre-activation [layer, batch, pos, d_mlp]
-        post_.assign(L * BT * M, 0.0f);                // after GELU
-        logits_.assign(BT * c.vocab_size, 0.0f);       // [batch, pos, vocab]
-        losses_.assign(BT, 0.0f);
-        dres_.assign(BT * D, 0.0f);
-        dln_.assign(BT * D, 0.0f);
-        dqkv_.assign(BT * 3 * A, 0.0f);
-        dz_.assign(BT * A, 0.0f);
-        dpost_.assign(BT * M, 0.0f);
-        dpre_.assign(BT * M, 0.0f);
-    }
-    const Layout& layout() const { return lay_; }
-    std::vector<float>& params() { return params_; }
-    std::vector<float>& grads() { return grads_; }
-    std::vector<float>& b_U() { return b_U_; }
-    const std::vector<float>& losses() const { return losses_; }
-
-    // Mean cross-entropy of predicting y from x (both [batch, pos], batch <= B, pos <= T);
-    // with grad, the gradients of every parameter are added into grads().
-    double forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t pos, bool grad) {
-        const Config& c = cfg_;
-        const int64_t BT = batch * pos, D = c.d_model, H = c.n_heads, dh = c.d_head, A = H * dh,
-                      M = c.d_mlp, V = c.vocab_size, L = c.n_layers;
-        const float eps = static_cast<float>(c.ln_eps);
-        float* P = params_.data();
-        auto res = [&](int64_t i) { return res_.data() + i * B_ * T_ * D; };
-        auto ln = [&](int64_t i) { return ln_.data() + i * B_ * T_ * D; };
-        auto mean = [&](int64_t i) { return ln_stats_.data() + i * 2 * B_ * T_; };
-        auto rstd = [&](int64_t i) { return mean(i) + B_ * T_; };
-        auto qkv = [&](int64_t l) { return qkv_.data() + l * B_ * T_ * 3 * A; };
-        auto pattern = [&](int64_t l) { return pattern_.data() + l * B_ * H * T_ * T_; };
-        auto z = [&](int64_t l) { return z_.data() + l * B_ * T_ * A; };
-        auto pre = [&](int64_t l) { return pre_.data() + l * B_ * T_ * M; };
-        auto post = [&](int64_t l) { return post_.data() + l * B_ * T_ * M; };
-
-        bp::embed_forward(x, P + lay_.W_E, P + lay_.W_pos, batch, pos, D, res(0));
-        for (int64_t l = 0; l < L; ++l) {
-            const LayerOffsets& o = lay_.layers[l];
-            // attention: LayerNorm, queries/keys/values of all heads in one product, the
-            // pattern-weighted values z, then every head's change through W_O added to the stream
-            bp::layer_norm_forward(ctx_, res(2 * l), P + o.ln1_w, P + o.ln1_b, eps, BT, D, ln(2 * l),
-                                   mean(2 * l), rstd(2 * l));
-            bp::linear_forward(ctx_, ln(2 * l), P + o.W_QKV, P + o.b_QKV, BT, D, 3 * A, qkv(l));
-            bp::attention_forward(ctx_, qkv(l), batch, pos, H, dh, pattern(l), z(l));
-            std::memcpy(res(2 * l + 1), res(2 * l), BT * D * sizeof(float));
-            add_linear(z(l), P + o.W_O, P + o.b_O, BT, A, D, res(2 * l + 1));
-            // MLP: LayerNorm, W_in, GELU, W_out added to the stream
-            bp::layer_norm_forward(ctx_, res(2 * l + 1), P + o.ln2_w, P + o.ln2_b, eps, BT, D,
-                                   ln(2 * l + 1), mean(2 * l + 1), rstd(2 * l + 1));
-            bp::linear_forward(ctx_, ln(2 * l + 1), P + o.W_in, P + o.b_in, BT, D, M, pre(l));
-            bp::gelu_forward(ctx_, pre(l), post(l), BT * M);
-            std::memcpy(res(2 * l + 2), res(2 * l + 1), BT * D * sizeof(float));
-            add_linear(post(l), P + o.W_out, P + o.b_out, BT, M, D, res(2 * l + 2));
-        }
-        // unembedding, tied: logits = LayerNorm(resid) W_E^T + b_U
-        bp::layer_norm_forward(ctx_, res(2 * L), P + lay_.lnf_w, P + lay_.lnf_b, eps, BT, D,
-                               ln(2 * L), mean(2 * L), rstd(2 * L));
-        float* logits = logits_.data();
-        ctx_.pool.run(BT, 16, [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r) std::memcpy(logits + r * V, b_U_.data(), V * sizeof(float));
-        });
-        ctx_.be.gemm(false, true, BT, V, D, 1.0f, ln(2 * L), D, P + lay_.W_E, D, 1.0f, logits, V);
-        const double loss = bp::cross_entropy(ctx_, logits, y, BT, V, losses_.data(), grad);
-        if (!grad) return loss;
-
-        // ---- backward, last layer first; dres holds d loss / d residual stream
-        float* G = grads_.data();
-        float* dres = dres_.data();
-        float* dln = dln_.data();
-        ctx_.be.gemm(false, false, BT, D, V, 1.0f, logits, V, P + lay_.W_E, D, 0.0f, dln, D);
-        ctx_.be.gemm(true, false, V, D, BT, 1.0f, logits, V, ln(2 * L), D, 1.0f, G + lay_.W_E, D);
-        std::memset(dres, 0, BT * D * sizeof(float));
-        bp::layer_norm_backward(ctx_, dln, res(2 * L), P + lay_.lnf_w, mean(2 * L), rstd(2 * L), BT,
-                                D, dres, G + lay_.lnf_w, G + lay_.lnf_b);
-        for (int64_t l = L - 1; l >= 0; --l) {
-            const LayerOffsets& o = lay_.layers[l];
-            // MLP
-            std::memset(dpost_.data(), 0, BT * M * sizeof(float));
-            bp::linear_backward(ctx_, dres, post(l), P + o.W_out, BT, M, D, dpost_.data(),
-                                G + o.W_out, G + o.b_out);
-            std::memset(dpre_.data(), 0, BT * M * sizeof(float));
-            bp::gelu_backward(ctx_, dpost_.data(), pre(l), dpre_.data(), BT * M);
-            std::memset(dln, 0, BT * D * sizeof(float));
-            bp::linear_backward(ctx_, dpre_.data(), ln(2 * l + 1), P + o.W_in, BT, D, M, dln,
-                                G + o.W_in, G + o.b_in);
-            bp::layer_norm_backward(ctx_, dln, res(2 * l + 1), P + o.ln2_w, mean(2 * l + 1),
-                                    rstd(2 * l + 1), BT, D, dres, G + o.ln2_w, G + o.ln2_b);
-            // attention
-            std::memset(dz_.data(), 0, BT * A * sizeof(float));
-            bp::linear_backward(ctx_, dres, z(l), P + o.W_O, BT, A, D, dz_.data(), G + o.W_O, G + o.b_O);
-            std::memset(dqkv_.data(), 0, BT * 3 * A * sizeof(float));
-            bp::attention_backward(ctx_, dz_.data(), qkv(l), pattern(l), batch, pos, H, dh,
-                                   dqkv_.data());
-            std::memset(dln, 0, BT * D * sizeof(float));
-            bp::linear_backward(ctx_, dqkv_.data(), ln(2 * l), P + o.W_QKV, BT, D, 3 * A, dln,
-                                G + o.W_QKV, G + o.b_QKV);
-            bp::layer_norm_backward(ctx_, dln, res(2 * l), P + o.ln1_w, mean(2 * l), rstd(2 * l), BT,
-                                    D, dres, G + o.ln1_w, G + o.ln1_b);
-        }
-        bp::embed_backward(dres, x, batch, pos, D, G + lay_.W_E, G + lay_.W_pos);
-        return loss;
-    }
-
-  private:
-    // out[rows, n] += x[rows, k] W[k, n] + b[n]
-    void add_linear(const float* x, const float* W, const float* b, int64_t rows, int64_t k,
-                    int64_t n, float* out) {
-        ctx_.pool.run(rows, 64, [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r)
-                for (int64_t j = 0; j < n; ++j) out[r * n + j] += b[j];
-        });
-        ctx_.be.gemm(false, false, rows, n, k, 1.0f, x, k, W, n, 1.0f, out, n);
-    }
-
-    Config cfg_;
-    Layout lay_;
-    bp::Ctx ctx_;
-    int64_t B_, T_;
-    std::vector<float> params_, grads_, b_U_;
-    std::vector<float> res_, ln_, ln_stats_, qkv_, pattern_, z_, pre_, post_, logits_, losses_;
-    std::vector<float> dres_, dln_, dqkv_, dz_, dpost_, dpre_;
-};
-
 // ------------------------------------------------------------------ data
 
 struct Corpus {
@@ -305,12 +38,6 @@ uint64_t fnv1a(const std::string& s) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (unsigned char ch : s) h = (h ^ ch) * 0x100000001b3ULL;
     return h;
-}
-
-std::string hex64(uint64_t v) {
-    std::ostringstream o;
-    o << std::hex << std::setw(16) << std::setfill('0') << v;
-    return o.str();
 }
 
 int64_t utf8_chars(const std::string& s) {
@@ -389,119 +116,6 @@ class SignalsHeld {
 
 // ------------------------------------------------------------------ the run
 
-struct Settings { // what a checkpoint records, so that --resume continues exactly
-    int64_t steps, batch, context, warmup, eval_every, eval_iters, save_every;
-    double lr, min_lr, weight_decay, beta1, beta2, grad_clip, val_fraction;
-    uint64_t seed;
-};
-
-struct Log {
-    std::vector<int32_t> step;
-    std::vector<float> lr, train_loss, val_loss;
-};
-
-struct State {
-    Settings s;
-    int64_t step = 0; // updates done
-    std::vector<float> m, v;
-    Log log;
-    double seconds = 0; // training time of earlier runs
-};
-
-void write_checkpoint(const std::string& path, const ModelFile& src, Gpt& gpt, const State& st,
-                      const Corpus& corpus, const std::string& history,
-                      const std::vector<std::pair<std::string, double>>& final_stats) {
-    SignalsHeld held;
-    const Config& c = src.config();
-    std::string name = src.model_id();
-    if (auto dash = name.rfind('-'); dash != std::string::npos) name = name.substr(0, dash);
-    ModelWriter w(path, c, name, history);
-    put_file_layout(c, gpt.layout(), gpt.params().data(),
-                    [&](const std::string& n, const Tensor& t) { w.put(n, t); });
-    const int64_t V = c.vocab_size, D = c.d_model;
-    Tensor W_U = Tensor::zeros({D, V}), b_U = Tensor::zeros({V});
-    const float* W_E = gpt.params().data() + gpt.layout().W_E;
-    for (int64_t v = 0; v < V; ++v)
-        for (int64_t d = 0; d < D; ++d) W_U.f32()[d * V + v] = W_E[v * D + d];
-    std::memcpy(b_U.f32(), gpt.b_U().data(), V * sizeof(float));
-    w.put("/unembed/W_U", W_U);
-    w.put("/unembed/b_U", b_U);
-    w.put_tokenizer(src.load_tokenizer());
-
-    H5File& f = w.file();
-    const Settings& s = st.s;
-    const std::string g = "/train";
-    f.make_group(g);
-    f.set_attr(g, "step", st.step);
-    for (auto [k, v] : {std::pair<const char*, int64_t>{"steps", s.steps}, {"batch", s.batch},
-                        {"context", s.context}, {"warmup", s.warmup}, {"eval_every", s.eval_every},
-                        {"eval_iters", s.eval_iters}, {"save_every", s.save_every}})
-        f.set_attr(g, k, v);
-    for (auto [k, v] : {std::pair<const char*, double>{"lr", s.lr}, {"min_lr", s.min_lr},
-                        {"weight_decay", s.weight_decay}, {"beta1", s.beta1}, {"beta2", s.beta2},
-                        {"grad_clip", s.grad_clip}, {"val_fraction", s.val_fraction},
-                        {"seconds", st.seconds}})
-        f.set_attr(g, k, v);
-    f.set_attr(g, "seed", hex64(s.seed));
-    f.set_attr(g, "corpus_fnv1a", hex64(corpus.hash));
-    f.set_attr(g, "corpus_bytes", corpus.bytes);
-    f.set_attr(g, "train_tokens", static_cast<int64_t>(corpus.train.size()));
-    f.set_attr(g, "val_tokens", static_cast<int64_t>(corpus.val.size()));
-    for (auto& [k, v] : final_stats) f.set_attr(g, k, v);
-    const int64_t n = static_cast<int64_t>(st.m.size());
-    f.write_f32(g + "/adam_m", {n}, st.m.data());
-    f.write_f32(g + "/adam_v", {n}, st.v.data());
-    const int64_t k = static_cast<int64_t>(st.log.step.size());
-    Tensor steps_t = Tensor::zeros({k}, DType::I32);
-    if (k) std::memcpy(steps_t.i32(), st.log.step.data(), k * sizeof(int32_t));
-    f.write(g + "/log/step", steps_t);
-    f.write_f32(g + "/log/lr", {k}, st.log.lr.data());
-    f.write_f32(g + "/log/train_loss", {k}, st.log.train_loss.data());
-    f.write_f32(g + "/log/val_loss", {k}, st.log.val_loss.data());
-    w.commit();
-}
-
-State read_checkpoint(const ModelFile& m, int64_t n_params) {
-    const H5File& f = m.h5();
-    if (!f.exists("/train/adam_m"))
-        throw FormatError(m.path() + ": not a checkpoint (no /train group): give it as --model to "
-                          "start training from it");
-    State st;
-    const std::string g = "/train";
-    st.step = f.attr_int(g, "step");
-    Settings& s = st.s;
-    s.steps = f.attr_int(g, "steps");
-    s.batch = f.attr_int(g, "batch");
-    s.context = f.attr_int(g, "context");
-    s.warmup = f.attr_int(g, "warmup");
-    s.eval_every = f.attr_int(g, "eval_every");
-    s.eval_iters = f.attr_int(g, "eval_iters");
-    s.save_every = f.attr_int(g, "save_every");
-    s.lr = f.attr_double(g, "lr");
-    s.min_lr = f.attr_double(g, "min_lr");
-    s.weight_decay = f.attr_double(g, "weight_decay");
-    s.beta1 = f.attr_double(g, "beta1");
-    s.beta2 = f.attr_double(g, "beta2");
-    s.grad_clip = f.attr_double(g, "grad_clip");
-    s.val_fraction = f.attr_double(g, "val_fraction");
-    s.seed = std::stoull(f.attr_str(g, "seed"), nullptr, 16);
-    st.seconds = f.attr_double(g, "seconds");
-    st.m.assign(n_params, 0.0f);
-    st.v.assign(n_params, 0.0f);
-    f.read_f32_into(g + "/adam_m", {n_params}, st.m.data());
-    f.read_f32_into(g + "/adam_v", {n_params}, st.v.data());
-    Tensor steps = f.read_i32(g + "/log/step", 1);
-    const int64_t k = steps.numel();
-    st.log.step.assign(steps.i32(), steps.i32() + k);
-    for (auto [name, vec] : {std::pair<const char*, std::vector<float>*>{"lr", &st.log.lr},
-                             {"train_loss", &st.log.train_loss}, {"val_loss", &st.log.val_loss}}) {
-        vec->assign(k, 0.0f);
-        f.read_f32_into(g + "/log/" + name, {k}, vec->data());
-    }
-    return st;
-}
-
-// Mean loss over fixed windows evenly spread over the held-out tokens (the same every time).
 double eval_windows(Gpt& gpt, const std::vector<int32_t>& val, int64_t batch, int64_t pos,
                     int64_t windows, std::vector<int32_t>& x, std::vector<int32_t>& y) {
     const int64_t last = static_cast<int64_t>(val.size()) - pos - 1;
@@ -561,14 +175,14 @@ std::string clock_text(double secs) {
     return o.str();
 }
 
-Settings settings_from(const TrainOptions& o) {
-    Settings s{o.steps, o.batch, o.context, o.warmup, o.eval_every, o.eval_iters, o.save_every,
+TrainSettings settings_from(const TrainOptions& o) {
+    TrainSettings s{o.steps, o.batch, o.context, o.warmup, o.eval_every, o.eval_iters, o.save_every,
                o.lr, o.min_lr < 0 ? o.lr / 10 : o.min_lr, o.weight_decay, o.beta1, o.beta2,
                o.grad_clip, o.val_fraction, o.seed};
     return s;
 }
 
-void check_settings(const Settings& s, const Config& c) {
+void check_settings(const TrainSettings& s, const Config& c) {
     auto bad = [](const std::string& m) { throw UsageError(m); };
     if (s.steps < 1) bad("--steps must be at least 1");
     if (s.batch < 1 || s.batch > 4096) bad("--batch must be 1 to 4096");
@@ -603,7 +217,7 @@ void run_train(const TrainOptions& opt) {
     ModelFile model = ModelFile::open(in);
     const Config& c = model.config();
     Tokenizer tok(model.load_tokenizer());
-    State st;
+    TrainState st;
     const bool resuming = !opt.resume.empty();
     if (!resuming) {
         st.s = settings_from(opt);
@@ -617,7 +231,7 @@ void run_train(const TrainOptions& opt) {
 
     // Settings come from the checkpoint when resuming; read them before sizing buffers.
     if (resuming) st = read_checkpoint(model, Layout(c).total);
-    Settings& s = st.s;
+    TrainSettings& s = st.s;
     check_settings(s, c);
     Corpus corpus = load_corpus(opt.corpus, tok, s.val_fraction);
     if (resuming) {
@@ -675,6 +289,13 @@ void run_train(const TrainOptions& opt) {
     }
 
     const std::string history = history_line(opt.common, be->describe());
+    const CorpusInfo info{corpus.hash, corpus.bytes, static_cast<int64_t>(corpus.train.size()),
+                          static_cast<int64_t>(corpus.val.size())};
+    auto save = [&](const TrainState& state,
+                    const std::vector<std::pair<std::string, double>>& final_stats) {
+        SignalsHeld held; // the write always completes; a signal meanwhile is seen afterwards
+        write_checkpoint(out, model, gpt, state, info, history, final_stats);
+    };
     LrSchedule sched{s.lr, s.min_lr, s.warmup, s.steps};
     AdamWConfig adam{s.beta1, s.beta2, 1e-8, s.weight_decay};
     const bool tty = talk && isatty(STDERR_FILENO);
@@ -732,16 +353,16 @@ void run_train(const TrainOptions& opt) {
         const bool stop = g_stop_signal != 0;
         const bool save_now = s.save_every > 0 && st.step % s.save_every == 0 && st.step < s.steps;
         if (stop || save_now) {
-            State snap = st;
+            TrainState snap = st;
             snap.seconds += secs;
-            write_checkpoint(out, model, gpt, snap, corpus, history, {});
+            save(snap, {});
         }
         if (stop || g_stop_signal) {
             const int sig = g_stop_signal;
             if (!stop) { // arrived while the checkpoint of this step was written
-                State snap = st;
+                TrainState snap = st;
                 snap.seconds += elapsed();
-                write_checkpoint(out, model, gpt, snap, corpus, history, {});
+                save(snap, {});
             }
             if (tty) std::cerr << '\n';
             throw Interrupted(std::string("stopped by ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
@@ -755,8 +376,7 @@ void run_train(const TrainOptions& opt) {
     st.seconds += secs;
     FullEval e = eval_all(gpt, tok, corpus, B, T_val, x, y);
     const double tok_s = static_cast<double>((st.step - first) * B * T) / std::max(secs, 1e-9);
-    write_checkpoint(out, model, gpt, st, corpus, history,
-                     {{"val_nats_per_token", e.nats_per_token},
+    save(st, {{"val_nats_per_token", e.nats_per_token},
                       {"val_nats_per_char", e.nats_per_char},
                       {"val_chars", static_cast<double>(e.chars)},
                       {"tokens_per_s", tok_s}});
