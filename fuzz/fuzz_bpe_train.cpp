@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (qkv::find_invalid_utf8(text) >= 0) std::abort(); // accepted invalid UTF-8
     if (static_cast<int64_t>(t.vocab.size()) > n || t.vocab.back() != "<|endoftext|>") std::abort();
-    if (std::set<std::string>(t.vocab.begin(), t.vocab.end()).size() != t.vocab.size()) std::abort();
+    if (std::set<std::string>(t.vocab.begin(), t.vocab.end()).size() != t.vocab.size())
+        std::abort();
     qkv::TokenizerData again = qkv::train_bpe(text, n);
     if (again.merges != t.merges || again.vocab != t.vocab) std::abort();
     qkv::Tokenizer tok(t);

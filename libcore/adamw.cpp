@@ -35,11 +35,13 @@ double LrSchedule::at(int64_t it) const {
 
 double clip_grad_norm(float* grad, int64_t n, double max_norm) {
     double sq = 0;
-    for (int64_t i = 0; i < n; ++i) sq += static_cast<double>(grad[i]) * grad[i];
+    for (int64_t i = 0; i < n; ++i)
+        sq += static_cast<double>(grad[i]) * grad[i];
     const double norm = std::sqrt(sq);
     if (max_norm > 0 && norm > max_norm) {
         const float s = static_cast<float>(max_norm / (norm + 1e-6));
-        for (int64_t i = 0; i < n; ++i) grad[i] *= s;
+        for (int64_t i = 0; i < n; ++i)
+            grad[i] *= s;
     }
     return norm;
 }

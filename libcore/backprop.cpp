@@ -25,7 +25,8 @@ void column_sums_add(Ctx& c, const float* x, int64_t rows, int64_t n, float* db)
     c.pool.run(n, 64, [&](int64_t j0, int64_t j1) {
         for (int64_t r = 0; r < rows; ++r) {
             const float* xr = x + r * n;
-            for (int64_t j = j0; j < j1; ++j) db[j] += xr[j];
+            for (int64_t j = j0; j < j1; ++j)
+                db[j] += xr[j];
         }
     });
 }
@@ -46,7 +47,8 @@ void layer_norm_forward(Ctx& c, const float* x, const float* w, const float* b, 
         for (int64_t r = r0; r < r1; ++r) {
             const float* xr = x + r * d;
             double sum = 0;
-            for (int64_t i = 0; i < d; ++i) sum += xr[i];
+            for (int64_t i = 0; i < d; ++i)
+                sum += xr[i];
             const float m = static_cast<float>(sum / d);
             double var = 0;
             for (int64_t i = 0; i < d; ++i) {
@@ -55,7 +57,8 @@ void layer_norm_forward(Ctx& c, const float* x, const float* w, const float* b, 
             }
             const float s = 1.0f / std::sqrt(static_cast<float>(var / d) + eps);
             float* o = out + r * d;
-            for (int64_t i = 0; i < d; ++i) o[i] = (xr[i] - m) * s * w[i] + b[i];
+            for (int64_t i = 0; i < d; ++i)
+                o[i] = (xr[i] - m) * s * w[i] + b[i];
             mean[r] = m;
             rstd[r] = s;
         }
@@ -97,11 +100,12 @@ void layer_norm_backward(Ctx& c, const float* dout, const float* x, const float*
     });
 }
 
-void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int64_t rows,
-                    int64_t k, int64_t n, float* out) {
+void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int64_t rows, int64_t k,
+                    int64_t n, float* out) {
     if (b) {
         c.pool.run(rows, 64, [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r) std::memcpy(out + r * n, b, n * sizeof(float));
+            for (int64_t r = r0; r < r1; ++r)
+                std::memcpy(out + r * n, b, n * sizeof(float));
         });
     }
     c.be.gemm(false, false, rows, n, k, 1.0f, x, k, W, n, b ? 1.0f : 0.0f, out, n);
@@ -152,9 +156,11 @@ QKV_CLONES void dot_rows(const float* a, const float* mT, int64_t ld, int64_t dh
         for (int64_t j = 0; j < dh; ++j) {
             const float aj = a[j];
             const float* m = mT + j * ld + s0;
-            for (int64_t u = 0; u < kBlock; ++u) acc[u] += aj * m[u];
+            for (int64_t u = 0; u < kBlock; ++u)
+                acc[u] += aj * m[u];
         }
-        for (int64_t u = 0; u < kBlock; ++u) row[s0 + u] = acc[u];
+        for (int64_t u = 0; u < kBlock; ++u)
+            row[s0 + u] = acc[u];
     }
 }
 
@@ -169,66 +175,78 @@ QKV_CLONES void weighted_rows_add(const float* coef, int64_t cs, const float* ro
         for (int64_t i = 0; i < n; ++i) {
             const float c = coef[i * cs];
             const float* r = rows + i * ld + j0;
-            for (int64_t u = 0; u < W; ++u) acc[u] += c * r[u];
+            for (int64_t u = 0; u < W; ++u)
+                acc[u] += c * r[u];
         }
-        for (int64_t u = 0; u < W; ++u) out[j0 + u] += acc[u];
+        for (int64_t u = 0; u < W; ++u)
+            out[j0 + u] += acc[u];
     }
     for (; j0 + kBlock <= dh; j0 += kBlock) {
         float acc[kBlock] = {0, 0, 0, 0, 0, 0, 0, 0};
         for (int64_t i = 0; i < n; ++i) {
             const float c = coef[i * cs];
             const float* r = rows + i * ld + j0;
-            for (int64_t u = 0; u < kBlock; ++u) acc[u] += c * r[u];
+            for (int64_t u = 0; u < kBlock; ++u)
+                acc[u] += c * r[u];
         }
-        for (int64_t u = 0; u < kBlock; ++u) out[j0 + u] += acc[u];
+        for (int64_t u = 0; u < kBlock; ++u)
+            out[j0 + u] += acc[u];
     }
     for (; j0 < dh; ++j0) {
         float acc = 0;
-        for (int64_t i = 0; i < n; ++i) acc += coef[i * cs] * rows[i * ld + j0];
+        for (int64_t i = 0; i < n; ++i)
+            acc += coef[i * cs] * rows[i * ld + j0];
         out[j0] += acc;
     }
 }
 
 QKV_CLONES void attention_forward_head(const float* q, const float* k, const float* v, int64_t ld,
-                                       int64_t T, int64_t dh, float scale, float* kT, float* pattern,
-                                       float* z, int64_t z_ld) {
+                                       int64_t T, int64_t dh, float scale, float* kT,
+                                       float* pattern, float* z, int64_t z_ld) {
     const int64_t Tp = T + kBlock;
     for (int64_t s = 0; s < T; ++s)
-        for (int64_t j = 0; j < dh; ++j) kT[j * Tp + s] = k[s * ld + j];
+        for (int64_t j = 0; j < dh; ++j)
+            kT[j * Tp + s] = k[s * ld + j];
     float qs[1024];
     for (int64_t t = 0; t < T; ++t) {
         // scores: q_t . k_s / sqrt(d_head) for the keys s <= t; the mask leaves s > t at 0
         float* row = pattern + t * T;
-        for (int64_t j = 0; j < dh; ++j) qs[j] = q[t * ld + j] * scale;
+        for (int64_t j = 0; j < dh; ++j)
+            qs[j] = q[t * ld + j] * scale;
         float tmp[2048 + kBlock];
         const int64_t n = t + 1;
         dot_rows(qs, kT, Tp, dh, n, tmp);
         // softmax over the visible keys
         float mx = tmp[0];
-        for (int64_t s = 1; s < n; ++s) mx = std::max(mx, tmp[s]);
+        for (int64_t s = 1; s < n; ++s)
+            mx = std::max(mx, tmp[s]);
         double sum = 0;
         for (int64_t s = 0; s < n; ++s) {
             tmp[s] = std::exp(tmp[s] - mx);
             sum += tmp[s];
         }
         const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t s = 0; s < n; ++s) row[s] = tmp[s] * inv;
-        for (int64_t s = n; s < T; ++s) row[s] = 0.0f;
+        for (int64_t s = 0; s < n; ++s)
+            row[s] = tmp[s] * inv;
+        for (int64_t s = n; s < T; ++s)
+            row[s] = 0.0f;
         // values: z_t = sum_s pattern[t, s] v_s
         float* zt = z + t * z_ld;
-        for (int64_t j = 0; j < dh; ++j) zt[j] = 0.0f;
+        for (int64_t j = 0; j < dh; ++j)
+            zt[j] = 0.0f;
         weighted_rows_add(row, 1, v, ld, n, dh, zt);
     }
 }
 
 // ds [pos, pos] is scratch for the gradient of the scores.
 QKV_CLONES void attention_backward_head(const float* dz, int64_t z_ld, const float* q,
-                                        const float* k, const float* v, int64_t ld, const float* pattern,
-                                        int64_t T, int64_t dh, float scale, float* vT, float* ds,
-                                        float* dq, float* dk, float* dv) {
+                                        const float* k, const float* v, int64_t ld,
+                                        const float* pattern, int64_t T, int64_t dh, float scale,
+                                        float* vT, float* ds, float* dq, float* dk, float* dv) {
     const int64_t Tp = T + kBlock;
     for (int64_t s = 0; s < T; ++s)
-        for (int64_t j = 0; j < dh; ++j) vT[j * Tp + s] = v[s * ld + j];
+        for (int64_t j = 0; j < dh; ++j)
+            vT[j * Tp + s] = v[s * ld + j];
     float dp[2048 + kBlock];
     for (int64_t t = 0; t < T; ++t) {
         const float* p = pattern + t * T;
@@ -237,11 +255,14 @@ QKV_CLONES void attention_backward_head(const float* dz, int64_t z_ld, const flo
         dot_rows(dz + t * z_ld, vT, Tp, dh, n, dp);
         // softmax backward: d scores = pattern * (d pattern - sum(pattern * d pattern))
         double dot = 0;
-        for (int64_t s = 0; s < n; ++s) dot += static_cast<double>(p[s]) * dp[s];
+        for (int64_t s = 0; s < n; ++s)
+            dot += static_cast<double>(p[s]) * dp[s];
         const float fdot = static_cast<float>(dot);
         float* dst = ds + t * T;
-        for (int64_t s = 0; s < n; ++s) dst[s] = p[s] * (dp[s] - fdot) * scale;
-        for (int64_t s = n; s < T; ++s) dst[s] = 0.0f;
+        for (int64_t s = 0; s < n; ++s)
+            dst[s] = p[s] * (dp[s] - fdot) * scale;
+        for (int64_t s = n; s < T; ++s)
+            dst[s] = 0.0f;
         // d q_t += sum_s ds[t, s] k_s
         weighted_rows_add(dst, 1, k, ld, n, dh, dq + t * ld);
     }
@@ -265,8 +286,8 @@ void attention_forward(Ctx& c, const float* qkv, int64_t batch, int64_t pos, int
             const int64_t b = i / H, h = i % H;
             const float* base = qkv + b * T * ld;
             attention_forward_head(base + h * dh, base + (H + h) * dh, base + (2 * H + h) * dh, ld,
-                                   T, dh, scale, kT, pattern + i * T * T,
-                                   z + (b * T * H + h) * dh, H * dh);
+                                   T, dh, scale, kT, pattern + i * T * T, z + (b * T * H + h) * dh,
+                                   H * dh);
         }
     });
 }
@@ -297,9 +318,11 @@ double cross_entropy(Ctx& c, float* logits, const int32_t* targets, int64_t rows
         for (int64_t r = r0; r < r1; ++r) {
             float* l = logits + r * vocab;
             float mx = l[0];
-            for (int64_t j = 1; j < vocab; ++j) mx = std::max(mx, l[j]);
+            for (int64_t j = 1; j < vocab; ++j)
+                mx = std::max(mx, l[j]);
             double sum = 0;
-            for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(l[j] - mx));
+            for (int64_t j = 0; j < vocab; ++j)
+                sum += std::exp(static_cast<double>(l[j] - mx));
             const double lse = mx + std::log(sum);
             losses[r] = static_cast<float>(lse - l[targets[r]]);
             if (grad) {
@@ -310,7 +333,8 @@ double cross_entropy(Ctx& c, float* logits, const int32_t* targets, int64_t rows
         }
     });
     double total = 0;
-    for (int64_t r = 0; r < rows; ++r) total += losses[r];
+    for (int64_t r = 0; r < rows; ++r)
+        total += losses[r];
     return total / rows;
 }
 
@@ -321,7 +345,8 @@ void embed_forward(const int32_t* tokens, const float* W_E, const float* W_pos, 
             const float* e = W_E + static_cast<int64_t>(tokens[b * pos + t]) * d_model;
             const float* p = W_pos + t * d_model;
             float* o = out + (b * pos + t) * d_model;
-            for (int64_t i = 0; i < d_model; ++i) o[i] = e[i] + p[i];
+            for (int64_t i = 0; i < d_model; ++i)
+                o[i] = e[i] + p[i];
         }
 }
 

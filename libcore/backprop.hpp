@@ -24,8 +24,8 @@ void layer_norm_backward(Ctx& c, const float* dout, const float* x, const float*
                          float* dw, float* db);
 
 // out[rows, n] = x[rows, k] W[k, n] + b[n] (b may be null)
-void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int64_t rows,
-                    int64_t k, int64_t n, float* out);
+void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int64_t rows, int64_t k,
+                    int64_t n, float* out);
 // dx[rows, k] += dout W^T (dx may be null), dW[k, n] += x^T dout, db[n] += column sums of dout
 void linear_backward(Ctx& c, const float* dout, const float* x, const float* W, int64_t rows,
                      int64_t k, int64_t n, float* dx, float* dW, float* db);

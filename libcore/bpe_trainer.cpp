@@ -18,8 +18,12 @@ namespace {
 uint64_t key(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
-int32_t left_of(uint64_t k) { return static_cast<int32_t>(k >> 32); }
-int32_t right_of(uint64_t k) { return static_cast<int32_t>(k & 0xffffffffu); }
+int32_t left_of(uint64_t k) {
+    return static_cast<int32_t>(k >> 32);
+}
+int32_t right_of(uint64_t k) {
+    return static_cast<int32_t>(k & 0xffffffffu);
+}
 
 struct Word {
     std::vector<int32_t> syms;
@@ -42,14 +46,16 @@ std::vector<Word> count_pieces(std::string_view text) {
         const std::string_view doc = text.substr(start, hit - start);
         size_t pos = 0;
         std::string_view piece;
-        while (pre.next(doc, pos, piece)) ++counts[piece];
+        while (pre.next(doc, pos, piece))
+            ++counts[piece];
         start = hit + kEndOfTextToken.size();
     }
     std::vector<std::pair<std::string_view, int64_t>> sorted(counts.begin(), counts.end());
     std::sort(sorted.begin(), sorted.end());
     std::vector<Word> words(sorted.size());
     for (size_t i = 0; i < sorted.size(); ++i) {
-        for (unsigned char c : sorted[i].first) words[i].syms.push_back(c);
+        for (unsigned char c : sorted[i].first)
+            words[i].syms.push_back(c);
         words[i].count = sorted[i].second;
     }
     return words;
@@ -61,13 +67,16 @@ TokenizerData train_bpe(std::string_view text, int64_t vocab_size,
                         const std::function<void(int64_t, int64_t)>& progress) {
     if (vocab_size < 257 || vocab_size > (int64_t(1) << 20))
         throw UsageError("--train: the vocabulary size must be 257 (256 bytes and "
-                         "<|endoftext|>) to 1048576, not " + std::to_string(vocab_size));
+                         "<|endoftext|>) to 1048576, not " +
+                         std::to_string(vocab_size));
     std::vector<Word> words = count_pieces(text);
 
     std::vector<std::string> bytes(256); // token id -> its bytes
-    for (int b = 0; b < 256; ++b) bytes[b] = std::string(1, static_cast<char>(b));
+    for (int b = 0; b < 256; ++b)
+        bytes[b] = std::string(1, static_cast<char>(b));
     std::unordered_map<std::string, int32_t> id_of;
-    for (int b = 0; b < 256; ++b) id_of[bytes[b]] = b;
+    for (int b = 0; b < 256; ++b)
+        id_of[bytes[b]] = b;
 
     std::unordered_map<uint64_t, int64_t> pair_count;
     std::unordered_map<uint64_t, std::vector<int32_t>> where; // pair -> words (may repeat)
@@ -91,14 +100,16 @@ TokenizerData train_bpe(std::string_view text, int64_t vocab_size,
     {
         std::vector<std::pair<uint64_t, int64_t>> all(pair_count.begin(), pair_count.end());
         std::sort(all.begin(), all.end());
-        for (auto& [k, c] : all) push(k, c);
+        for (auto& [k, c] : all)
+            push(k, c);
     }
 
     std::vector<std::string> merges; // "A B" in the byte-to-unicode alphabet
     const auto& b2u = byte_to_unicode();
     auto visible = [&](const std::string& raw) {
         std::string s;
-        for (unsigned char c : raw) s += b2u[c];
+        for (unsigned char c : raw)
+            s += b2u[c];
         return s;
     };
     const int64_t target = vocab_size - 1; // the last id is <|endoftext|>
@@ -134,9 +145,11 @@ TokenizerData train_bpe(std::string_view text, int64_t vocab_size,
             word.stamp = merge_no;
             auto& s = word.syms;
             bool has = false;
-            for (size_t i = 0; i + 1 < s.size() && !has; ++i) has = s[i] == a && s[i + 1] == b;
+            for (size_t i = 0; i + 1 < s.size() && !has; ++i)
+                has = s[i] == a && s[i + 1] == b;
             if (!has) continue; // an old entry: an earlier merge took this pair away
-            for (size_t i = 0; i + 1 < s.size(); ++i) pair_count[key(s[i], s[i + 1])] -= word.count;
+            for (size_t i = 0; i + 1 < s.size(); ++i)
+                pair_count[key(s[i], s[i + 1])] -= word.count;
             std::vector<int32_t> out;
             out.reserve(s.size());
             for (size_t i = 0; i < s.size(); ++i) {
@@ -161,14 +174,16 @@ TokenizerData train_bpe(std::string_view text, int64_t vocab_size,
         pair_count.erase(k);
         std::sort(grown.begin(), grown.end());
         grown.erase(std::unique(grown.begin(), grown.end()), grown.end());
-        for (uint64_t p : grown) push(p, pair_count[p]);
+        for (uint64_t p : grown)
+            push(p, pair_count[p]);
         ++merge_no;
         if (progress && (merge_no % 256 == 0)) progress(static_cast<int64_t>(bytes.size()), target);
     }
 
     TokenizerData tok;
     tok.kind = "gpt2-bpe";
-    for (const auto& raw : bytes) tok.vocab.push_back(visible(raw));
+    for (const auto& raw : bytes)
+        tok.vocab.push_back(visible(raw));
     tok.vocab.emplace_back(kEndOfTextToken);
     tok.merges = std::move(merges);
     return tok;

@@ -28,7 +28,8 @@ void write_checkpoint(const std::string& path, const ModelFile& src, Gpt& gpt, c
     Tensor W_U = Tensor::zeros({D, V}), b_U = Tensor::zeros({V});
     const float* W_E = gpt.params().data() + gpt.layout().W_E;
     for (int64_t v = 0; v < V; ++v)
-        for (int64_t d = 0; d < D; ++d) W_U.f32()[d * V + v] = W_E[v * D + d];
+        for (int64_t d = 0; d < D; ++d)
+            W_U.f32()[d * V + v] = W_E[v * D + d];
     std::memcpy(b_U.f32(), gpt.b_U().data(), V * sizeof(float));
     w.put("/unembed/W_U", W_U);
     w.put("/unembed/b_U", b_U);
@@ -39,13 +40,21 @@ void write_checkpoint(const std::string& path, const ModelFile& src, Gpt& gpt, c
     const std::string g = "/train";
     f.make_group(g);
     f.set_attr(g, "step", st.step);
-    for (auto [k, v] : {std::pair<const char*, int64_t>{"steps", s.steps}, {"batch", s.batch},
-                        {"context", s.context}, {"warmup", s.warmup}, {"eval_every", s.eval_every},
-                        {"eval_iters", s.eval_iters}, {"save_every", s.save_every}})
+    for (auto [k, v] : {std::pair<const char*, int64_t>{"steps", s.steps},
+                        {"batch", s.batch},
+                        {"context", s.context},
+                        {"warmup", s.warmup},
+                        {"eval_every", s.eval_every},
+                        {"eval_iters", s.eval_iters},
+                        {"save_every", s.save_every}})
         f.set_attr(g, k, v);
-    for (auto [k, v] : {std::pair<const char*, double>{"lr", s.lr}, {"min_lr", s.min_lr},
-                        {"weight_decay", s.weight_decay}, {"beta1", s.beta1}, {"beta2", s.beta2},
-                        {"grad_clip", s.grad_clip}, {"val_fraction", s.val_fraction},
+    for (auto [k, v] : {std::pair<const char*, double>{"lr", s.lr},
+                        {"min_lr", s.min_lr},
+                        {"weight_decay", s.weight_decay},
+                        {"beta1", s.beta1},
+                        {"beta2", s.beta2},
+                        {"grad_clip", s.grad_clip},
+                        {"val_fraction", s.val_fraction},
                         {"seconds", st.seconds}})
         f.set_attr(g, k, v);
     f.set_attr(g, "seed", hex64(s.seed));
@@ -53,7 +62,8 @@ void write_checkpoint(const std::string& path, const ModelFile& src, Gpt& gpt, c
     f.set_attr(g, "corpus_bytes", corpus.bytes);
     f.set_attr(g, "train_tokens", corpus.train_tokens);
     f.set_attr(g, "val_tokens", corpus.val_tokens);
-    for (auto& [k, v] : final_stats) f.set_attr(g, k, v);
+    for (auto& [k, v] : final_stats)
+        f.set_attr(g, k, v);
     const int64_t n = static_cast<int64_t>(st.m.size());
     f.write_f32(g + "/adam_m", {n}, st.m.data());
     f.write_f32(g + "/adam_v", {n}, st.v.data());
@@ -71,7 +81,7 @@ TrainState read_checkpoint(const ModelFile& m, int64_t n_params) {
     const H5File& f = m.h5();
     if (!f.exists("/train/adam_m"))
         throw FormatError(m.path() + ": not a checkpoint (no /train group): give it as --model to "
-                          "start training from it");
+                                     "start training from it");
     TrainState st;
     const std::string g = "/train";
     st.step = f.attr_int(g, "step");
@@ -100,7 +110,8 @@ TrainState read_checkpoint(const ModelFile& m, int64_t n_params) {
     const int64_t k = steps.numel();
     st.log.step.assign(steps.i32(), steps.i32() + k);
     for (auto [name, vec] : {std::pair<const char*, std::vector<float>*>{"lr", &st.log.lr},
-                             {"train_loss", &st.log.train_loss}, {"val_loss", &st.log.val_loss}}) {
+                             {"train_loss", &st.log.train_loss},
+                             {"val_loss", &st.log.val_loss}}) {
         vec->assign(k, 0.0f);
         f.read_f32_into(g + "/log/" + name, {k}, vec->data());
     }

@@ -25,7 +25,7 @@ struct LossLog { // one entry per step
 
 struct TrainState {
     TrainSettings s;
-    int64_t step = 0; // updates done
+    int64_t step = 0;        // updates done
     std::vector<float> m, v; // AdamW's moments, in the flat layout
     LossLog log;
     double seconds = 0; // training time of earlier runs

@@ -20,11 +20,13 @@ struct TrainLog {
 
 TrainLog read_log(const H5File& f) {
     if (!f.exists("/train/log/train_loss"))
-        throw FormatError(f.name() + ": no training log (/train/log): made by train, not model init?");
+        throw FormatError(f.name() +
+                          ": no training log (/train/log): made by train, not model init?");
     TrainLog g;
     Tensor step = f.read_i32("/train/log/step", 1);
     const int64_t n = step.numel();
-    for (int64_t i = 0; i < n; ++i) g.step.push_back(step.i32()[i]);
+    for (int64_t i = 0; i < n; ++i)
+        g.step.push_back(step.i32()[i]);
     auto get = [&](const char* name, std::vector<double>& out) {
         Tensor t = f.read_f32(std::string("/train/log/") + name, 1);
         if (t.numel() != n)
@@ -65,8 +67,14 @@ void line(Canvas& c, int x0, int y0, int x1, int y1, Rgb col, int thick = 1) {
             }
         if (x0 == x1 && y0 == y1) break;
         const int e2 = 2 * err;
-        if (e2 >= dy) { err += dy; x0 += sx; }
-        if (e2 <= dx) { err += dx; y0 += sy; }
+        if (e2 >= dy) {
+            err += dy;
+            x0 += sx;
+        }
+        if (e2 <= dx) {
+            err += dx;
+            y0 += sy;
+        }
     }
 }
 
@@ -81,7 +89,8 @@ std::string loss_table(const H5File& f) {
             o << static_cast<int64_t>(g.step[i]) + 1 << '\t' << num(g.lr[i], 3) << '\t'
               << num(g.train[i]) << '\t' << (std::isfinite(g.val[i]) ? num(g.val[i]) : "-") << '\n';
     for (const char* k : {"val_nats_per_token", "val_nats_per_char", "tokens_per_s", "seconds"})
-        if (f.has_attr("/train", k)) o << "# " << k << " " << num(f.attr_double("/train", k), 5) << '\n';
+        if (f.has_attr("/train", k))
+            o << "# " << k << " " << num(f.attr_double("/train", k), 5) << '\n';
     return o.str();
 }
 
@@ -98,8 +107,12 @@ std::string loss_png(const H5File& f, const std::string& path) {
     lo = std::floor(lo / ys) * ys;
     hi = std::ceil(hi / ys) * ys;
     const double x_lo = 0, x_hi = std::max(1.0, g.step.back() + 1);
-    auto px = [&](double step) { return left + static_cast<int>(std::lround((step - x_lo) / (x_hi - x_lo) * (pw - 1))); };
-    auto py = [&](double v) { return top + static_cast<int>(std::lround((hi - v) / (hi - lo) * (ph - 1))); };
+    auto px = [&](double step) {
+        return left + static_cast<int>(std::lround((step - x_lo) / (x_hi - x_lo) * (pw - 1)));
+    };
+    auto py = [&](double v) {
+        return top + static_cast<int>(std::lround((hi - v) / (hi - lo) * (ph - 1)));
+    };
 
     Canvas c(W, H);
     const Rgb ink{20, 20, 20}, grid{228, 228, 228}, train_c{120, 160, 220}, val_c{215, 95, 20};
@@ -120,7 +133,8 @@ std::string loss_png(const H5File& f, const std::string& path) {
     c.fill(left, top + ph - 1, pw, 1, ink);
     // the training loss of every batch, then the held-out loss over it
     for (size_t i = 1; i < g.step.size(); ++i)
-        line(c, px(g.step[i - 1] + 1), py(g.train[i - 1]), px(g.step[i] + 1), py(g.train[i]), train_c);
+        line(c, px(g.step[i - 1] + 1), py(g.train[i - 1]), px(g.step[i] + 1), py(g.train[i]),
+             train_c);
     int last_x = -1, last_y = -1;
     for (size_t i = 0; i < g.step.size(); ++i) {
         if (!std::isfinite(g.val[i])) continue;
@@ -140,8 +154,9 @@ std::string loss_png(const H5File& f, const std::string& path) {
     c.text(lx + 32, ly, "training batch", ink);
     c.fill(lx, ly + 27, 24, 3, val_c);
     c.text(lx + 32, ly + 20, "held-out", ink);
-    nlohmann::json layout = {{"x0", left}, {"y0", top}, {"w", pw}, {"h", ph}, {"step_lo", x_lo},
-                             {"step_hi", x_hi}, {"loss_lo", lo}, {"loss_hi", hi}};
+    nlohmann::json layout = {{"x0", left},    {"y0", top},       {"w", pw},
+                             {"h", ph},       {"step_lo", x_lo}, {"step_hi", x_hi},
+                             {"loss_lo", lo}, {"loss_hi", hi}};
     c.write_png(path, {{"Software", "qkv inspect"}, {"qkv-plot", layout.dump()}});
     return "wrote " + path + " (" + std::to_string(W) + " x " + std::to_string(H) + ")\n";
 }

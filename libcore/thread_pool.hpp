@@ -15,7 +15,8 @@ namespace qkv {
 class ThreadPool {
   public:
     explicit ThreadPool(int n) {
-        for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
+        for (int i = 1; i < n; ++i)
+            workers_.emplace_back([this, i] { loop(i); });
         n_ = n;
     }
     ~ThreadPool() {
@@ -24,11 +25,13 @@ class ThreadPool {
             stop_ = true;
         }
         cv_.notify_all();
-        for (auto& t : workers_) t.join();
+        for (auto& t : workers_)
+            t.join();
     }
     // fn(begin, end) over [0, n) in n_ contiguous parts; small jobs run on the caller alone.
     void run(int64_t n, int64_t min_per_thread, const std::function<void(int64_t, int64_t)>& fn) {
-        const int parts = static_cast<int>(std::min<int64_t>(n_, std::max<int64_t>(1, n / min_per_thread)));
+        const int parts =
+            static_cast<int>(std::min<int64_t>(n_, std::max<int64_t>(1, n / min_per_thread)));
         if (parts <= 1) {
             fn(0, n);
             return;

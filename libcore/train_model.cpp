@@ -73,26 +73,27 @@ void load_params(const ModelFile& m, const Layout& lay, float* flat, std::vector
     for (int64_t v = 0; v < V; ++v)
         for (int64_t d = 0; d < D; ++d)
             if (u.W_U.f32()[d * V + v] != flat[lay.W_E + v * D + d])
-                throw FormatError(m.path() + ":/unembed/W_U: train ties the unembedding to W_E (as "
+                throw FormatError(m.path() +
+                                  ":/unembed/W_U: train ties the unembedding to W_E (as "
                                   "GPT-2 does), but this model's W_U is not W_E transposed");
     b_U.assign(u.b_U.f32(), u.b_U.f32() + V);
 }
 
 Gpt::Gpt(const Config& c, Backend& be, ThreadPool& pool, int64_t batch, int64_t pos)
-: cfg_(c), lay_(c), ctx_{be, pool}, B_(batch), T_(pos) {
+    : cfg_(c), lay_(c), ctx_{be, pool}, B_(batch), T_(pos) {
     const int64_t BT = B_ * T_, D = c.d_model, A = c.n_heads * c.d_head, M = c.d_mlp,
                   L = c.n_layers;
     params_.assign(lay_.total, 0.0f);
     grads_.assign(lay_.total, 0.0f);
-    res_.assign((2 * L + 1) * BT * D, 0.0f);       // residual stream [2L+1, batch, pos, d_model]
-    ln_.assign((2 * L + 1) * BT * D, 0.0f);        // LayerNorm outputs
-    ln_stats_.assign((2 * L + 1) * 2 * BT, 0.0f);  // mean, rstd [rows] of each
-    qkv_.assign(L * BT * 3 * A, 0.0f);             // [layer, batch, pos, 3, head, d_head]
+    res_.assign((2 * L + 1) * BT * D, 0.0f);      // residual stream [2L+1, batch, pos, d_model]
+    ln_.assign((2 * L + 1) * BT * D, 0.0f);       // LayerNorm outputs
+    ln_stats_.assign((2 * L + 1) * 2 * BT, 0.0f); // mean, rstd [rows] of each
+    qkv_.assign(L * BT * 3 * A, 0.0f);            // [layer, batch, pos, 3, head, d_head]
     pattern_.assign(L * B_ * c.n_heads * T_ * T_, 0.0f); // [layer, batch, head, pos, pos]
-    z_.assign(L * BT * A, 0.0f);                   // [layer, batch, pos, head, d_head]
-    pre_.assign(L * BT * M, 0.0f);                 // MLP pre-activation [layer, batch, pos, d_mlp]
-    post_.assign(L * BT * M, 0.0f);                // after GELU
-    logits_.assign(BT * c.vocab_size, 0.0f);       // [batch, pos, vocab]
+    z_.assign(L * BT * A, 0.0f);                         // [layer, batch, pos, head, d_head]
+    pre_.assign(L * BT * M, 0.0f);           // MLP pre-activation [layer, batch, pos, d_mlp]
+    post_.assign(L * BT * M, 0.0f);          // after GELU
+    logits_.assign(BT * c.vocab_size, 0.0f); // [batch, pos, vocab]
     losses_.assign(BT, 0.0f);
     dres_.assign(BT * D, 0.0f);
     dln_.assign(BT * D, 0.0f);
@@ -138,11 +139,12 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
         add_linear(post(l), P + o.W_out, P + o.b_out, BT, M, D, res(2 * l + 2));
     }
     // unembedding, tied: logits = LayerNorm(resid) W_E^T + b_U
-    bp::layer_norm_forward(ctx_, res(2 * L), P + lay_.lnf_w, P + lay_.lnf_b, eps, BT, D,
-                           ln(2 * L), mean(2 * L), rstd(2 * L));
+    bp::layer_norm_forward(ctx_, res(2 * L), P + lay_.lnf_w, P + lay_.lnf_b, eps, BT, D, ln(2 * L),
+                           mean(2 * L), rstd(2 * L));
     float* logits = logits_.data();
     ctx_.pool.run(BT, 16, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) std::memcpy(logits + r * V, b_U_.data(), V * sizeof(float));
+        for (int64_t r = r0; r < r1; ++r)
+            std::memcpy(logits + r * V, b_U_.data(), V * sizeof(float));
     });
     ctx_.be.gemm(false, true, BT, V, D, 1.0f, ln(2 * L), D, P + lay_.W_E, D, 1.0f, logits, V);
     const double loss = bp::cross_entropy(ctx_, logits, y, BT, V, losses_.data(), grad);
@@ -155,14 +157,14 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
     ctx_.be.gemm(false, false, BT, D, V, 1.0f, logits, V, P + lay_.W_E, D, 0.0f, dln, D);
     ctx_.be.gemm(true, false, V, D, BT, 1.0f, logits, V, ln(2 * L), D, 1.0f, G + lay_.W_E, D);
     std::memset(dres, 0, BT * D * sizeof(float));
-    bp::layer_norm_backward(ctx_, dln, res(2 * L), P + lay_.lnf_w, mean(2 * L), rstd(2 * L), BT,
-                            D, dres, G + lay_.lnf_w, G + lay_.lnf_b);
+    bp::layer_norm_backward(ctx_, dln, res(2 * L), P + lay_.lnf_w, mean(2 * L), rstd(2 * L), BT, D,
+                            dres, G + lay_.lnf_w, G + lay_.lnf_b);
     for (int64_t l = L - 1; l >= 0; --l) {
         const LayerOffsets& o = lay_.layers[l];
         // MLP
         std::memset(dpost_.data(), 0, BT * M * sizeof(float));
-        bp::linear_backward(ctx_, dres, post(l), P + o.W_out, BT, M, D, dpost_.data(),
-                            G + o.W_out, G + o.b_out);
+        bp::linear_backward(ctx_, dres, post(l), P + o.W_out, BT, M, D, dpost_.data(), G + o.W_out,
+                            G + o.b_out);
         std::memset(dpre_.data(), 0, BT * M * sizeof(float));
         bp::gelu_backward(ctx_, dpost_.data(), pre(l), dpre_.data(), BT * M);
         std::memset(dln, 0, BT * D * sizeof(float));
@@ -172,25 +174,27 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
                                 rstd(2 * l + 1), BT, D, dres, G + o.ln2_w, G + o.ln2_b);
         // attention
         std::memset(dz_.data(), 0, BT * A * sizeof(float));
-        bp::linear_backward(ctx_, dres, z(l), P + o.W_O, BT, A, D, dz_.data(), G + o.W_O, G + o.b_O);
+        bp::linear_backward(ctx_, dres, z(l), P + o.W_O, BT, A, D, dz_.data(), G + o.W_O,
+                            G + o.b_O);
         std::memset(dqkv_.data(), 0, BT * 3 * A * sizeof(float));
         bp::attention_backward(ctx_, dz_.data(), qkv(l), pattern(l), batch, pos, H, dh,
                                dqkv_.data());
         std::memset(dln, 0, BT * D * sizeof(float));
         bp::linear_backward(ctx_, dqkv_.data(), ln(2 * l), P + o.W_QKV, BT, D, 3 * A, dln,
                             G + o.W_QKV, G + o.b_QKV);
-        bp::layer_norm_backward(ctx_, dln, res(2 * l), P + o.ln1_w, mean(2 * l), rstd(2 * l), BT,
-                                D, dres, G + o.ln1_w, G + o.ln1_b);
+        bp::layer_norm_backward(ctx_, dln, res(2 * l), P + o.ln1_w, mean(2 * l), rstd(2 * l), BT, D,
+                                dres, G + o.ln1_w, G + o.ln1_b);
     }
     bp::embed_backward(dres, x, batch, pos, D, G + lay_.W_E, G + lay_.W_pos);
     return loss;
 }
 
 void Gpt::add_linear(const float* x, const float* W, const float* b, int64_t rows, int64_t k,
-                 int64_t n, float* out) {
+                     int64_t n, float* out) {
     ctx_.pool.run(rows, 64, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
-            for (int64_t j = 0; j < n; ++j) out[r * n + j] += b[j];
+            for (int64_t j = 0; j < n; ++j)
+                out[r * n + j] += b[j];
     });
     ctx_.be.gemm(false, false, rows, n, k, 1.0f, x, k, W, n, 1.0f, out, n);
 }

@@ -2,13 +2,13 @@
 
 #include "adamw.hpp"
 #include "checkpoint.hpp"
-#include "train_model.hpp"
 #include "errors.hpp"
 #include "h5file.hpp"
 #include "model.hpp"
 #include "rng.hpp"
 #include "thread_pool.hpp"
 #include "tokenizer.hpp"
+#include "train_model.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -36,13 +36,15 @@ struct Corpus {
 
 uint64_t fnv1a(const std::string& s) {
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (unsigned char ch : s) h = (h ^ ch) * 0x100000001b3ULL;
+    for (unsigned char ch : s)
+        h = (h ^ ch) * 0x100000001b3ULL;
     return h;
 }
 
 int64_t utf8_chars(const std::string& s) {
     int64_t n = 0;
-    for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
+    for (unsigned char ch : s)
+        n += (ch & 0xC0) != 0x80;
     return n;
 }
 
@@ -56,7 +58,8 @@ Corpus load_corpus(const std::string& path, const Tokenizer& tok, double val_fra
     c.hash = fnv1a(text);
     c.bytes = static_cast<int64_t>(text.size());
     size_t cut = static_cast<size_t>(static_cast<double>(text.size()) * (1.0 - val_fraction));
-    while (cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) ++cut;
+    while (cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+        ++cut;
     const std::string where = is_stdio(path) ? "<stdin>" : path;
     try {
         c.train = tok.encode(std::string_view(text).substr(0, cut));
@@ -84,7 +87,9 @@ void sample_batch(const std::vector<int32_t>& tokens, int64_t batch, int64_t pos
 // ------------------------------------------------------------------ signals
 
 volatile std::sig_atomic_t g_stop_signal = 0;
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+extern "C" void on_stop_signal(int sig) {
+    g_stop_signal = sig;
+}
 
 void catch_stop_signals() {
     struct sigaction sa;
@@ -155,7 +160,8 @@ FullEval eval_all(Gpt& gpt, const Tokenizer& tok, const Corpus& corpus, int64_t 
             std::memcpy(y.data() + i * p, val.data() + at + i * p + 1, p * sizeof(int32_t));
         }
         gpt.forward(x.data(), y.data(), b, p, false);
-        for (int64_t r = 0; r < b * p; ++r) sum += gpt.losses()[r];
+        for (int64_t r = 0; r < b * p; ++r)
+            sum += gpt.losses()[r];
         at += b * p;
     }
     FullEval e;
@@ -169,16 +175,21 @@ FullEval eval_all(Gpt& gpt, const Tokenizer& tok, const Corpus& corpus, int64_t 
 std::string clock_text(double secs) {
     const int64_t s = static_cast<int64_t>(secs + 0.5);
     std::ostringstream o;
-    if (s >= 3600) o << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s / 60) % 60 << "m";
-    else if (s >= 60) o << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
-    else o << s << "s";
+    if (s >= 3600)
+        o << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s / 60) % 60 << "m";
+    else if (s >= 60)
+        o << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
+    else
+        o << s << "s";
     return o.str();
 }
 
 TrainSettings settings_from(const TrainOptions& o) {
-    TrainSettings s{o.steps, o.batch, o.context, o.warmup, o.eval_every, o.eval_iters, o.save_every,
-               o.lr, o.min_lr < 0 ? o.lr / 10 : o.min_lr, o.weight_decay, o.beta1, o.beta2,
-               o.grad_clip, o.val_fraction, o.seed};
+    TrainSettings s{o.steps,        o.batch,        o.context,
+                    o.warmup,       o.eval_every,   o.eval_iters,
+                    o.save_every,   o.lr,           o.min_lr < 0 ? o.lr / 10 : o.min_lr,
+                    o.weight_decay, o.beta1,        o.beta2,
+                    o.grad_clip,    o.val_fraction, o.seed};
     return s;
 }
 
@@ -189,7 +200,8 @@ void check_settings(const TrainSettings& s, const Config& c) {
     if (s.context < 2 || s.context > c.n_ctx)
         bad("--context must be 2 to the model's n_ctx (" + std::to_string(c.n_ctx) + ")");
     if (s.warmup < 0) bad("--warmup must not be negative");
-    if (!(s.lr > 0) || !(s.min_lr >= 0) || s.min_lr > s.lr) bad("--lr must be > 0 and --min-lr 0 to --lr");
+    if (!(s.lr > 0) || !(s.min_lr >= 0) || s.min_lr > s.lr)
+        bad("--lr must be > 0 and --min-lr 0 to --lr");
     if (!(s.weight_decay >= 0)) bad("--weight-decay must not be negative");
     if (!(s.beta1 >= 0 && s.beta1 < 1) || !(s.beta2 >= 0 && s.beta2 < 1))
         bad("--beta1 and --beta2 must be in [0, 1)");
@@ -284,7 +296,9 @@ void run_train(const TrainOptions& opt) {
         put_file_layout(c, gpt.layout(), gpt.grads().data(),
                         [&](const std::string& n, const Tensor& t) { f.write(n, t); });
         o.commit();
-        if (talk) std::cerr << "train: loss " << loss << "; gradients written to " << opt.dump_grads << '\n';
+        if (talk)
+            std::cerr << "train: loss " << loss << "; gradients written to " << opt.dump_grads
+                      << '\n';
         return;
     }
 
@@ -327,9 +341,11 @@ void run_train(const TrainOptions& opt) {
                          st.v.data() + p.offset, shape_numel(p.shape));
         st.step = it + 1;
         float val = std::numeric_limits<float>::quiet_NaN();
-        const bool eval_now = s.eval_every > 0 && (st.step % s.eval_every == 0 || st.step == s.steps);
-        if (eval_now) last_val = val = static_cast<float>(eval_windows(gpt, corpus.val, B, T_val,
-                                                                       s.eval_iters * B, x, y));
+        const bool eval_now =
+            s.eval_every > 0 && (st.step % s.eval_every == 0 || st.step == s.steps);
+        if (eval_now)
+            last_val = val =
+                static_cast<float>(eval_windows(gpt, corpus.val, B, T_val, s.eval_iters * B, x, y));
         st.log.step.push_back(static_cast<int32_t>(it));
         st.log.lr.push_back(static_cast<float>(lr));
         st.log.train_loss.push_back(static_cast<float>(loss));
@@ -341,9 +357,10 @@ void run_train(const TrainOptions& opt) {
             std::ostringstream line;
             line << "train: step " << st.step << "/" << s.steps << "  loss " << std::fixed
                  << std::setprecision(4) << loss << "  val "
-                 << (std::isnan(last_val) ? std::string("-") : std::to_string(last_val).substr(0, 6))
-                 << "  lr " << std::scientific << std::setprecision(2) << lr << std::fixed
-                 << "  " << std::setprecision(0) << tok_s << " tok/s  "
+                 << (std::isnan(last_val) ? std::string("-")
+                                          : std::to_string(last_val).substr(0, 6))
+                 << "  lr " << std::scientific << std::setprecision(2) << lr << std::fixed << "  "
+                 << std::setprecision(0) << tok_s << " tok/s  "
                  << clock_text(secs / static_cast<double>(st.step - first) *
                                static_cast<double>(s.steps - st.step))
                  << " left";
@@ -367,7 +384,8 @@ void run_train(const TrainOptions& opt) {
             if (tty) std::cerr << '\n';
             throw Interrupted(std::string("stopped by ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
                                   " after step " + std::to_string(st.step) + "; checkpoint " + out +
-                                  " (continue with: train --resume " + out + " -f " + opt.corpus + ")",
+                                  " (continue with: train --resume " + out + " -f " + opt.corpus +
+                                  ")",
                               sig);
         }
     }
@@ -377,15 +395,15 @@ void run_train(const TrainOptions& opt) {
     FullEval e = eval_all(gpt, tok, corpus, B, T_val, x, y);
     const double tok_s = static_cast<double>((st.step - first) * B * T) / std::max(secs, 1e-9);
     save(st, {{"val_nats_per_token", e.nats_per_token},
-                      {"val_nats_per_char", e.nats_per_char},
-                      {"val_chars", static_cast<double>(e.chars)},
-                      {"tokens_per_s", tok_s}});
+              {"val_nats_per_char", e.nats_per_char},
+              {"val_chars", static_cast<double>(e.chars)},
+              {"tokens_per_s", tok_s}});
     if (talk)
         std::cerr << "train: " << st.step << " steps, " << clock_text(st.seconds) << " in all, "
                   << std::fixed << std::setprecision(0) << tok_s << " tok/s; held-out loss "
-                  << std::setprecision(4) << e.nats_per_token << " nats/token = "
-                  << e.nats_per_char << " nats/char (" << e.tokens << " tokens, " << e.chars
-                  << " characters); wrote " << out << '\n';
+                  << std::setprecision(4) << e.nats_per_token << " nats/token = " << e.nats_per_char
+                  << " nats/char (" << e.tokens << " tokens, " << e.chars << " characters); wrote "
+                  << out << '\n';
 }
 
 } // namespace qkv

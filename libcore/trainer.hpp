@@ -18,8 +18,8 @@ struct TrainOptions {
     std::string corpus;   // -f: UTF-8 text ('-' stdin)
     std::string resume;   // --resume CHECKPOINT: every setting comes from the checkpoint
     int64_t steps = 2000, batch = 16, context = 0 /* 0: the model's n_ctx */, warmup = 100;
-    double lr = 1e-3, min_lr = -1 /* < 0: lr / 10 */, weight_decay = 0.1, beta1 = 0.9,
-           beta2 = 0.95, grad_clip = 1.0, val_fraction = 0.1;
+    double lr = 1e-3, min_lr = -1 /* < 0: lr / 10 */, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95,
+           grad_clip = 1.0, val_fraction = 0.1;
     int64_t eval_every = 100, eval_iters = 10, save_every = 0;
     uint64_t seed = 1337;
     std::string dump_grads; // --dump-grads FILE: one batch's loss and gradients, no training

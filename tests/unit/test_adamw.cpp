@@ -12,7 +12,8 @@ TEST_CASE("adamw: the schedule warms up linearly, then follows a cosine to min_l
     CHECK(s.at(10) == Approx(1e-3));
     CHECK(s.at(60) == Approx(1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + std::cos(M_PI * 50 / 99.0))));
     CHECK(s.at(109) == Approx(1e-4));
-    for (int64_t i = 11; i < 110; ++i) CHECK(s.at(i) <= s.at(i - 1));
+    for (int64_t i = 11; i < 110; ++i)
+        CHECK(s.at(i) <= s.at(i - 1));
 }
 
 TEST_CASE("adamw: one step by the formula of torch.optim.AdamW") {

@@ -15,13 +15,15 @@ namespace {
 std::vector<float> randn(size_t n, uint64_t seed, double sd = 1.0) {
     Rng r(seed);
     std::vector<float> v(n);
-    for (auto& x : v) x = static_cast<float>(r.normal() * sd);
+    for (auto& x : v)
+        x = static_cast<float>(r.normal() * sd);
     return v;
 }
 
 double dot(const std::vector<float>& a, const std::vector<float>& b) {
     double s = 0;
-    for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) * b[i];
+    for (size_t i = 0; i < a.size(); ++i)
+        s += static_cast<double>(a[i]) * b[i];
     return s;
 }
 
@@ -31,7 +33,8 @@ void check_grad(std::vector<float>& x, const std::vector<float>& analytic,
                 const std::function<double()>& loss, const char* what) {
     REQUIRE(x.size() == analytic.size());
     double worst = 0, scale = 0;
-    for (float g : analytic) scale = std::max(scale, static_cast<double>(std::abs(g)));
+    for (float g : analytic)
+        scale = std::max(scale, static_cast<double>(std::abs(g)));
     REQUIRE(scale > 0);
     for (size_t i = 0; i < x.size(); ++i) {
         const float keep = x[i];
@@ -86,7 +89,8 @@ TEST_CASE("backprop: linear layer against finite differences") {
     };
     loss();
     std::vector<float> dx(rows * k, 0.0f), dW(k * n, 0.0f), db(n, 0.0f);
-    bp::linear_backward(f.ctx, R.data(), x.data(), W.data(), rows, k, n, dx.data(), dW.data(), db.data());
+    bp::linear_backward(f.ctx, R.data(), x.data(), W.data(), rows, k, n, dx.data(), dW.data(),
+                        db.data());
     check_grad(x, dx, loss, "linear dx");
     check_grad(W, dW, loss, "linear dW");
     check_grad(b, db, loss, "linear db");
@@ -103,7 +107,9 @@ TEST_CASE("backprop: GELU against finite differences") {
     };
     loss();
     // GPT-2's gelu_new at a few points
-    CHECK(out[0] == Approx(0.5 * x[0] * (1 + std::tanh(0.7978845608 * (x[0] + 0.044715 * std::pow(x[0], 3))))).epsilon(1e-5));
+    CHECK(out[0] ==
+          Approx(0.5 * x[0] * (1 + std::tanh(0.7978845608 * (x[0] + 0.044715 * std::pow(x[0], 3)))))
+              .epsilon(1e-5));
     std::vector<float> dx(n, 0.0f);
     bp::gelu_backward(f.ctx, R.data(), x.data(), dx.data(), n);
     check_grad(x, dx, loss, "GELU dx");
@@ -111,13 +117,17 @@ TEST_CASE("backprop: GELU against finite differences") {
 
 TEST_CASE("backprop: causal attention against finite differences") {
     Fixture f;
-    for (auto [batch, pos, head, d_head] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{2, 5, 2, 12},
-                                            {1, 9, 1, 32}, {1, 4, 3, 3}}) {
+    for (auto [batch, pos, head, d_head] :
+         {std::tuple<int64_t, int64_t, int64_t, int64_t>{2, 5, 2, 12},
+          {1, 9, 1, 32},
+          {1, 4, 3, 3}}) {
         const int64_t ld = 3 * head * d_head;
-        auto qkv = randn(batch * pos * ld, 11 + d_head, 0.7), R = randn(batch * pos * head * d_head, 12);
+        auto qkv = randn(batch * pos * ld, 11 + d_head, 0.7),
+             R = randn(batch * pos * head * d_head, 12);
         std::vector<float> pattern(batch * head * pos * pos), z(batch * pos * head * d_head);
         auto loss = [&] {
-            bp::attention_forward(f.ctx, qkv.data(), batch, pos, head, d_head, pattern.data(), z.data());
+            bp::attention_forward(f.ctx, qkv.data(), batch, pos, head, d_head, pattern.data(),
+                                  z.data());
             return dot(z, R);
         };
         loss();
@@ -131,8 +141,8 @@ TEST_CASE("backprop: causal attention against finite differences") {
             CHECK(s == Approx(1.0).epsilon(1e-6));
         }
         std::vector<float> dqkv(qkv.size(), 0.0f);
-        bp::attention_backward(f.ctx, R.data(), qkv.data(), pattern.data(), batch, pos, head, d_head,
-                               dqkv.data());
+        bp::attention_backward(f.ctx, R.data(), qkv.data(), pattern.data(), batch, pos, head,
+                               d_head, dqkv.data());
         check_grad(qkv, dqkv, loss, "attention dqkv");
         // the same gradients with one thread and with three
         for (int threads : {1, 3}) {
@@ -140,7 +150,8 @@ TEST_CASE("backprop: causal attention against finite differences") {
             bp::Ctx ctx{*f.be, pool};
             std::vector<float> p2(pattern.size()), z2(z.size()), d2(qkv.size(), 0.0f);
             bp::attention_forward(ctx, qkv.data(), batch, pos, head, d_head, p2.data(), z2.data());
-            bp::attention_backward(ctx, R.data(), qkv.data(), p2.data(), batch, pos, head, d_head, d2.data());
+            bp::attention_backward(ctx, R.data(), qkv.data(), p2.data(), batch, pos, head, d_head,
+                                   d2.data());
             CHECK(p2 == pattern);
             CHECK(d2 == dqkv);
         }
@@ -155,13 +166,15 @@ TEST_CASE("backprop: cross-entropy against finite differences and log-softmax") 
     std::vector<float> losses(rows), work(rows * vocab);
     auto loss = [&] {
         work = logits;
-        return bp::cross_entropy(f.ctx, work.data(), targets.data(), rows, vocab, losses.data(), false);
+        return bp::cross_entropy(f.ctx, work.data(), targets.data(), rows, vocab, losses.data(),
+                                 false);
     };
     const double l = loss();
     double want = 0;
     for (int64_t r = 0; r < rows; ++r) {
         double s = 0;
-        for (int64_t j = 0; j < vocab; ++j) s += std::exp(static_cast<double>(logits[r * vocab + j]));
+        for (int64_t j = 0; j < vocab; ++j)
+            s += std::exp(static_cast<double>(logits[r * vocab + j]));
         want += std::log(s) - logits[r * vocab + targets[r]];
     }
     CHECK(l == Approx(want / rows).epsilon(1e-6));
@@ -184,5 +197,6 @@ TEST_CASE("backprop: embedding gradients land on the tokens and positions used")
     bp::embed_backward(R.data(), tokens.data(), batch, pos, d, dE.data(), dP.data());
     check_grad(W_E, dE, loss, "embedding dW_E");
     check_grad(W_pos, dP, loss, "embedding dW_pos");
-    for (int64_t i = 0; i < d; ++i) CHECK(dE[2 * d + i] == 0.0f); // token 2 is not used
+    for (int64_t i = 0; i < d; ++i)
+        CHECK(dE[2 * d + i] == 0.0f); // token 2 is not used
 }

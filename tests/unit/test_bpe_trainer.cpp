@@ -15,7 +15,7 @@ TEST_CASE("bpe_trainer: merges by count, ties to the smaller ids, within pieces 
     CHECK(t.vocab[97] == "a");
     CHECK(t.vocab[256] == "aa");
     CHECK(t.vocab[259] == "\xc4\xa0"
-                         "aaab");
+                          "aaab");
     CHECK(t.vocab.back() == "<|endoftext|>");
     Tokenizer tok(t);
     CHECK(tok.encode("aaab aaab") == std::vector<int32_t>{258, 259});
@@ -28,7 +28,8 @@ TEST_CASE("bpe_trainer: deterministic; documents split at <|endoftext|>; stops w
     CHECK(a.merges == b.merges);
     CHECK(a.vocab == b.vocab);
     CHECK(a.vocab.size() < 300); // a short text runs out of pairs
-    for (const auto& m : a.merges) CHECK(m.find('<') == std::string::npos);
+    for (const auto& m : a.merges)
+        CHECK(m.find('<') == std::string::npos);
     Tokenizer tok(a);
     const auto ids = tok.encode(text);
     CHECK(tok.decode(ids) == text);
