@@ -236,6 +236,33 @@ class Train(unittest.TestCase):
             self.assertEqual(f.read(), before)  # the last checkpoint is whole
         self.assertEqual([n for n in os.listdir(self.d) if ".tmp" in n], [])
 
+    def test_progress_on_a_terminal(self):
+        import pty
+        out = os.path.join(self.d, "tty.h5")
+        master, slave = pty.openpty()
+        p = subprocess.Popen([tool("train"), *map(str, self.train_args(out, steps=5, eval_every=0))],
+                             stderr=slave, stdout=subprocess.DEVNULL)
+        os.close(slave)
+        text = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            text += chunk
+        os.close(master)
+        self.assertEqual(p.wait(), 0)
+        # one line kept up to date: step, loss, held-out loss, rate, time left
+        self.assertIn(b"\r", text)
+        for want in (b"step 1/5", b"step 5/5", b"loss ", b"val ", b"tok/s", b"left", b"held-out loss"):
+            self.assertIn(want, text)
+        # and off a terminal, only the evaluations and the summary (here: the summary)
+        p = run("train", *self.train_args(out, steps=5, eval_every=0))
+        self.assertNotIn(b"\r", p.stderr)
+        self.assertEqual(p.stderr.count(b"\n"), 2, p.stderr)
+
     def test_usage_errors(self):
         out = os.path.join(self.d, "u.h5")
         for args, code, msg in (
