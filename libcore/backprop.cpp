@@ -164,40 +164,33 @@ QKV_CLONES void dot_rows(const float* a, const float* mT, int64_t ld, int64_t dh
     }
 }
 
-// out[j] += sum_{i < n} coef[i * cs] * rows[i * ld + j] for j < dh, 8 columns at a time with
-// the sums in registers.
+// out[j0 + u] += sum_{i < n} coef[i * cs] * rows[i * ld + j0 + u] for u < W: the W sums stay
+// in registers while the rows stream past.
+template <int64_t W>
+inline void weighted_block(const float* coef, int64_t cs, const float* rows, int64_t ld,
+                           int64_t n, int64_t j0, float* out) {
+    float acc[W] = {};
+    for (int64_t i = 0; i < n; ++i) {
+        const float c = coef[i * cs];
+        const float* r = rows + i * ld + j0;
+        for (int64_t u = 0; u < W; ++u)
+            acc[u] += c * r[u];
+    }
+    for (int64_t u = 0; u < W; ++u)
+        out[j0 + u] += acc[u];
+}
+
+// out[j] += sum_{i < n} coef[i * cs] * rows[i * ld + j] for j < dh: 32 columns at a time (a
+// whole head of 32 in registers), then 8, then one.
 QKV_CLONES void weighted_rows_add(const float* coef, int64_t cs, const float* rows, int64_t ld,
                                   int64_t n, int64_t dh, float* out) {
     int64_t j0 = 0;
-    constexpr int64_t W = 4 * kBlock; // a whole 32-wide head row in registers when it fits
-    for (; j0 + W <= dh; j0 += W) {
-        float acc[W] = {};
-        for (int64_t i = 0; i < n; ++i) {
-            const float c = coef[i * cs];
-            const float* r = rows + i * ld + j0;
-            for (int64_t u = 0; u < W; ++u)
-                acc[u] += c * r[u];
-        }
-        for (int64_t u = 0; u < W; ++u)
-            out[j0 + u] += acc[u];
-    }
-    for (; j0 + kBlock <= dh; j0 += kBlock) {
-        float acc[kBlock] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int64_t i = 0; i < n; ++i) {
-            const float c = coef[i * cs];
-            const float* r = rows + i * ld + j0;
-            for (int64_t u = 0; u < kBlock; ++u)
-                acc[u] += c * r[u];
-        }
-        for (int64_t u = 0; u < kBlock; ++u)
-            out[j0 + u] += acc[u];
-    }
-    for (; j0 < dh; ++j0) {
-        float acc = 0;
-        for (int64_t i = 0; i < n; ++i)
-            acc += coef[i * cs] * rows[i * ld + j0];
-        out[j0] += acc;
-    }
+    for (; j0 + 4 * kBlock <= dh; j0 += 4 * kBlock)
+        weighted_block<4 * kBlock>(coef, cs, rows, ld, n, j0, out);
+    for (; j0 + kBlock <= dh; j0 += kBlock)
+        weighted_block<kBlock>(coef, cs, rows, ld, n, j0, out);
+    for (; j0 < dh; ++j0)
+        weighted_block<1>(coef, cs, rows, ld, n, j0, out);
 }
 
 QKV_CLONES void attention_forward_head(const float* q, const float* k, const float* v, int64_t ld,

@@ -196,23 +196,14 @@ void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
     f.set_attr("/", "format", std::string("qkv-tokenizer"));
     f.set_attr("/", "version", int64_t(1));
     f.set_attr("/", "history", history_line);
-    f.write_strings("/tokenizer/vocab", {static_cast<int64_t>(tok.vocab.size())}, tok.vocab);
-    f.write_strings("/tokenizer/merges", {static_cast<int64_t>(tok.merges.size())}, tok.merges);
-    f.set_attr("/tokenizer", "kind", tok.kind);
+    write_tokenizer_group(f, tok);
     out.commit();
 }
 
 TokenizerData load_tokenizer_data(const std::string& path) {
     struct stat st;
     if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return tokenizer_data_from_dir(path);
-    H5File f = H5File::open_read(path);
-    if (!f.exists("/tokenizer/vocab") || !f.exists("/tokenizer/merges"))
-        throw FormatError(f.name() + ": holds no tokenizer (/tokenizer/vocab and merges)");
-    TokenizerData t;
-    t.kind = f.attr_str("/tokenizer", "kind");
-    t.vocab = f.read_strings("/tokenizer/vocab");
-    t.merges = f.read_strings("/tokenizer/merges");
-    return t;
+    return read_tokenizer_group(H5File::open_read(path));
 }
 
 } // namespace qkv

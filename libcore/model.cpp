@@ -161,15 +161,7 @@ UnembedWeights ModelFile::load_unembed(Backend& be) const {
             be.to_device(read("/unembed/b_U", {c.vocab_size}))};
 }
 
-TokenizerData ModelFile::load_tokenizer() const {
-    if (!file_.exists("/tokenizer/vocab"))
-        throw FormatError(path_ + ": the model file holds no tokenizer (/tokenizer/vocab)");
-    TokenizerData t;
-    t.kind = file_.attr_str("/tokenizer", "kind");
-    t.vocab = file_.read_strings("/tokenizer/vocab");
-    t.merges = file_.read_strings("/tokenizer/merges");
-    return t;
-}
+TokenizerData ModelFile::load_tokenizer() const { return read_tokenizer_group(file_); }
 
 // ---------------------------------------------------------------- tokenizer data
 
@@ -271,12 +263,23 @@ void ModelWriter::put(const std::string& name, const Tensor& t_in) {
     else out_.file().write(name, t);
 }
 
-void ModelWriter::put_tokenizer(const TokenizerData& tok) {
-    H5File& f = out_.file();
+void write_tokenizer_group(H5File& f, const TokenizerData& tok) {
     f.write_strings("/tokenizer/vocab", {static_cast<int64_t>(tok.vocab.size())}, tok.vocab);
     f.write_strings("/tokenizer/merges", {static_cast<int64_t>(tok.merges.size())}, tok.merges);
     f.set_attr("/tokenizer", "kind", tok.kind);
 }
+
+TokenizerData read_tokenizer_group(const H5File& f) {
+    if (!f.exists("/tokenizer/vocab") || !f.exists("/tokenizer/merges"))
+        throw FormatError(f.name() + ": holds no tokenizer (/tokenizer/vocab and merges)");
+    TokenizerData t;
+    t.kind = f.attr_str("/tokenizer", "kind");
+    t.vocab = f.read_strings("/tokenizer/vocab");
+    t.merges = f.read_strings("/tokenizer/merges");
+    return t;
+}
+
+void ModelWriter::put_tokenizer(const TokenizerData& tok) { write_tokenizer_group(out_.file(), tok); }
 
 std::string ModelWriter::commit() {
     std::ostringstream id;

@@ -103,6 +103,10 @@ class ModelWriter {
     bool f16_ = false;
 };
 
+// The /tokenizer group (vocab, merges, kind) of a model or tokenizer file.
+void write_tokenizer_group(H5File& f, const TokenizerData& tok);
+TokenizerData read_tokenizer_group(const H5File& f);
+
 // GPT-2's tokenizer data, from the files built into libcore or from a directory holding
 // vocab.json and merges.txt.
 TokenizerData gpt2_tokenizer_data();

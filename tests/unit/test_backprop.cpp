@@ -117,10 +117,12 @@ TEST_CASE("backprop: GELU against finite differences") {
 
 TEST_CASE("backprop: causal attention against finite differences") {
     Fixture f;
-    for (auto [batch, pos, head, d_head] :
-         {std::tuple<int64_t, int64_t, int64_t, int64_t>{2, 5, 2, 12},
-          {1, 9, 1, 32},
-          {1, 4, 3, 3}}) {
+    for (const auto& dims : {std::tuple<int64_t, int64_t, int64_t, int64_t>{2, 5, 2, 12},
+                             {1, 9, 1, 32},
+                             {1, 4, 3, 3}}) {
+        // plain locals: lambdas may not capture structured bindings in C++17 (clang refuses)
+        const int64_t batch = std::get<0>(dims), pos = std::get<1>(dims), head = std::get<2>(dims),
+                      d_head = std::get<3>(dims);
         const int64_t ld = 3 * head * d_head;
         auto qkv = randn(batch * pos * ld, 11 + d_head, 0.7),
              R = randn(batch * pos * head * d_head, 12);
