@@ -22,7 +22,7 @@ TEST_CASE("bpe_trainer: merges by count, ties to the smaller ids, within pieces 
     CHECK(tok.decode(tok.encode("aab ba, aaab!")) == "aab ba, aaab!");
 }
 
-TEST_CASE("bpe_trainer: deterministic; documents split at <|endoftext|>; stops when out of pairs") {
+TEST_CASE("bpe_trainer: deterministic, documents split at <|endoftext|>, stops when out of pairs") {
     const std::string text = "low lower lowest<|endoftext|>newer wider low low";
     TokenizerData a = train_bpe(text, 300), b = train_bpe(text, 300);
     CHECK(a.merges == b.merges);
