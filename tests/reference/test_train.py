@@ -121,14 +121,17 @@ class Train(unittest.TestCase):
                 "--lr", 3e-3, "--warmup", 3, "--eval-every", eval_every, "--eval-iters", 2, "-o", out, *extra]
 
     def test_same_seed_same_weights(self):
-        a, b, c = (os.path.join(self.d, n) for n in ("a.h5", "b.h5", "c.h5"))
+        a, b, c, one = (os.path.join(self.d, n) for n in ("a.h5", "b.h5", "c.h5", "one.h5"))
         run("train", *self.train_args(a), "--threads", 2, "--quiet")
         run("train", *self.train_args(b), "--threads", 2, "--quiet")
+        run("train", *self.train_args(one), "--threads", 1, "--quiet")
         run("train", *self.train_args(c), "--threads", 2, "--seed", 7, "--quiet")
         da, db, dc = datasets(a, skip=("/tokenizer",)), datasets(b, skip=("/tokenizer",)), datasets(c)
         self.assertEqual(set(da), set(db))
+        d1 = datasets(one, skip=("/tokenizer",))
         for n in da:
             np.testing.assert_array_equal(da[n], db[n], n)
+            np.testing.assert_array_equal(da[n], d1[n], n)  # and with another thread count
         self.assertFalse(np.array_equal(da["/blocks/0/attn/W_Q"], dc["/blocks/0/attn/W_Q"]))
         with h5py.File(a, "r") as f:
             log = f["train/log/train_loss"][()]
