@@ -1,0 +1,36 @@
+// cpu_kernels: the per-row and per-element formulas that the CPU backend (inference) and
+// backprop (training) share, so that both compute the same numbers the same way.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace qkv {
+
+// out[d] = (x - mean) * rstd * w + b, statistics summed in double; mean and rstd are handed
+// back when asked for (training keeps them for the backward pass).
+inline void layer_norm_row(const float* x, const float* w, const float* b, float eps, int64_t d,
+                           float* out, float* mean_out = nullptr, float* rstd_out = nullptr) {
+    double sum = 0;
+    for (int64_t i = 0; i < d; ++i)
+        sum += x[i];
+    const float mean = static_cast<float>(sum / d);
+    double var = 0;
+    for (int64_t i = 0; i < d; ++i) {
+        const float c = x[i] - mean;
+        var += static_cast<double>(c) * c;
+    }
+    const float rstd = 1.0f / std::sqrt(static_cast<float>(var / d) + eps);
+    for (int64_t i = 0; i < d; ++i)
+        out[i] = (x[i] - mean) * rstd * w[i] + b[i];
+    if (mean_out) *mean_out = mean;
+    if (rstd_out) *rstd_out = rstd;
+}
+
+// GPT-2's GELU (tanh approximation), 0.5 v (1 + tanh(u)) with u = sqrt(2/pi) (v + 0.044715 v^3),
+// written as v / (1 + exp(-2u)): the same function with one expf instead of a tanhf.
+inline float gelu_value(float v) {
+    constexpr float k2 = -2.0f * 0.7978845608028654f; // -2 sqrt(2/pi)
+    return v / (1.0f + std::exp(k2 * (v + 0.044715f * v * v * v)));
+}
+
+} // namespace qkv
