@@ -86,14 +86,20 @@ void layer_norm_backward(Ctx& c, const float* dout, const float* x, const float*
 }
 
 void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int64_t rows, int64_t k,
-                    int64_t n, float* out) {
+                    int64_t n, float* out, bool accumulate) {
     if (b) {
         c.pool.run(rows, 64, [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r)
-                std::memcpy(out + r * n, b, n * sizeof(float));
+            for (int64_t r = r0; r < r1; ++r) {
+                if (!accumulate) {
+                    std::memcpy(out + r * n, b, n * sizeof(float));
+                    continue;
+                }
+                for (int64_t j = 0; j < n; ++j)
+                    out[r * n + j] += b[j];
+            }
         });
     }
-    c.be.gemm(false, false, rows, n, k, 1.0f, x, k, W, n, b ? 1.0f : 0.0f, out, n);
+    c.be.gemm(false, false, rows, n, k, 1.0f, x, k, W, n, b || accumulate ? 1.0f : 0.0f, out, n);
 }
 
 void linear_backward(Ctx& c, const float* dout, const float* x, const float* W, int64_t rows,
@@ -148,8 +154,8 @@ QKV_CLONES void dot_rows(const float* a, const float* mT, int64_t ld, int64_t dh
 // out[j0 + u] += sum_{i < n} coef[i * cs] * rows[i * ld + j0 + u] for u < W: the W sums stay
 // in registers while the rows stream past.
 template <int64_t W>
-inline void weighted_block(const float* coef, int64_t cs, const float* rows, int64_t ld,
-                           int64_t n, int64_t j0, float* out) {
+inline void weighted_block(const float* coef, int64_t cs, const float* rows, int64_t ld, int64_t n,
+                           int64_t j0, float* out) {
     float acc[W] = {};
     for (int64_t i = 0; i < n; ++i) {
         const float c = coef[i * cs];

@@ -23,9 +23,10 @@ void layer_norm_backward(Ctx& c, const float* dout, const float* x, const float*
                          const float* mean, const float* rstd, int64_t rows, int64_t d, float* dx,
                          float* dw, float* db);
 
-// out[rows, n] = x[rows, k] W[k, n] + b[n] (b may be null)
+// out[rows, n] = x[rows, k] W[k, n] + b[n] (b may be null); with accumulate, out += the same
+// (a residual branch added into the stream).
 void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int64_t rows, int64_t k,
-                    int64_t n, float* out);
+                    int64_t n, float* out, bool accumulate = false);
 // dx[rows, k] += dout W^T (dx may be null), dW[k, n] += x^T dout, db[n] += column sums of dout
 void linear_backward(Ctx& c, const float* dout, const float* x, const float* W, int64_t rows,
                      int64_t k, int64_t n, float* dx, float* dW, float* db);

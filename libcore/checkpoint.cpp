@@ -15,48 +15,53 @@ std::string hex64(uint64_t v) {
     return o.str();
 }
 
-void write_checkpoint(const std::string& path, const ModelFile& src, Gpt& gpt, const TrainState& st,
-                      const CorpusInfo& corpus, const std::string& history,
+namespace {
+
+// The settings a checkpoint records, by attribute name: written and read from one table.
+constexpr std::pair<const char*, int64_t TrainSettings::*> kIntSettings[] = {
+    {"steps", &TrainSettings::steps},           {"batch", &TrainSettings::batch},
+    {"context", &TrainSettings::context},       {"warmup", &TrainSettings::warmup},
+    {"eval_every", &TrainSettings::eval_every}, {"eval_iters", &TrainSettings::eval_iters},
+    {"save_every", &TrainSettings::save_every}};
+constexpr std::pair<const char*, double TrainSettings::*> kRealSettings[] = {
+    {"lr", &TrainSettings::lr},
+    {"min_lr", &TrainSettings::min_lr},
+    {"weight_decay", &TrainSettings::weight_decay},
+    {"beta1", &TrainSettings::beta1},
+    {"beta2", &TrainSettings::beta2},
+    {"grad_clip", &TrainSettings::grad_clip},
+    {"val_fraction", &TrainSettings::val_fraction}};
+
+} // namespace
+
+void write_checkpoint(const std::string& path, const ModelFile& src, const TokenizerData& tok,
+                      Gpt& gpt, const TrainState& st, double seconds, const CorpusInfo& corpus,
+                      const std::string& history,
                       const std::vector<std::pair<std::string, double>>& final_stats) {
     const Config& c = src.config();
-    std::string name = src.model_id();
-    if (auto dash = name.rfind('-'); dash != std::string::npos) name = name.substr(0, dash);
-    ModelWriter w(path, c, name, history);
+    ModelWriter w(path, c, src.name(), history);
+    Tensor W_U; // tied: W_E transposed
     put_file_layout(c, gpt.layout(), gpt.params().data(),
-                    [&](const std::string& n, const Tensor& t) { w.put(n, t); });
-    const int64_t V = c.vocab_size, D = c.d_model;
-    Tensor W_U = Tensor::zeros({D, V}), b_U = Tensor::zeros({V});
-    const float* W_E = gpt.params().data() + gpt.layout().W_E;
-    for (int64_t v = 0; v < V; ++v)
-        for (int64_t d = 0; d < D; ++d)
-            W_U.f32()[d * V + v] = W_E[v * D + d];
-    std::memcpy(b_U.f32(), gpt.b_U().data(), V * sizeof(float));
+                    [&](const std::string& n, const Tensor& t) {
+                        w.put(n, t);
+                        if (n == "/embed/W_E") W_U = transpose2d(t);
+                    });
+    Tensor b_U = Tensor::zeros({c.vocab_size});
+    std::memcpy(b_U.f32(), gpt.b_U().data(), c.vocab_size * sizeof(float));
     w.put("/unembed/W_U", W_U);
     w.put("/unembed/b_U", b_U);
-    w.put_tokenizer(src.load_tokenizer());
+    w.put_tokenizer(tok);
 
     H5File& f = w.file();
     const TrainSettings& s = st.s;
     const std::string g = "/train";
     f.make_group(g);
     f.set_attr(g, "step", st.step);
-    for (auto [k, v] : {std::pair<const char*, int64_t>{"steps", s.steps},
-                        {"batch", s.batch},
-                        {"context", s.context},
-                        {"warmup", s.warmup},
-                        {"eval_every", s.eval_every},
-                        {"eval_iters", s.eval_iters},
-                        {"save_every", s.save_every}})
-        f.set_attr(g, k, v);
-    for (auto [k, v] : {std::pair<const char*, double>{"lr", s.lr},
-                        {"min_lr", s.min_lr},
-                        {"weight_decay", s.weight_decay},
-                        {"beta1", s.beta1},
-                        {"beta2", s.beta2},
-                        {"grad_clip", s.grad_clip},
-                        {"val_fraction", s.val_fraction},
-                        {"seconds", st.seconds}})
-        f.set_attr(g, k, v);
+    for (auto [k, member] : kIntSettings)
+        f.set_attr(g, k, s.*member);
+    for (auto [k, member] : kRealSettings)
+        f.set_attr(g, k, s.*member);
+    f.set_attr(g, "seconds", seconds);
     f.set_attr(g, "seed", hex64(s.seed));
     f.set_attr(g, "corpus_fnv1a", hex64(corpus.hash));
     f.set_attr(g, "corpus_bytes", corpus.bytes);
@@ -77,6 +82,26 @@ void write_checkpoint(const std::string& path, const ModelFile& src, Gpt& gpt, c
     w.commit();
 }
 
+LossLog read_loss_log(const H5File& f) {
+    if (!f.exists("/train/log/train_loss"))
+        throw FormatError(f.name() +
+                          ": no training log (/train/log): made by train, not model init?");
+    LossLog log;
+    Tensor step = f.read_i32("/train/log/step", 1);
+    const int64_t n = step.numel();
+    log.step.assign(step.i32(), step.i32() + n);
+    for (auto [name, vec] : {std::pair<const char*, std::vector<float>*>{"lr", &log.lr},
+                             {"train_loss", &log.train_loss},
+                             {"val_loss", &log.val_loss}}) {
+        Tensor t = f.read_f32(std::string("/train/log/") + name, 1);
+        if (t.numel() != n)
+            throw FormatError(f.name() + ":/train/log/" + name + ": " + std::to_string(t.numel()) +
+                              " entries, /train/log/step has " + std::to_string(n));
+        vec->assign(t.f32(), t.f32() + n);
+    }
+    return log;
+}
+
 TrainState read_checkpoint(const ModelFile& m, int64_t n_params) {
     const H5File& f = m.h5();
     if (!f.exists("/train/adam_m"))
@@ -85,39 +110,18 @@ TrainState read_checkpoint(const ModelFile& m, int64_t n_params) {
     TrainState st;
     const std::string g = "/train";
     st.step = f.attr_int(g, "step");
-    TrainSettings& s = st.s;
-    s.steps = f.attr_int(g, "steps");
-    s.batch = f.attr_int(g, "batch");
-    s.context = f.attr_int(g, "context");
-    s.warmup = f.attr_int(g, "warmup");
-    s.eval_every = f.attr_int(g, "eval_every");
-    s.eval_iters = f.attr_int(g, "eval_iters");
-    s.save_every = f.attr_int(g, "save_every");
-    s.lr = f.attr_double(g, "lr");
-    s.min_lr = f.attr_double(g, "min_lr");
-    s.weight_decay = f.attr_double(g, "weight_decay");
-    s.beta1 = f.attr_double(g, "beta1");
-    s.beta2 = f.attr_double(g, "beta2");
-    s.grad_clip = f.attr_double(g, "grad_clip");
-    s.val_fraction = f.attr_double(g, "val_fraction");
-    s.seed = std::stoull(f.attr_str(g, "seed"), nullptr, 16);
+    for (auto [k, member] : kIntSettings)
+        st.s.*member = f.attr_int(g, k);
+    for (auto [k, member] : kRealSettings)
+        st.s.*member = f.attr_double(g, k);
+    st.s.seed = std::stoull(f.attr_str(g, "seed"), nullptr, 16);
     st.seconds = f.attr_double(g, "seconds");
     st.m.assign(n_params, 0.0f);
     st.v.assign(n_params, 0.0f);
     f.read_f32_into(g + "/adam_m", {n_params}, st.m.data());
     f.read_f32_into(g + "/adam_v", {n_params}, st.v.data());
-    Tensor steps = f.read_i32(g + "/log/step", 1);
-    const int64_t k = steps.numel();
-    st.log.step.assign(steps.i32(), steps.i32() + k);
-    for (auto [name, vec] : {std::pair<const char*, std::vector<float>*>{"lr", &st.log.lr},
-                             {"train_loss", &st.log.train_loss},
-                             {"val_loss", &st.log.val_loss}}) {
-        vec->assign(k, 0.0f);
-        f.read_f32_into(g + "/log/" + name, {k}, vec->data());
-    }
+    st.log = read_loss_log(f);
     return st;
 }
-
-// Mean loss over fixed windows evenly spread over the held-out tokens (the same every time).
 
 } // namespace qkv

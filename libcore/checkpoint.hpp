@@ -28,7 +28,7 @@ struct TrainState {
     int64_t step = 0;        // updates done
     std::vector<float> m, v; // AdamW's moments, in the flat layout
     LossLog log;
-    double seconds = 0; // training time of earlier runs
+    double seconds = 0; // training time of the runs before this one
 };
 
 struct CorpusInfo {
@@ -36,11 +36,16 @@ struct CorpusInfo {
     int64_t bytes = 0, train_tokens = 0, val_tokens = 0;
 };
 
-// Writes the model (weights from gpt, config and tokenizer from src) and /train to path.
-void write_checkpoint(const std::string& path, const ModelFile& src, Gpt& gpt, const TrainState& st,
-                      const CorpusInfo& corpus, const std::string& history,
+// Writes the model (weights from gpt, config and name from src) and /train to path; seconds is
+// the training time so far, earlier runs included.
+void write_checkpoint(const std::string& path, const ModelFile& src, const TokenizerData& tok,
+                      Gpt& gpt, const TrainState& st, double seconds, const CorpusInfo& corpus,
+                      const std::string& history,
                       const std::vector<std::pair<std::string, double>>& final_stats);
 TrainState read_checkpoint(const ModelFile& m, int64_t n_params);
+
+// /train/log of a model file (inspect --loss reads it too); its four datasets must agree.
+LossLog read_loss_log(const H5File& f);
 
 std::string hex64(uint64_t v); // 16 hex digits
 

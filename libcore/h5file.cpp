@@ -304,31 +304,36 @@ void check_plausible(hid_t d, const DatasetInfo& in, size_t elem, const std::str
 }
 } // namespace
 
-Tensor H5File::read_f32(const std::string& dataset, int expected_rank) const {
-    DatasetInfo in = info(dataset);
-    check_rank(where(dataset), in.shape, expected_rank);
-    if (in.type_class == H5T_FLOAT && shape_numel(in.shape) > 0) {
-        H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
-        check_plausible(d, in, in.type_size, where(dataset));
-    }
-    Tensor t = Tensor::zeros(in.shape);
-    read_f32_into(dataset, in.shape, t.f32());
-    return t;
-}
-
-
-void H5File::read_f32_into(const std::string& dataset, const Shape& expected, float* out) const {
-    DatasetInfo in = info(dataset);
+// Opens a non-empty float dataset, checked to hold what its shape claims, and reads it into the
+// memory that allocate() gives once the checks have passed: described and opened once.
+void H5File::read_floats(const std::string& dataset, const DatasetInfo& in,
+                         const std::function<float*()>& allocate) const {
     if (in.type_class != H5T_FLOAT)
         throw FormatError(where(dataset) + ": expected floating-point data");
-    if (in.shape != expected)
-        throw ShapeError(where(dataset) + ": expected shape " + shape_str(expected) + ", found " +
-                         shape_str(in.shape));
-    if (shape_numel(expected) == 0) return;
+    if (shape_numel(in.shape) == 0) return;
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
     check_plausible(d, in, in.type_size, where(dataset));
-    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, allocate()) < 0)
         throw FormatError(where(dataset) + ": read failed (truncated or damaged file?)");
+}
+
+Tensor H5File::read_f32(const std::string& dataset, int expected_rank) const {
+    const DatasetInfo in = info(dataset);
+    check_rank(where(dataset), in.shape, expected_rank);
+    Tensor t;
+    read_floats(dataset, in, [&] {
+        t = Tensor::zeros(in.shape);
+        return t.f32();
+    });
+    return t.empty() ? Tensor::zeros(in.shape) : t;
+}
+
+void H5File::read_f32_into(const std::string& dataset, const Shape& expected, float* out) const {
+    const DatasetInfo in = info(dataset);
+    if (in.type_class == H5T_FLOAT && in.shape != expected)
+        throw ShapeError(where(dataset) + ": expected shape " + shape_str(expected) + ", found " +
+                         shape_str(in.shape));
+    read_floats(dataset, in, [out] { return out; });
 }
 
 Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {

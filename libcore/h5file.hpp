@@ -6,6 +6,7 @@
 
 #include <hdf5.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,8 @@ class H5File {
 
   private:
     friend class H5Output;
+    void read_floats(const std::string& dataset, const DatasetInfo& in,
+                     const std::function<float*()>& allocate) const;
     void walk(const std::string& group, int depth, std::vector<haddr_t>& seen,
               std::vector<std::string>& out) const;
     std::string where(const std::string& obj) const; // "file.h5:/resid"

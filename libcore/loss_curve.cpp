@@ -1,5 +1,6 @@
 #include "loss_curve.hpp"
 
+#include "checkpoint.hpp"
 #include "errors.hpp"
 #include "image.hpp"
 
@@ -14,30 +15,19 @@ namespace qkv {
 
 namespace {
 
+// The log as inspect draws it, in doubles.
 struct TrainLog {
     std::vector<double> step, lr, train, val;
 };
 
 TrainLog read_log(const H5File& f) {
-    if (!f.exists("/train/log/train_loss"))
-        throw FormatError(f.name() +
-                          ": no training log (/train/log): made by train, not model init?");
+    const LossLog log = read_loss_log(f);
+    if (log.step.empty()) throw FormatError(f.name() + ":/train/log: empty");
     TrainLog g;
-    Tensor step = f.read_i32("/train/log/step", 1);
-    const int64_t n = step.numel();
-    for (int64_t i = 0; i < n; ++i)
-        g.step.push_back(step.i32()[i]);
-    auto get = [&](const char* name, std::vector<double>& out) {
-        Tensor t = f.read_f32(std::string("/train/log/") + name, 1);
-        if (t.numel() != n)
-            throw FormatError(f.name() + ":/train/log/" + name + ": " + std::to_string(t.numel()) +
-                              " entries, /train/log/step has " + std::to_string(n));
-        out.assign(t.f32(), t.f32() + n);
-    };
-    get("lr", g.lr);
-    get("train_loss", g.train);
-    get("val_loss", g.val);
-    if (n == 0) throw FormatError(f.name() + ":/train/log: empty");
+    g.step.assign(log.step.begin(), log.step.end());
+    g.lr.assign(log.lr.begin(), log.lr.end());
+    g.train.assign(log.train_loss.begin(), log.train_loss.end());
+    g.val.assign(log.val_loss.begin(), log.val_loss.end());
     return g;
 }
 

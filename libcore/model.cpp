@@ -163,6 +163,11 @@ UnembedWeights ModelFile::load_unembed(Backend& be) const {
 
 TokenizerData ModelFile::load_tokenizer() const { return read_tokenizer_group(file_); }
 
+std::string ModelFile::name() const {
+    const auto dash = model_id_.rfind('-');
+    return dash == std::string::npos ? model_id_ : model_id_.substr(0, dash);
+}
+
 // ---------------------------------------------------------------- tokenizer data
 
 TokenizerData tokenizer_data_from_text(const std::string& vocab_json, const std::string& merges,
@@ -290,13 +295,6 @@ std::string ModelWriter::commit() {
 }
 
 namespace {
-Tensor transpose(const Tensor& a) { // [r, c] -> [c, r]
-    const int64_t r = a.dim(0), c = a.dim(1);
-    Tensor t = Tensor::zeros({c, r});
-    for (int64_t i = 0; i < r; ++i)
-        for (int64_t j = 0; j < c; ++j) t.f32()[j * r + i] = a.f32()[i * c + j];
-    return t;
-}
 Tensor filled(const Shape& s, float v) {
     Tensor t = Tensor::zeros(s);
     for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = v;
@@ -353,7 +351,7 @@ std::string model_init(const ModelInitOptions& opt) {
     }
     w.put("/ln_final/w", filled({D}, 1.0f));
     w.put("/ln_final/b", filled({D}, 0.0f));
-    w.put("/unembed/W_U", transpose(W_E)); // tied, as in GPT-2
+    w.put("/unembed/W_U", transpose2d(W_E)); // tied, as in GPT-2
     w.put("/unembed/b_U", filled({c.vocab_size}, 0.0f));
     w.put_tokenizer(tok);
     return w.commit();
@@ -368,10 +366,8 @@ std::string model_export(const ModelExportOptions& opt) {
     check_not_same_file(opt.input, opt.output);
     ModelFile m = ModelFile::open(opt.input);
     const H5File& in = m.h5();
-    std::string name = m.model_id();
-    if (auto dash = name.rfind('-'); dash != std::string::npos) name = name.substr(0, dash);
     const std::string old_history = in.has_attr("/", "history") ? in.attr_str("/", "history") : "";
-    ModelWriter w(opt.output, m.config(), name,
+    ModelWriter w(opt.output, m.config(), m.name(),
                   old_history.empty() ? opt.history_line : old_history + "\n" + opt.history_line);
     if (opt.dtype == "f16") w.store_f16();
     for (const std::string& d : in.datasets("/")) {
@@ -496,8 +492,8 @@ std::string model_import(const ModelImportOptions& opt) {
     w.put("/ln_final/w", get("ln_f.weight", {D}));
     w.put("/ln_final/b", get("ln_f.bias", {D}));
     // The unembedding is tied to W_E in GPT-2; an lm_head.weight, where present, is used as is.
-    Tensor W_U = s.has("lm_head.weight") ? transpose(s.read("lm_head.weight", {c.vocab_size, D}))
-                                         : transpose(W_E);
+    Tensor W_U = s.has("lm_head.weight") ? transpose2d(s.read("lm_head.weight", {c.vocab_size, D}))
+                                         : transpose2d(W_E);
     w.put("/unembed/W_U", W_U);
     w.put("/unembed/b_U", filled({c.vocab_size}, 0.0f));
     w.put_tokenizer(tok);

@@ -66,6 +66,7 @@ class ModelFile {
     static ModelFile open(const std::string& path);
     const Config& config() const { return config_; }
     const std::string& model_id() const { return model_id_; }
+    std::string name() const; // model_id without its weights hash: what a rewrite keeps
     const std::string& path() const { return path_; }
     const H5File& h5() const { return file_; }
 

@@ -148,14 +148,7 @@ ParamCount count_params_in_file(const std::string& path, int64_t context) {
         in_file += shape_numel(in.shape);
     }
     // Tied when W_U is exactly W_E transposed (then it is one matrix stored twice).
-    Tensor W_E = f.read_f32("/embed/W_E"), W_U = f.read_f32("/unembed/W_U");
-    bool tied = true;
-    for (int64_t v = 0; v < k.vocab_size && tied; ++v)
-        for (int64_t i = 0; i < D; ++i)
-            if (W_E.f32()[v * D + i] != W_U.f32()[i * k.vocab_size + v]) {
-                tied = false;
-                break;
-            }
+    const bool tied = is_transpose_of(f.read_f32("/embed/W_E"), f.read_f32("/unembed/W_U"));
     Tensor b_U = f.read_f32("/unembed/b_U");
     bool b_U_zero = true;
     for (int64_t v = 0; v < k.vocab_size; ++v) b_U_zero = b_U_zero && b_U.f32()[v] == 0.0f;

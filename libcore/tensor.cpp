@@ -60,6 +60,23 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype) {
     return Tensor(shape, dtype, host_storage(static_cast<size_t>(shape_numel(shape)) * 4));
 }
 
+Tensor transpose2d(const Tensor& a) {
+    const int64_t r = a.dim(0), c = a.dim(1);
+    Tensor t = Tensor::zeros({c, r});
+    for (int64_t i = 0; i < r; ++i)
+        for (int64_t j = 0; j < c; ++j) t.f32()[j * r + i] = a.f32()[i * c + j];
+    return t;
+}
+
+bool is_transpose_of(const Tensor& a, const Tensor& b) {
+    const int64_t r = a.dim(0), c = a.dim(1);
+    if (b.shape() != Shape{c, r}) return false;
+    for (int64_t i = 0; i < r; ++i)
+        for (int64_t j = 0; j < c; ++j)
+            if (a.f32()[i * c + j] != b.f32()[j * r + i]) return false;
+    return true;
+}
+
 Tensor Tensor::reshaped(const Shape& shape) const {
     if (shape_numel(shape) != numel())
         throw ShapeError("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));

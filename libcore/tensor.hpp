@@ -56,4 +56,9 @@ class Tensor {
     std::shared_ptr<Storage> storage_;
 };
 
+// [rows, cols] -> [cols, rows], a new host tensor (float32).
+Tensor transpose2d(const Tensor& a);
+// b holds exactly a transposed (a [rows, cols], b [cols, rows]): a tied unembedding.
+bool is_transpose_of(const Tensor& a, const Tensor& b);
+
 } // namespace qkv

@@ -69,14 +69,10 @@ void load_params(const ModelFile& m, const Layout& lay, float* flat, std::vector
     UnembedWeights u = m.load_unembed(*be);
     put(lay.lnf_w, u.ln_final.w);
     put(lay.lnf_b, u.ln_final.b);
-    const int64_t V = c.vocab_size, D = c.d_model;
-    for (int64_t v = 0; v < V; ++v)
-        for (int64_t d = 0; d < D; ++d)
-            if (u.W_U.f32()[d * V + v] != flat[lay.W_E + v * D + d])
-                throw FormatError(m.path() +
-                                  ":/unembed/W_U: train ties the unembedding to W_E (as "
-                                  "GPT-2 does), but this model's W_U is not W_E transposed");
-    b_U.assign(u.b_U.f32(), u.b_U.f32() + V);
+    if (!is_transpose_of(e.W_E, u.W_U))
+        throw FormatError(m.path() + ":/unembed/W_U: train ties the unembedding to W_E (as "
+                                     "GPT-2 does), but this model's W_U is not W_E transposed");
+    b_U.assign(u.b_U.f32(), u.b_U.f32() + c.vocab_size);
 }
 
 Gpt::Gpt(const Config& c, Backend& be, ThreadPool& pool, int64_t batch, int64_t pos)
@@ -129,14 +125,14 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
         bp::linear_forward(ctx_, ln(2 * l), P + o.W_QKV, P + o.b_QKV, BT, D, 3 * A, qkv(l));
         bp::attention_forward(ctx_, qkv(l), batch, pos, H, dh, pattern(l), z(l));
         std::memcpy(res(2 * l + 1), res(2 * l), BT * D * sizeof(float));
-        add_linear(z(l), P + o.W_O, P + o.b_O, BT, A, D, res(2 * l + 1));
+        bp::linear_forward(ctx_, z(l), P + o.W_O, P + o.b_O, BT, A, D, res(2 * l + 1), true);
         // MLP: LayerNorm, W_in, GELU, W_out added to the stream
         bp::layer_norm_forward(ctx_, res(2 * l + 1), P + o.ln2_w, P + o.ln2_b, eps, BT, D,
                                ln(2 * l + 1), mean(2 * l + 1), rstd(2 * l + 1));
         bp::linear_forward(ctx_, ln(2 * l + 1), P + o.W_in, P + o.b_in, BT, D, M, pre(l));
         bp::gelu_forward(ctx_, pre(l), post(l), BT * M);
         std::memcpy(res(2 * l + 2), res(2 * l + 1), BT * D * sizeof(float));
-        add_linear(post(l), P + o.W_out, P + o.b_out, BT, M, D, res(2 * l + 2));
+        bp::linear_forward(ctx_, post(l), P + o.W_out, P + o.b_out, BT, M, D, res(2 * l + 2), true);
     }
     // unembedding, tied: logits = LayerNorm(resid) W_E^T + b_U
     bp::layer_norm_forward(ctx_, res(2 * L), P + lay_.lnf_w, P + lay_.lnf_b, eps, BT, D, ln(2 * L),
@@ -187,16 +183,6 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
     }
     bp::embed_backward(dres, x, batch, pos, D, G + lay_.W_E, G + lay_.W_pos);
     return loss;
-}
-
-void Gpt::add_linear(const float* x, const float* W, const float* b, int64_t rows, int64_t k,
-                     int64_t n, float* out) {
-    ctx_.pool.run(rows, 64, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-            for (int64_t j = 0; j < n; ++j)
-                out[r * n + j] += b[j];
-    });
-    ctx_.be.gemm(false, false, rows, n, k, 1.0f, x, k, W, n, 1.0f, out, n);
 }
 
 } // namespace qkv

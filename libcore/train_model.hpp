@@ -87,10 +87,6 @@ class Gpt {
     double forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t pos, bool grad);
 
   private:
-    // out[rows, n] += x[rows, k] W[k, n] + b[n]
-    void add_linear(const float* x, const float* W, const float* b, int64_t rows, int64_t k,
-                    int64_t n, float* out);
-
     Config cfg_;
     Layout lay_;
     bp::Ctx ctx_;

@@ -71,16 +71,22 @@ Corpus load_corpus(const std::string& path, const Tokenizer& tok, double val_fra
     return c;
 }
 
-// A batch of windows at random starts: x = tokens[s, s+pos), y = tokens[s+1, s+pos+1).
-// The starts depend only on the seed and the step, so a resumed run draws the same batches.
+// One window at s: the inputs x = tokens[s, s+pos) and the targets y = tokens[s+1, s+pos+1).
+void take_window(const std::vector<int32_t>& tokens, int64_t s, int64_t pos, int32_t* x,
+                 int32_t* y) {
+    std::memcpy(x, tokens.data() + s, pos * sizeof(int32_t));
+    std::memcpy(y, tokens.data() + s + 1, pos * sizeof(int32_t));
+}
+
+// A batch of windows at random starts. The starts depend only on the seed and the step, so a
+// resumed run draws the same batches.
 void sample_batch(const std::vector<int32_t>& tokens, int64_t batch, int64_t pos, uint64_t seed,
                   int64_t step, int32_t* x, int32_t* y) {
     Rng rng(seed ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(step + 1)));
     const int64_t starts = static_cast<int64_t>(tokens.size()) - pos;
     for (int64_t b = 0; b < batch; ++b) {
         const int64_t s = static_cast<int64_t>(rng.uniform() * static_cast<double>(starts));
-        std::memcpy(x + b * pos, tokens.data() + s, pos * sizeof(int32_t));
-        std::memcpy(y + b * pos, tokens.data() + s + 1, pos * sizeof(int32_t));
+        take_window(tokens, s, pos, x + b * pos, y + b * pos);
     }
 }
 
@@ -131,8 +137,7 @@ double eval_windows(Gpt& gpt, const std::vector<int32_t>& val, int64_t batch, in
         for (int64_t i = 0; i < b; ++i) {
             const int64_t w = done + i;
             const int64_t s = windows > 1 ? last * w / (windows - 1) : 0;
-            std::memcpy(x.data() + i * pos, val.data() + s, pos * sizeof(int32_t));
-            std::memcpy(y.data() + i * pos, val.data() + s + 1, pos * sizeof(int32_t));
+            take_window(val, s, pos, x.data() + i * pos, y.data() + i * pos);
         }
         sum += gpt.forward(x.data(), y.data(), b, pos, false) * b;
         done += b;
@@ -155,10 +160,8 @@ FullEval eval_all(Gpt& gpt, const Tokenizer& tok, const Corpus& corpus, int64_t 
     while (at < n) {
         const int64_t full = std::min(batch, (n - at) / pos);
         const int64_t b = full > 0 ? full : 1, p = full > 0 ? pos : n - at;
-        for (int64_t i = 0; i < b; ++i) {
-            std::memcpy(x.data() + i * p, val.data() + at + i * p, p * sizeof(int32_t));
-            std::memcpy(y.data() + i * p, val.data() + at + i * p + 1, p * sizeof(int32_t));
-        }
+        for (int64_t i = 0; i < b; ++i)
+            take_window(val, at + i * p, p, x.data() + i * p, y.data() + i * p);
         gpt.forward(x.data(), y.data(), b, p, false);
         for (int64_t r = 0; r < b * p; ++r)
             sum += gpt.losses()[r];
@@ -228,7 +231,8 @@ void run_train(const TrainOptions& opt) {
 
     ModelFile model = ModelFile::open(in);
     const Config& c = model.config();
-    Tokenizer tok(model.load_tokenizer());
+    const TokenizerData tok_data = model.load_tokenizer(); // read once: every checkpoint has it
+    Tokenizer tok(tok_data);
     TrainState st;
     const bool resuming = !opt.resume.empty();
     if (!resuming) {
@@ -305,10 +309,16 @@ void run_train(const TrainOptions& opt) {
     const std::string history = history_line(opt.common, be->describe());
     const CorpusInfo info{corpus.hash, corpus.bytes, static_cast<int64_t>(corpus.train.size()),
                           static_cast<int64_t>(corpus.val.size())};
-    auto save = [&](const TrainState& state,
+    const auto t0 = std::chrono::steady_clock::now();
+    auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    // run_seconds: this run's training time (earlier runs' is in st.seconds).
+    auto save = [&](double run_seconds,
                     const std::vector<std::pair<std::string, double>>& final_stats) {
         SignalsHeld held; // the write always completes; a signal meanwhile is seen afterwards
-        write_checkpoint(out, model, gpt, state, info, history, final_stats);
+        write_checkpoint(out, model, tok_data, gpt, st, st.seconds + run_seconds, info, history,
+                         final_stats);
     };
     LrSchedule sched{s.lr, s.min_lr, s.warmup, s.steps};
     AdamWConfig adam{s.beta1, s.beta2, 1e-8, s.weight_decay};
@@ -320,10 +330,6 @@ void run_train(const TrainOptions& opt) {
                   << st.step << " of " << s.steps << '\n';
     g_stop_signal = 0;
     catch_stop_signals();
-    const auto t0 = std::chrono::steady_clock::now();
-    auto elapsed = [&] {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    };
     const int64_t first = st.step;
     float last_val = std::numeric_limits<float>::quiet_NaN();
     for (int64_t it = st.step; it < s.steps; ++it) {
@@ -367,20 +373,11 @@ void run_train(const TrainOptions& opt) {
             std::cerr << (tty ? "\r\033[K" : "") << line.str() << (tty && !eval_now ? "" : "\n")
                       << std::flush;
         }
-        const bool stop = g_stop_signal != 0;
-        const bool save_now = s.save_every > 0 && st.step % s.save_every == 0 && st.step < s.steps;
-        if (stop || save_now) {
-            TrainState snap = st;
-            snap.seconds += secs;
-            save(snap, {});
-        }
-        if (stop || g_stop_signal) {
+        if (!g_stop_signal && s.save_every > 0 && st.step % s.save_every == 0 && st.step < s.steps)
+            save(secs, {});
+        if (g_stop_signal) { // (also when it arrived while the checkpoint above was written)
             const int sig = g_stop_signal;
-            if (!stop) { // arrived while the checkpoint of this step was written
-                TrainState snap = st;
-                snap.seconds += elapsed();
-                save(snap, {});
-            }
+            save(elapsed(), {});
             if (tty) std::cerr << '\n';
             throw Interrupted(std::string("stopped by ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
                                   " after step " + std::to_string(st.step) + "; checkpoint " + out +
@@ -391,19 +388,18 @@ void run_train(const TrainOptions& opt) {
     }
     if (tty) std::cerr << '\n';
     const double secs = elapsed();
-    st.seconds += secs;
     FullEval e = eval_all(gpt, tok, corpus, B, T_val, x, y);
     const double tok_s = static_cast<double>((st.step - first) * B * T) / std::max(secs, 1e-9);
-    save(st, {{"val_nats_per_token", e.nats_per_token},
-              {"val_nats_per_char", e.nats_per_char},
-              {"val_chars", static_cast<double>(e.chars)},
-              {"tokens_per_s", tok_s}});
+    save(secs, {{"val_nats_per_token", e.nats_per_token},
+                {"val_nats_per_char", e.nats_per_char},
+                {"val_chars", static_cast<double>(e.chars)},
+                {"tokens_per_s", tok_s}});
     if (talk)
-        std::cerr << "train: " << st.step << " steps, " << clock_text(st.seconds) << " in all, "
-                  << std::fixed << std::setprecision(0) << tok_s << " tok/s; held-out loss "
-                  << std::setprecision(4) << e.nats_per_token << " nats/token = " << e.nats_per_char
-                  << " nats/char (" << e.tokens << " tokens, " << e.chars << " characters); wrote "
-                  << out << '\n';
+        std::cerr << "train: " << st.step << " steps, " << clock_text(st.seconds + secs)
+                  << " in all, " << std::fixed << std::setprecision(0) << tok_s
+                  << " tok/s; held-out loss " << std::setprecision(4) << e.nats_per_token
+                  << " nats/token = " << e.nats_per_char << " nats/char (" << e.tokens
+                  << " tokens, " << e.chars << " characters); wrote " << out << '\n';
 }
 
 } // namespace qkv
