@@ -1,5 +1,6 @@
 // Backend: where tensors live and how the forward pass's primitive operations run.
-// The CPU backend does every matrix product with cblas_sgemm; the CUDA backend with cuBLAS.
+// The CPU backend does matrix products as tiles of single-threaded OpenBLAS calls (cpu_gemm);
+// the CUDA backend with cuBLAS.
 // All matrices are row-major. Pointers passed to an operation point into tensors of the
 // backend's own device.
 #pragma once
@@ -13,7 +14,7 @@ class Backend {
   public:
     virtual ~Backend() = default;
     virtual Device device() const = 0;
-    virtual std::string describe() const = 0; // e.g. "cpu (OpenBLAS, 2 threads)"
+    virtual std::string describe() const = 0; // e.g. "cpu (OpenBLAS Haswell, 2 threads)"
 
     // Memory.
     virtual Tensor empty(const Shape& shape, DType dtype = DType::F32) = 0; // zero-filled

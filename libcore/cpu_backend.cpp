@@ -1,21 +1,19 @@
-// The CPU backend: OpenBLAS (its threads set by --threads) for matrix products, plain loops for
-// the rest. OpenBLAS splits a product by output blocks, never along the sum, so results do not
-// depend on the thread count. (OpenMP loops beside OpenBLAS's threads made both spin on two
-// cores and cost 3x in decoding; the row loops stay single-threaded until they are measured to
-// matter.)
+// The CPU backend: matrix products as tiles of single-threaded OpenBLAS calls on qkv's thread
+// pool (cpu_gemm: results independent of --threads), plain loops for the rest, the row loops
+// on the same pool. (OpenMP loops beside OpenBLAS's threads once made both spin on two cores.)
 #include "backend.hpp"
-#include "errors.hpp"
+#include "cpu_gemm.hpp"
 #include "cpu_kernels.hpp"
+#include "errors.hpp"
 #include "thread_pool.hpp"
 
 #include <algorithm>
-#include <cblas.h>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <malloc.h>
-#include <condition_variable>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -30,7 +28,7 @@ class CpuBackend : public Backend {
     explicit CpuBackend(int threads) {
         threads_ = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
         if (threads_ <= 0) threads_ = 1;
-        openblas_set_num_threads(threads_);
+        blas_single_threaded();
         pool_ = std::make_unique<ThreadPool>(threads_);
         // Keep freed buffers in the heap: without this every decode step maps fresh pages for
         // its logits and scratch tensors and the kernel zeroes them (a sixth of decode time).
@@ -39,7 +37,8 @@ class CpuBackend : public Backend {
     }
     Device device() const override { return Device::CPU; }
     std::string describe() const override {
-        return "cpu (OpenBLAS, " + std::to_string(threads_) + " threads)";
+        return std::string("cpu (OpenBLAS ") + blas_core_name() + ", " + std::to_string(threads_) +
+               " threads)";
     }
     Tensor empty(const Shape& shape, DType dtype) override { return Tensor::zeros(shape, dtype); }
     Tensor to_device(const Tensor& host) override { return host; }
@@ -57,44 +56,21 @@ class CpuBackend : public Backend {
     void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc) override {
-        if (M == 0 || N == 0) return;
-        if (M == 1) {
-            // One row (decoding): a matrix-vector product reads the weights once, where sgemm
-            // would first copy (pack) all of them.
-            // OpenBLAS's threaded sgemv splits the sum, so its result would depend on the
-            // thread count: it runs on one thread (one core nearly saturates memory here).
-            const blasint x_inc = ta ? static_cast<blasint>(lda) : 1;
-            if (threads_ > 1) openblas_set_num_threads(1);
-            if (beta == 0.0f)
-                for (int64_t j = 0; j < N; ++j) C[j] = 0.0f;
-            if (tb) // C[1, N] = x B^T, B [N, K]
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(N),
-                            static_cast<blasint>(K), alpha, B, static_cast<blasint>(ldb), A, x_inc,
-                            beta, C, 1);
-            else // C[1, N] = x B, B [K, N]
-                cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(K),
-                            static_cast<blasint>(N), alpha, B, static_cast<blasint>(ldb), A, x_inc,
-                            beta, C, 1);
-            if (threads_ > 1) openblas_set_num_threads(threads_);
-            return;
-        }
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K),
-                    alpha, A, static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
-                    static_cast<blasint>(ldc));
+        cpu_gemm_batched(*pool_, ta, tb, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
     }
 
     void gemm_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                       const float* A, int64_t lda, int64_t sa, const float* B, int64_t ldb,
                       int64_t sb, float beta, float* C, int64_t ldc, int64_t sc,
                       int64_t batch) override {
-        for (int64_t i = 0; i < batch; ++i)
-            gemm(ta, tb, M, N, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
+        cpu_gemm_batched(*pool_, ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc,
+                         batch);
     }
 
     void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
                     int64_t d, float* out) override {
-        pool_->run(rows, 16, [&](int64_t r0, int64_t r1) { layer_norm_rows(x, w, b, eps, r0, r1, d, out); });
+        pool_->run(rows, 16,
+                   [&](int64_t r0, int64_t r1) { layer_norm_rows(x, w, b, eps, r0, r1, d, out); });
     }
 
     static void layer_norm_rows(const float* x, const float* w, const float* b, float eps,
@@ -104,25 +80,30 @@ class CpuBackend : public Backend {
     }
 
     void add_bias(float* x, const float* bias, int64_t rows, int64_t n) override {
-        pool_->run(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(n, 1)), [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r)
-                for (int64_t i = 0; i < n; ++i) x[r * n + i] += bias[i];
-        });
+        pool_->run(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(n, 1)),
+                   [&](int64_t r0, int64_t r1) {
+                       for (int64_t r = r0; r < r1; ++r)
+                           for (int64_t i = 0; i < n; ++i)
+                               x[r * n + i] += bias[i];
+                   });
     }
 
     void add(float* y, const float* x, int64_t n) override {
-        for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+        for (int64_t i = 0; i < n; ++i)
+            y[i] += x[i];
     }
 
     void scale2d(float* x, int64_t ld, int64_t rows, int64_t cols, float s) override {
         for (int64_t r = 0; r < rows; ++r)
-            for (int64_t c = 0; c < cols; ++c) x[r * ld + c] *= s;
+            for (int64_t c = 0; c < cols; ++c)
+                x[r * ld + c] *= s;
     }
 
     void add2d(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t rows,
                int64_t cols) override {
         for (int64_t r = 0; r < rows; ++r)
-            for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] += x[r * ldx + c];
+            for (int64_t c = 0; c < cols; ++c)
+                y[r * ldy + c] += x[r * ldx + c];
     }
 
     void gelu(float* x, int64_t n) override {
@@ -132,8 +113,8 @@ class CpuBackend : public Backend {
         });
     }
 
-    void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len,
-                        int64_t k_len, int64_t ld, bool causal, int64_t offset) override {
+    void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len, int64_t k_len,
+                        int64_t ld, bool causal, int64_t offset) override {
         pool_->run(rows, 8, [&](int64_t r0, int64_t r1) {
             softmax_rows(scores, pattern, r0, r1, q_len, k_len, ld, causal, offset);
         });
@@ -148,17 +129,21 @@ class CpuBackend : public Backend {
             float* p = pattern + r * ld;
             // Keys after the query (k > q + offset) are masked out of a causal pattern.
             const int64_t visible = causal ? std::min(k_len, q + offset + 1) : k_len;
-            for (int64_t k = visible; k < k_len; ++k) s[k] = neg_inf;
+            for (int64_t k = visible; k < k_len; ++k)
+                s[k] = neg_inf;
             float mx = neg_inf;
-            for (int64_t k = 0; k < visible; ++k) mx = std::max(mx, s[k]);
+            for (int64_t k = 0; k < visible; ++k)
+                mx = std::max(mx, s[k]);
             double sum = 0;
             for (int64_t k = 0; k < visible; ++k) {
                 p[k] = std::exp(s[k] - mx);
                 sum += p[k];
             }
             const float inv = static_cast<float>(1.0 / sum);
-            for (int64_t k = 0; k < visible; ++k) p[k] *= inv;
-            for (int64_t k = visible; k < k_len; ++k) p[k] = 0.0f;
+            for (int64_t k = 0; k < visible; ++k)
+                p[k] *= inv;
+            for (int64_t k = visible; k < k_len; ++k)
+                p[k] = 0.0f;
         }
     }
 
@@ -168,7 +153,8 @@ class CpuBackend : public Backend {
         for (int64_t p = 0; p < n_pos; ++p) {
             const float* te = W_E + static_cast<int64_t>(tokens[p]) * d;
             const float* pe = W_pos + (pos0 + p) * d;
-            for (int64_t i = 0; i < d; ++i) out[p * d + i] = te[i] + pe[i];
+            for (int64_t i = 0; i < d; ++i)
+                out[p * d + i] = te[i] + pe[i];
             if (out_token) std::memcpy(out_token + p * d, te, d * sizeof(float));
             if (out_pos) std::memcpy(out_pos + p * d, pe, d * sizeof(float));
         }

@@ -3,6 +3,7 @@
 // spin against OpenBLAS's threads (OpenMP's did).
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -49,6 +50,21 @@ class ThreadPool {
         std::unique_lock<std::mutex> lock(m_);
         done_.wait(lock, [this] { return pending_ == 0; });
         job_ = nullptr;
+    }
+
+    // fn(i) for each i in [0, n), each item taken whole by the next free thread: for items of
+    // uneven cost; which thread computes an item never changes what it computes.
+    void each(int64_t n, const std::function<void(int64_t)>& fn) {
+        if (n_ == 1 || n <= 1) {
+            for (int64_t i = 0; i < n; ++i)
+                fn(i);
+            return;
+        }
+        std::atomic<int64_t> next{0};
+        run(std::min<int64_t>(n_, n), 1, [&](int64_t, int64_t) {
+            for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;)
+                fn(i);
+        });
     }
 
   private:

@@ -75,14 +75,6 @@ class Pipeline(unittest.TestCase):
             self.assertEqual(f["attn"].attrs["layer"], 0)
             self.assertEqual(f["attn/pattern"].shape, (2, 4, 23, 23))
 
-    def test_threads_and_runs_bit_identical(self):
-        d, m = self.d, self.model
-        outs = []
-        for i, t in enumerate((1, 2, 3, 1)):
-            shell(f"embed -m {m} {self.tok} | block -m {m} --threads {t} --layers all -o {d}/t{i}.h5")
-            outs.append(read(f"{d}/t{i}.h5", "resid").tobytes())
-        self.assertEqual(len(set(outs)), 1)
-
     def test_documented_layout(self):
         d, m = self.d, self.model
         shell(f"embed -m {m} {self.tok} --save parts | attend -m {m} -l 0 "
