@@ -10,7 +10,7 @@
 // and the changes of all heads plus b_O are added to the residual stream.
 #pragma once
 #include "backend.hpp"
-#include "model.hpp"
+#include "weights.hpp"
 
 #include <vector>
 

@@ -65,7 +65,6 @@ class Backend {
 // The backend for --device; threads <= 0 means the machine's cores.
 std::unique_ptr<Backend> make_backend(Device device, int threads);
 std::unique_ptr<Backend> make_cpu_backend(int threads);
-bool cuda_compiled();        // the CUDA backend was built
-bool cuda_device_available(); // ... and a device is present
+bool cuda_device_available(); // the CUDA backend was built and a device is present
 
 } // namespace qkv

@@ -62,8 +62,6 @@ const CudaModule& cuda_module() {
 
 } // namespace
 
-bool cuda_compiled() { return cuda_module().make != nullptr; }
-
 bool cuda_device_available() {
     const CudaModule& m = cuda_module();
     return m.device_count && m.device_count() > 0;

@@ -1,13 +1,11 @@
 #include "bpe_trainer.hpp"
 
 #include "errors.hpp"
-#include "h5file.hpp"
 #include "tokenizer.hpp"
 
 #include <algorithm>
 #include <map>
 #include <queue>
-#include <sys/stat.h>
 #include <tuple>
 #include <unordered_map>
 
@@ -187,23 +185,6 @@ TokenizerData train_bpe(std::string_view text, int64_t vocab_size,
     tok.vocab.emplace_back(kEndOfTextToken);
     tok.merges = std::move(merges);
     return tok;
-}
-
-void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
-                          const std::string& history_line) {
-    H5Output out(path);
-    H5File& f = out.file();
-    f.set_attr("/", "format", std::string("qkv-tokenizer"));
-    f.set_attr("/", "version", int64_t(1));
-    f.set_attr("/", "history", history_line);
-    write_tokenizer_group(f, tok);
-    out.commit();
-}
-
-TokenizerData load_tokenizer_data(const std::string& path) {
-    struct stat st;
-    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return tokenizer_data_from_dir(path);
-    return read_tokenizer_group(H5File::open_read(path));
 }
 
 } // namespace qkv

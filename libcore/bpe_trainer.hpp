@@ -3,7 +3,7 @@
 // the most frequent adjacent pair is merged until the vocabulary has the size asked for.
 // "<|endoftext|>" separates documents and is kept as the last token.
 #pragma once
-#include "model.hpp"
+#include "tokenizer_data.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -17,13 +17,5 @@ namespace qkv {
 // adjacent pair is left.
 TokenizerData train_bpe(std::string_view text, int64_t vocab_size,
                         const std::function<void(int64_t done, int64_t total)>& progress = {});
-
-// Writes a tokenizer file (the /tokenizer group of a model file, alone).
-void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
-                          const std::string& history_line);
-
-// A tokenizer from a folder (vocab.json + merges.txt) or an HDF5 file with a /tokenizer group
-// (a tokenizer file or a model file).
-TokenizerData load_tokenizer_data(const std::string& path);
 
 } // namespace qkv

@@ -1,7 +1,7 @@
 // embed: token ids -> the residual stream, token embedding plus position embedding.
 #pragma once
 #include "backend.hpp"
-#include "model.hpp"
+#include "weights.hpp"
 
 namespace qkv {
 

@@ -184,7 +184,7 @@ void generate_text(const GenerateOptions& opt) {
     }
 
     auto be = make_backend(parse_device(opt.common.device), opt.common.threads);
-    Transformer net(model, *be);
+    Transformer net(model.load_all(*be), *be);
     KVCache cache(*be, cfg);
     Sampler sampler(opt.sampling);
     StreamDecoder decoder(tok);

@@ -2,6 +2,8 @@
 
 #include "errors.hpp"
 
+#include <hdf5.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -10,11 +12,36 @@
 #include <cstring>
 #include <fcntl.h>
 #include <iostream>
+#include <type_traits>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace qkv {
+
+static_assert(std::is_same_v<hid_t, int64_t>, "H5Handle holds an hid_t as int64_t");
+static_assert(std::is_same_v<haddr_t, uint64_t>, "walk() keeps haddr_t as uint64_t");
+
+// An owned hid_t of any kind, closed with the right H5*close function.
+class H5Id {
+  public:
+    H5Id() = default;
+    H5Id(hid_t id, herr_t (*closer)(hid_t)) : id_(id), closer_(closer) {}
+    H5Id(const H5Id&) = delete;
+    H5Id& operator=(const H5Id&) = delete;
+    H5Id(H5Id&& o) noexcept { *this = std::move(o); }
+    H5Id& operator=(H5Id&& o) noexcept;
+    ~H5Id() { reset(); }
+    void reset();
+    hid_t get() const { return id_; }
+    operator hid_t() const { return id_; }
+    bool valid() const { return id_ >= 0; }
+
+  private:
+    hid_t id_ = -1;
+    herr_t (*closer_)(hid_t) = nullptr;
+};
+
 
 namespace {
 
@@ -126,6 +153,11 @@ H5Id& H5Id::operator=(H5Id&& o) noexcept {
     return *this;
 }
 
+void H5Handle::reset() {
+    if (id_ >= 0) H5Fclose(id_);
+    id_ = -1;
+}
+
 void H5Id::reset() {
     if (id_ >= 0 && closer_) closer_(id_);
     id_ = -1;
@@ -203,7 +235,7 @@ H5File H5File::open_read(const std::string& path) {
         throw FormatError(path + ": not an HDF5 file (no HDF5 signature)");
     H5File f;
     f.name_ = path;
-    f.file_ = H5Id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    f.file_ = H5Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
     if (!f.file_.valid())
         throw FormatError(path + ": cannot open as HDF5 (truncated or damaged file?)");
     return f;
@@ -222,7 +254,7 @@ H5File H5File::from_image(std::vector<char> image, const std::string& name) {
     if (H5Pset_file_image(fapl, f.image_.data(), f.image_.size()) < 0)
         throw FormatError(name + ": cannot use the input as an HDF5 image");
     // The name only labels the in-memory file; it must not be a path HDF5 could open itself.
-    f.file_ = H5Id(H5Fopen("qkv-in-memory-image", H5F_ACC_RDONLY, fapl), H5Fclose);
+    f.file_ = H5Handle(H5Fopen("qkv-in-memory-image", H5F_ACC_RDONLY, fapl));
     if (!f.file_.valid())
         throw FormatError(name + ": cannot open as HDF5 (truncated or damaged file?)");
     // The core driver does not notice a short image by itself: compare with the end-of-file
@@ -265,7 +297,12 @@ DatasetInfo H5File::info(const std::string& dataset) const {
     H5Sget_simple_extent_dims(space, dims.data(), nullptr);
     DatasetInfo info;
     for (auto v : dims) info.shape.push_back(static_cast<int64_t>(v));
-    info.type_class = H5Tget_class(type);
+    switch (H5Tget_class(type)) {
+    case H5T_FLOAT: info.kind = ValueKind::Float; break;
+    case H5T_INTEGER: info.kind = ValueKind::Integer; break;
+    case H5T_STRING: info.kind = ValueKind::String; break;
+    default: info.kind = ValueKind::Other;
+    }
     info.type_size = H5Tget_size(type);
     int64_t n = 1;
     for (auto v : info.shape) {
@@ -308,7 +345,7 @@ void check_plausible(hid_t d, const DatasetInfo& in, size_t elem, const std::str
 // memory that allocate() gives once the checks have passed: described and opened once.
 void H5File::read_floats(const std::string& dataset, const DatasetInfo& in,
                          const std::function<float*()>& allocate) const {
-    if (in.type_class != H5T_FLOAT)
+    if (in.kind != ValueKind::Float)
         throw FormatError(where(dataset) + ": expected floating-point data");
     if (shape_numel(in.shape) == 0) return;
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
@@ -330,7 +367,7 @@ Tensor H5File::read_f32(const std::string& dataset, int expected_rank) const {
 
 void H5File::read_f32_into(const std::string& dataset, const Shape& expected, float* out) const {
     const DatasetInfo in = info(dataset);
-    if (in.type_class == H5T_FLOAT && in.shape != expected)
+    if (in.kind == ValueKind::Float && in.shape != expected)
         throw ShapeError(where(dataset) + ": expected shape " + shape_str(expected) + ", found " +
                          shape_str(in.shape));
     read_floats(dataset, in, [out] { return out; });
@@ -339,7 +376,7 @@ void H5File::read_f32_into(const std::string& dataset, const Shape& expected, fl
 Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {
     DatasetInfo in = info(dataset);
     check_rank(where(dataset), in.shape, expected_rank);
-    if (in.type_class != H5T_INTEGER) throw FormatError(where(dataset) + ": expected integer data");
+    if (in.kind != ValueKind::Integer) throw FormatError(where(dataset) + ": expected integer data");
     if (shape_numel(in.shape) == 0) return Tensor::zeros(in.shape, DType::I32);
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
     check_plausible(d, in, in.type_size, where(dataset));
@@ -352,7 +389,7 @@ Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {
 
 std::vector<std::string> H5File::read_strings(const std::string& dataset) const {
     DatasetInfo in = info(dataset);
-    if (in.type_class != H5T_STRING) throw FormatError(where(dataset) + ": expected strings");
+    if (in.kind != ValueKind::String) throw FormatError(where(dataset) + ": expected strings");
     const int64_t n = shape_numel(in.shape);
     std::vector<std::string> out;
     if (n == 0) return out;
@@ -709,7 +746,7 @@ H5Output::H5Output(const std::string& path) : target_(path), to_stdout_(is_stdio
         H5Id fapl = plist(H5P_FILE_ACCESS);
         H5Pset_fapl_core(fapl, 1 << 20, 0);
         file_.name_ = "<stdout>";
-        file_.file_ = H5Id(H5Fcreate("qkv-stdout", H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
+        file_.file_ = H5Handle(H5Fcreate("qkv-stdout", H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
         if (!file_.file_.valid()) throw IoError("<stdout>: cannot create an in-memory HDF5 file");
         return;
     }
@@ -722,7 +759,7 @@ H5Output::H5Output(const std::string& path) : target_(path), to_stdout_(is_stdio
     temp_ = dir + "/." + base + ".tmp-" + std::to_string(getpid());
     install_signal_cleanup(temp_);
     file_.name_ = path;
-    file_.file_ = H5Id(H5Fcreate(temp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    file_.file_ = H5Handle(H5Fcreate(temp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
     if (!file_.file_.valid()) {
         clear_signal_cleanup();
         throw IoError(path + ": cannot create (" + std::strerror(errno) + ")");

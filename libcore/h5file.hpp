@@ -1,10 +1,8 @@
-// h5file: a thin RAII layer over the HDF5 C API. Files come from a path or stdin (read into
+// h5file: a thin RAII layer over the HDF5 C API (whose header only h5file.cpp includes). Files come from a path or stdin (read into
 // an in-memory file image); outputs go to a temporary file renamed into place on commit(),
 // or to stdout through an in-memory image. Every error names the file and the dataset.
 #pragma once
 #include "tensor.hpp"
-
-#include <hdf5.h>
 
 #include <functional>
 #include <string>
@@ -12,30 +10,38 @@
 
 namespace qkv {
 
-// An owned hid_t, closed with the right H5*close function.
-class H5Id {
+// An open HDF5 file's id (an hid_t), closed when it goes.
+class H5Handle {
   public:
-    H5Id() = default;
-    H5Id(hid_t id, herr_t (*closer)(hid_t)) : id_(id), closer_(closer) {}
-    H5Id(const H5Id&) = delete;
-    H5Id& operator=(const H5Id&) = delete;
-    H5Id(H5Id&& o) noexcept { *this = std::move(o); }
-    H5Id& operator=(H5Id&& o) noexcept;
-    ~H5Id() { reset(); }
+    H5Handle() = default;
+    explicit H5Handle(int64_t id) : id_(id) {}
+    H5Handle(const H5Handle&) = delete;
+    H5Handle& operator=(const H5Handle&) = delete;
+    H5Handle(H5Handle&& o) noexcept : id_(o.id_) { o.id_ = -1; }
+    H5Handle& operator=(H5Handle&& o) noexcept {
+        if (this != &o) {
+            reset();
+            id_ = o.id_;
+            o.id_ = -1;
+        }
+        return *this;
+    }
+    ~H5Handle() { reset(); }
     void reset();
-    hid_t get() const { return id_; }
-    operator hid_t() const { return id_; }
+    operator int64_t() const { return id_; }
     bool valid() const { return id_ >= 0; }
 
   private:
-    hid_t id_ = -1;
-    herr_t (*closer_)(hid_t) = nullptr;
+    int64_t id_ = -1;
 };
+
+// What a dataset's values are, as far as qkv reads them.
+enum class ValueKind { Float, Integer, String, Other };
 
 // Information about one dataset, read without reading its data.
 struct DatasetInfo {
     Shape shape;
-    H5T_class_t type_class = H5T_NO_CLASS;
+    ValueKind kind = ValueKind::Other;
     size_t type_size = 0;
 };
 
@@ -48,7 +54,7 @@ class H5File {
     static H5File from_image(std::vector<char> image, const std::string& name);
 
     const std::string& name() const { return name_; } // for messages ("<stdin>" for stdin)
-    hid_t id() const { return file_; }
+    int64_t id() const { return file_; } // the HDF5 id (hid_t)
     bool valid() const { return file_.valid(); }
 
     bool exists(const std::string& path) const; // a link at path (intermediate groups too)
@@ -92,11 +98,11 @@ class H5File {
     friend class H5Output;
     void read_floats(const std::string& dataset, const DatasetInfo& in,
                      const std::function<float*()>& allocate) const;
-    void walk(const std::string& group, int depth, std::vector<haddr_t>& seen,
+    void walk(const std::string& group, int depth, std::vector<uint64_t>& seen,
               std::vector<std::string>& out) const;
     std::string where(const std::string& obj) const; // "file.h5:/resid"
     std::string name_;
-    H5Id file_;
+    H5Handle file_;
     std::vector<char> image_; // keeps an in-memory image alive
 };
 
@@ -110,7 +116,6 @@ class H5Output {
     H5Output& operator=(const H5Output&) = delete;
 
     H5File& file() { return file_; }
-    bool to_stdout() const { return to_stdout_; }
     void commit();
 
   private:

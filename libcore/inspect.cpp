@@ -39,9 +39,9 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 std::string dtype_name(const DatasetInfo& in) {
-    if (in.type_class == H5T_FLOAT) return "float" + std::to_string(in.type_size * 8);
-    if (in.type_class == H5T_INTEGER) return "int" + std::to_string(in.type_size * 8);
-    if (in.type_class == H5T_STRING) return "string";
+    if (in.kind == ValueKind::Float) return "float" + std::to_string(in.type_size * 8);
+    if (in.kind == ValueKind::Integer) return "int" + std::to_string(in.type_size * 8);
+    if (in.kind == ValueKind::String) return "string";
     return "other";
 }
 
@@ -85,8 +85,8 @@ Stats stats_of(const float* p, int64_t n) {
 
 Tensor read_any_as_f32(const H5File& f, const std::string& name) {
     DatasetInfo in = f.info(name);
-    if (in.type_class == H5T_FLOAT) return f.read_f32(name);
-    if (in.type_class == H5T_INTEGER) {
+    if (in.kind == ValueKind::Float) return f.read_f32(name);
+    if (in.kind == ValueKind::Integer) {
         Tensor i = f.read_i32(name);
         Tensor t = Tensor::zeros(i.shape());
         for (int64_t k = 0; k < i.numel(); ++k) t.f32()[k] = static_cast<float>(i.i32()[k]);
@@ -134,7 +134,7 @@ std::string summary(const H5File& f, bool as_json) {
         json d;
         d["shape"] = in.shape;
         d["dtype"] = dtype_name(in);
-        if (in.type_class == H5T_FLOAT || in.type_class == H5T_INTEGER) {
+        if (in.kind == ValueKind::Float || in.kind == ValueKind::Integer) {
             Tensor t = read_any_as_f32(f, name);
             Stats s = stats_of(t.f32(), t.numel());
             d["min"] = s.min;
@@ -483,7 +483,7 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
             ds[name] = d;
             continue;
         }
-        if (ia.type_class == H5T_STRING || ib.type_class == H5T_STRING) {
+        if (ia.kind == ValueKind::String || ib.kind == ValueKind::String) {
             d["equal"] = a.read_strings(name) == b.read_strings(name);
             ds[name] = d;
             continue;

@@ -3,7 +3,7 @@
 #pragma once
 #include "attention.hpp"
 #include "backend.hpp"
-#include "model.hpp"
+#include "weights.hpp"
 
 namespace qkv {
 

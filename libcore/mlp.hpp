@@ -1,7 +1,7 @@
 // mlp: LayerNorm 2, x W_in + b_in, GELU, W_out + b_out, added to the residual stream.
 #pragma once
 #include "backend.hpp"
-#include "model.hpp"
+#include "weights.hpp"
 
 namespace qkv {
 

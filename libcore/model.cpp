@@ -1,5 +1,4 @@
 #include "model.hpp"
-#include "bpe_trainer.hpp"
 
 #include "errors.hpp"
 #include "resources.hpp"
@@ -16,54 +15,6 @@
 #include <sys/stat.h>
 
 namespace qkv {
-
-// ---------------------------------------------------------------- config
-
-void Config::validate(const std::string& where) const {
-    auto positive = [&](int64_t v, const char* name, int64_t max) {
-        if (v <= 0 || v > max)
-            throw FormatError(where + ": config " + name + " = " + std::to_string(v) +
-                              " is out of range (1.." + std::to_string(max) + ")");
-    };
-    positive(n_layers, "n_layers", 1024);
-    positive(d_model, "d_model", 1 << 16);
-    positive(n_heads, "n_heads", 1024);
-    positive(d_head, "d_head", 1 << 14);
-    positive(d_mlp, "d_mlp", 1 << 18);
-    positive(n_ctx, "n_ctx", 1 << 20);
-    positive(vocab_size, "vocab_size", 1 << 22);
-    if (!(ln_eps > 0 && ln_eps < 1)) throw FormatError(where + ": config ln_eps out of range");
-    if (act != "gelu_new")
-        throw FormatError(where + ": activation '" + act + "' is not supported (gelu_new)");
-}
-
-Config preset_config(const std::string& name) {
-    Config c;
-    auto set = [&](int64_t L, int64_t d, int64_t H, int64_t ctx, int64_t vocab) {
-        c.n_layers = L;
-        c.d_model = d;
-        c.n_heads = H;
-        c.d_head = d / H;
-        c.d_mlp = 4 * d;
-        c.n_ctx = ctx;
-        c.vocab_size = vocab;
-    };
-    if (name == "gpt2") set(12, 768, 12, 1024, 50257);
-    else if (name == "gpt2-medium") set(24, 1024, 16, 1024, 50257);
-    else if (name == "gpt2-large") set(36, 1280, 20, 1024, 50257);
-    else if (name == "gpt2-xl") set(48, 1600, 25, 1024, 50257);
-    else if (name == "tiny") set(2, 64, 4, 128, 50257);
-    else {
-        std::string all;
-        for (auto& n : preset_names()) all += (all.empty() ? "" : ", ") + n;
-        throw UsageError("--preset: unknown preset '" + name + "' (known: " + all + ")");
-    }
-    return c;
-}
-
-std::vector<std::string> preset_names() {
-    return {"tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"};
-}
 
 // ---------------------------------------------------------------- reading
 
@@ -159,6 +110,16 @@ UnembedWeights ModelFile::load_unembed(Backend& be) const {
     const Config& c = config_;
     return {load_ln("/ln_final", be), be.to_device(read("/unembed/W_U", {c.d_model, c.vocab_size})),
             be.to_device(read("/unembed/b_U", {c.vocab_size}))};
+}
+
+ModelWeights ModelFile::load_all(Backend& be) const {
+    ModelWeights m{config_, load_embed(be), {}, load_unembed(be)};
+    for (int64_t l = 0; l < config_.n_layers; ++l) {
+        const std::string g = "/blocks/" + std::to_string(l);
+        m.blocks.push_back({load_ln(g + "/ln1", be), load_attention(l, be), load_ln(g + "/ln2", be),
+                            load_mlp(l, be)});
+    }
+    return m;
 }
 
 TokenizerData ModelFile::load_tokenizer() const { return read_tokenizer_group(file_); }
@@ -285,6 +246,23 @@ TokenizerData read_tokenizer_group(const H5File& f) {
 }
 
 void ModelWriter::put_tokenizer(const TokenizerData& tok) { write_tokenizer_group(out_.file(), tok); }
+
+void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
+                          const std::string& history_line) {
+    H5Output out(path);
+    H5File& f = out.file();
+    f.set_attr("/", "format", std::string("qkv-tokenizer"));
+    f.set_attr("/", "version", int64_t(1));
+    f.set_attr("/", "history", history_line);
+    write_tokenizer_group(f, tok);
+    out.commit();
+}
+
+TokenizerData load_tokenizer_data(const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return tokenizer_data_from_dir(path);
+    return read_tokenizer_group(H5File::open_read(path));
+}
 
 std::string ModelWriter::commit() {
     std::ostringstream id;

@@ -1,64 +1,18 @@
-// model: a GPT-2-style model's hyper-parameters (Config) and weights, and the model file.
+// model: the model file (config, weights, tokenizer), read and written, and the model commands.
 // Weights are stored per head as in TransformerLens, row-major; see man/qkv-files.5.
 // Loading is apart from evaluation: a tool reads only the datasets it needs.
 #pragma once
 #include "backend.hpp"
+#include "config.hpp"
 #include "h5file.hpp"
 #include "tensor.hpp"
+#include "tokenizer_data.hpp"
+#include "weights.hpp"
 
 #include <string>
 #include <vector>
 
 namespace qkv {
-
-struct Config {
-    std::string arch = "gpt2";
-    int64_t n_layers = 0, d_model = 0, n_heads = 0, d_head = 0, d_mlp = 0, n_ctx = 0,
-            vocab_size = 0;
-    double ln_eps = 1e-5;
-    std::string act = "gelu_new"; // GELU, tanh approximation
-    void validate(const std::string& where) const;
-};
-
-Config preset_config(const std::string& name); // gpt2, gpt2-medium, gpt2-large, gpt2-xl, tiny
-std::vector<std::string> preset_names();
-
-struct LayerNormWeights {
-    Tensor w, b; // [d_model]
-};
-
-// Attention weights as the forward pass uses them: W_Q, W_K and W_V of every head side by side
-// in one matrix, so queries, keys and values of all heads come from one GEMM.
-struct AttentionWeights {
-    Tensor W_QKV; // [d_model, 3 * head * d_head]: columns are (q|k|v, head, d_head)
-    Tensor b_QKV; // [3 * head * d_head]
-    Tensor W_O;   // [head, d_head, d_model], i.e. [head * d_head, d_model]
-    Tensor b_O;   // [d_model]
-};
-
-struct MlpWeights {
-    Tensor W_in;  // [d_model, d_mlp]
-    Tensor b_in;  // [d_mlp]
-    Tensor W_out; // [d_mlp, d_model]
-    Tensor b_out; // [d_model]
-};
-
-struct EmbedWeights {
-    Tensor W_E;   // [vocab, d_model]
-    Tensor W_pos; // [n_ctx, d_model]
-};
-
-struct UnembedWeights {
-    LayerNormWeights ln_final;
-    Tensor W_U; // [d_model, vocab]
-    Tensor b_U; // [vocab]
-};
-
-struct TokenizerData {
-    std::string kind;                // "gpt2-bpe"
-    std::vector<std::string> vocab;  // id -> token in GPT-2's byte-to-unicode alphabet
-    std::vector<std::string> merges; // "a b", in rank order
-};
 
 // A model file open for reading.
 class ModelFile {
@@ -75,6 +29,7 @@ class ModelFile {
     AttentionWeights load_attention(int64_t layer, Backend& be) const;
     MlpWeights load_mlp(int64_t layer, Backend& be) const;
     UnembedWeights load_unembed(Backend& be) const;
+    ModelWeights load_all(Backend& be) const; // every layer's weights
     TokenizerData load_tokenizer() const;
     void check_layer(int64_t layer, const std::string& option) const;
 
@@ -107,6 +62,14 @@ class ModelWriter {
 // The /tokenizer group (vocab, merges, kind) of a model or tokenizer file.
 void write_tokenizer_group(H5File& f, const TokenizerData& tok);
 TokenizerData read_tokenizer_group(const H5File& f);
+
+// Writes a tokenizer file (the /tokenizer group of a model file, alone).
+void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
+                          const std::string& history_line);
+
+// A tokenizer from a folder (vocab.json + merges.txt) or an HDF5 file with a /tokenizer group
+// (a tokenizer file or a model file).
+TokenizerData load_tokenizer_data(const std::string& path);
 
 // GPT-2's tokenizer data, from the files built into libcore or from a directory holding
 // vocab.json and merges.txt.

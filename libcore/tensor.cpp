@@ -8,7 +8,6 @@
 
 namespace qkv {
 
-const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
 
 Device parse_device(const std::string& s) {
     if (s == "cpu") return Device::CPU;

@@ -8,7 +8,6 @@
 namespace qkv {
 
 enum class Device { CPU, CUDA };
-const char* device_name(Device d);
 Device parse_device(const std::string& s); // "cpu" | "cuda"
 
 using Shape = std::vector<int64_t>;

@@ -2,7 +2,7 @@
 // with Unicode properties), each piece's bytes are mapped to GPT-2's byte-to-unicode alphabet
 // and merged by rank; <|endoftext|> is recognised as a special token unless turned off.
 #pragma once
-#include "model.hpp"
+#include "tokenizer_data.hpp"
 
 #include <cstdint>
 #include <memory>

@@ -38,40 +38,36 @@ void put_file_layout(const Config& c, const Layout& lay, const float* flat, cons
     }
 }
 
-void load_params(const ModelFile& m, const Layout& lay, float* flat, std::vector<float>& b_U) {
-    const Config& c = m.config();
-    auto be = make_cpu_backend(1);
+void load_params(const ModelWeights& m, const std::string& where, const Layout& lay, float* flat,
+                 std::vector<float>& b_U) {
+    const Config& c = m.config;
     auto put = [&](int64_t off, const Tensor& t) {
         std::memcpy(flat + off, t.f32(), t.numel() * sizeof(float));
     };
-    EmbedWeights e = m.load_embed(*be);
-    put(lay.W_E, e.W_E);
-    put(lay.W_pos, e.W_pos);
+    put(lay.W_E, m.embed.W_E);
+    put(lay.W_pos, m.embed.W_pos);
     for (int64_t l = 0; l < c.n_layers; ++l) {
         const LayerOffsets& o = lay.layers[l];
-        const std::string g = "/blocks/" + std::to_string(l);
-        LayerNormWeights ln1 = m.load_ln(g + "/ln1", *be), ln2 = m.load_ln(g + "/ln2", *be);
-        AttentionWeights a = m.load_attention(l, *be);
-        MlpWeights p = m.load_mlp(l, *be);
-        put(o.ln1_w, ln1.w);
-        put(o.ln1_b, ln1.b);
-        put(o.W_QKV, a.W_QKV);
-        put(o.b_QKV, a.b_QKV);
-        put(o.W_O, a.W_O);
-        put(o.b_O, a.b_O);
-        put(o.ln2_w, ln2.w);
-        put(o.ln2_b, ln2.b);
-        put(o.W_in, p.W_in);
-        put(o.b_in, p.b_in);
-        put(o.W_out, p.W_out);
-        put(o.b_out, p.b_out);
+        const BlockWeights& w = m.blocks[l];
+        put(o.ln1_w, w.ln1.w);
+        put(o.ln1_b, w.ln1.b);
+        put(o.W_QKV, w.attn.W_QKV);
+        put(o.b_QKV, w.attn.b_QKV);
+        put(o.W_O, w.attn.W_O);
+        put(o.b_O, w.attn.b_O);
+        put(o.ln2_w, w.ln2.w);
+        put(o.ln2_b, w.ln2.b);
+        put(o.W_in, w.mlp.W_in);
+        put(o.b_in, w.mlp.b_in);
+        put(o.W_out, w.mlp.W_out);
+        put(o.b_out, w.mlp.b_out);
     }
-    UnembedWeights u = m.load_unembed(*be);
+    const UnembedWeights& u = m.unembed;
     put(lay.lnf_w, u.ln_final.w);
     put(lay.lnf_b, u.ln_final.b);
-    if (!is_transpose_of(e.W_E, u.W_U))
-        throw FormatError(m.path() + ":/unembed/W_U: train ties the unembedding to W_E (as "
-                                     "GPT-2 does), but this model's W_U is not W_E transposed");
+    if (!is_transpose_of(m.embed.W_E, u.W_U))
+        throw FormatError(where + ":/unembed/W_U: train ties the unembedding to W_E (as "
+                                  "GPT-2 does), but this model's W_U is not W_E transposed");
     b_U.assign(u.b_U.f32(), u.b_U.f32() + c.vocab_size);
 }
 

@@ -5,7 +5,7 @@
 #pragma once
 #include "backend.hpp"
 #include "backprop.hpp"
-#include "model.hpp"
+#include "weights.hpp"
 #include "thread_pool.hpp"
 
 #include <functional>
@@ -69,9 +69,11 @@ using PutTensor = std::function<void(const std::string& name, const Tensor& t)>;
 // [head, d_head, d_model].
 void put_file_layout(const Config& c, const Layout& lay, const float* flat, const PutTensor& put);
 
-// Reads a model file's weights into the flat buffer, and b_U (not trained) apart. The
-// unembedding must be tied (W_U = W_E^T), as model init and GPT-2 make it.
-void load_params(const ModelFile& m, const Layout& lay, float* flat, std::vector<float>& b_U);
+// Copies a model's weights (on the CPU) into the flat buffer, and b_U (not trained) apart. The
+// unembedding must be tied (W_U = W_E^T), as model init and GPT-2 make it; where names the
+// model in errors.
+void load_params(const ModelWeights& m, const std::string& where, const Layout& lay, float* flat,
+                 std::vector<float>& b_U);
 
 class Gpt {
   public:

@@ -6,15 +6,9 @@
 
 namespace qkv {
 
-Transformer::Transformer(const ModelFile& model, Backend& be) : be_(be), cfg_(model.config()) {
-    embed_ = model.load_embed(be);
-    for (int64_t l = 0; l < cfg_.n_layers; ++l) {
-        const std::string g = "/blocks/" + std::to_string(l);
-        layers_.push_back({model.load_ln(g + "/ln1", be), model.load_ln(g + "/ln2", be),
-                           model.load_attention(l, be), model.load_mlp(l, be)});
-    }
-    unembed_ = model.load_unembed(be);
-}
+Transformer::Transformer(ModelWeights weights, Backend& be)
+    : be_(be), cfg_(weights.config), embed_(std::move(weights.embed)),
+      layers_(std::move(weights.blocks)), unembed_(std::move(weights.unembed)) {}
 
 Tensor Transformer::step(const int32_t* tokens, int64_t n, KVCache& cache) {
     if (n <= 0) throw ShapeError("internal: a step needs at least one token");

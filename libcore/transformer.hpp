@@ -5,7 +5,7 @@
 #include "backend.hpp"
 #include "kv_cache.hpp"
 #include "mlp.hpp"
-#include "model.hpp"
+#include "weights.hpp"
 
 #include <vector>
 
@@ -13,7 +13,7 @@ namespace qkv {
 
 class Transformer {
   public:
-    Transformer(const ModelFile& model, Backend& be);
+    Transformer(ModelWeights weights, Backend& be); // weights on be's device
     const Config& config() const { return cfg_; }
     // Runs tokens[0..n) at positions cache.length().., appends them to the cache, and returns
     // the logits of the last position [vocab] on the host.
@@ -23,12 +23,7 @@ class Transformer {
     Backend& be_;
     Config cfg_;
     EmbedWeights embed_;
-    struct Layer {
-        LayerNormWeights ln1, ln2;
-        AttentionWeights attn;
-        MlpWeights mlp;
-    };
-    std::vector<Layer> layers_;
+    std::vector<BlockWeights> layers_;
     UnembedWeights unembed_;
 };
 

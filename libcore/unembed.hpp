@@ -1,7 +1,7 @@
 // unembed: the prediction from the residual stream: final LayerNorm, then x W_U + b_U.
 #pragma once
 #include "backend.hpp"
-#include "model.hpp"
+#include "weights.hpp"
 
 namespace qkv {
 

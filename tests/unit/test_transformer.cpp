@@ -17,7 +17,7 @@ TEST_CASE("transformer: KV-cache decoding equals a full re-run at every step (1e
     model_init(o);
     ModelFile m = ModelFile::open(o.output);
     auto be = make_cpu_backend(2);
-    Transformer net(m, *be);
+    Transformer net(m.load_all(*be), *be);
     const int64_t V = m.config().vocab_size;
     std::vector<int32_t> seq = {464, 2068, 7586, 21831};
     KVCache cache(*be, m.config());

@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""The rules of libcore's layout (ARCHITECTURE.md), checked on the sources' #include lines:
+
+1. <hdf5.h> is included by libcore/files/h5file.cpp alone.
+2. The core knows no files: base/, tensor/, model/, tokenizer/ and train/ include nothing from
+   files/ or commands/ (CMake also builds them without HDF5's include path).
+3. The tokenizer depends on no tensor code: tokenizer/ includes only base/ and itself.
+4. Each part includes only the parts below it: base < tensor < model, tokenizer < train <
+   files < commands.
+Prints each broken rule as FILE:LINE: and exits 1; exits 0 when all hold."""
+import os
+import re
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "libcore")
+ALLOWED = {  # what each folder may include besides itself
+    "base": set(),
+    "tensor": {"base"},
+    "model": {"base", "tensor"},
+    "tokenizer": {"base"},
+    "train": {"base", "tensor", "model"},
+    "files": {"base", "tensor", "model", "tokenizer", "train"},
+    "commands": {"base", "tensor", "model", "tokenizer", "train", "files"},
+}
+INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
+
+
+def main(root):
+    broken = []
+    for folder in sorted(os.listdir(root)):
+        path = os.path.join(root, folder)
+        if not os.path.isdir(path):
+            continue
+        if folder not in ALLOWED:
+            broken.append(f"{path}: a folder the rules do not know (add it to {__file__})")
+            continue
+        for name in sorted(os.listdir(path)):
+            src = os.path.join(path, name)
+            with open(src, encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    m = INCLUDE.match(line)
+                    if not m:
+                        continue
+                    inc = m.group(1)
+                    where = f"libcore/{folder}/{name}:{n}"
+                    if inc == "hdf5.h" and f"{folder}/{name}" != "files/h5file.cpp":
+                        broken.append(f"{where}: includes <hdf5.h> (only files/h5file.cpp may)")
+                    part = inc.split("/")[0] if "/" in inc and '"' in line else None
+                    if part in ALLOWED and part != folder and part not in ALLOWED[folder]:
+                        broken.append(f"{where}: {folder}/ includes {inc} ({folder}/ may use "
+                                      f"{', '.join(sorted(ALLOWED[folder])) or 'nothing else'})")
+    for b in broken:
+        print(b)
+    print(f"architecture rules: {len(broken)} broken")
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else ROOT))
