@@ -1,7 +1,7 @@
 // Reading activation and model files from an in-memory HDF5 image (as from a pipe): open,
 // walk every dataset and attribute we read, and read what is not absurdly large.
-#include "errors.hpp"
-#include "h5file.hpp"
+#include "base/errors.hpp"
+#include "files/h5file.hpp"
 
 #include <string>
 #include <vector>

@@ -1,8 +1,8 @@
 // The model-import path from a checkpoint folder: the input is config.json; beside it the
 // folder holds a byte-level vocabulary and a small safetensors file, so that whatever the
 // config claims is checked against real files.
-#include "errors.hpp"
-#include "model.hpp"
+#include "base/errors.hpp"
+#include "files/model_file.hpp"
 
 #include <cstdio>
 #include <fstream>

@@ -1,7 +1,7 @@
 // Option parsers with structure: layer ranges (3:7, all, -2:), slices (0,:,3) and head lists.
-#include "cli.hpp"
-#include "errors.hpp"
-#include "inspect.hpp"
+#include "commands/cli.hpp"
+#include "base/errors.hpp"
+#include "commands/inspect.hpp"
 
 #include <string>
 

@@ -1,7 +1,7 @@
 // The safetensors reader: header JSON and tensor table against a data section, then the
 // whole file path (length prefix, header, tensors read and converted).
-#include "errors.hpp"
-#include "safetensors.hpp"
+#include "base/errors.hpp"
+#include "files/safetensors.hpp"
 
 #include <cstdio>
 #include <string>

@@ -1,6 +1,6 @@
 // attend: LayerNorm 1, multi-head causal self-attention and output projection of one layer,
 // added to the residual stream.
-#include "pipeline.hpp"
+#include "commands/pipeline.hpp"
 
 int main(int argc, char** argv) {
     qkv::AttendOptions opt;

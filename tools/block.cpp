@@ -1,5 +1,5 @@
 // block: attend then mlp for a range of layers in one process, with the same kernels.
-#include "pipeline.hpp"
+#include "commands/pipeline.hpp"
 
 int main(int argc, char** argv) {
     qkv::BlockOptions opt;

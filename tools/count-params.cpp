@@ -1,6 +1,6 @@
 // count-params: where a transformer's parameters live, head by head, and its FLOPs per token.
-#include "cli.hpp"
-#include "param_count.hpp"
+#include "commands/cli.hpp"
+#include "commands/param_count.hpp"
 #include "version.hpp"
 
 #include <iostream>

@@ -1,5 +1,5 @@
 // embed: token ids to the residual stream (token embedding + position embedding).
-#include "pipeline.hpp"
+#include "commands/pipeline.hpp"
 
 int main(int argc, char** argv) {
     qkv::EmbedOptions opt;

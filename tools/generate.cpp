@@ -1,5 +1,5 @@
 // generate: the next-token prediction from a stream (or the logit lens), and text generation.
-#include "generate_tool.hpp"
+#include "commands/generate_tool.hpp"
 
 int main(int argc, char** argv) {
     qkv::GenerateOptions opt;

@@ -1,7 +1,7 @@
 // inspect: what a file holds; values of a slice; attention patterns and slices as pictures;
 // the difference between two files.
-#include "cli.hpp"
-#include "inspect.hpp"
+#include "commands/cli.hpp"
+#include "commands/inspect.hpp"
 #include "version.hpp"
 
 #include <iostream>

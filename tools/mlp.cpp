@@ -1,5 +1,5 @@
 // mlp: LayerNorm 2 and the MLP (GELU) of one layer, added to the residual stream.
-#include "pipeline.hpp"
+#include "commands/pipeline.hpp"
 
 int main(int argc, char** argv) {
     qkv::MlpOptions opt;

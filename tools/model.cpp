@@ -1,6 +1,6 @@
 // model: make (init), import (Hugging Face GPT-2) and describe (info) model files.
-#include "model.hpp"
-#include "cli.hpp"
+#include "files/model_file.hpp"
+#include "commands/cli.hpp"
 #include "version.hpp"
 
 #include <iostream>

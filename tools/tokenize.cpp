@@ -1,5 +1,5 @@
 // tokenize: text to GPT-2 byte-level BPE tokens (an activation file at stage tokens), and back.
-#include "tokenize_tool.hpp"
+#include "commands/tokenize_tool.hpp"
 
 int main(int argc, char** argv) {
     qkv::TokenizeOptions opt;

@@ -1,5 +1,5 @@
 // train: trains a model file on a text corpus (backprop, AdamW, checkpoints that resume).
-#include "trainer.hpp"
+#include "commands/trainer.hpp"
 
 int main(int argc, char** argv) {
     qkv::TrainOptions o;

@@ -6,7 +6,9 @@
    files/ or commands/ (CMake also builds them without HDF5's include path).
 3. The tokenizer depends on no tensor code: tokenizer/ includes only base/ and itself.
 4. Each part includes only the parts below it: base < tensor < model, tokenizer < train <
-   files < commands.
+   files (and tools/commands above them all).
+5. The library never prints and never reads options: no std::cout, std::cerr, printf, isatty
+   or CLI11 in libcore/ (but h5file.cpp's isatty, which keeps HDF5 off a terminal).
 Prints each broken rule as FILE:LINE: and exits 1; exits 0 when all hold."""
 import os
 import re
@@ -20,8 +22,8 @@ ALLOWED = {  # what each folder may include besides itself
     "tokenizer": {"base"},
     "train": {"base", "tensor", "model"},
     "files": {"base", "tensor", "model", "tokenizer", "train"},
-    "commands": {"base", "tensor", "model", "tokenizer", "train", "files"},
 }
+PRINTS = re.compile(r"std::cout|std::cerr|(?<![sn])printf\(|isatty\(|CLI::|<CLI/")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 
 
@@ -38,6 +40,10 @@ def main(root):
             src = os.path.join(path, name)
             with open(src, encoding="utf-8") as f:
                 for n, line in enumerate(f, 1):
+                    p = PRINTS.search(line)
+                    if p and not (p.group(0) == "isatty(" and f"{folder}/{name}" == "files/h5file.cpp"):
+                        broken.append(f"libcore/{folder}/{name}:{n}: {p.group(0)} (the library never "
+                                      "prints or reads options; that is tools/)")
                     m = INCLUDE.match(line)
                     if not m:
                         continue

@@ -1,6 +1,6 @@
-#include "bpe_trainer.hpp"
-#include "errors.hpp"
-#include "tokenizer.hpp"
+#include "tokenizer/bpe_trainer.hpp"
+#include "base/errors.hpp"
+#include "tokenizer/tokenizer.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "cli.hpp"
+#include "commands/cli.hpp"
 
 #include <catch2/catch.hpp>
 

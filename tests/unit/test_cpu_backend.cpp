@@ -1,4 +1,4 @@
-#include "backend.hpp"
+#include "tensor/backend.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

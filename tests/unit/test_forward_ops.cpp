@@ -1,8 +1,8 @@
 // attention, mlp and embed on hand-made weights whose results can be worked out by hand.
-#include "attention.hpp"
-#include "embed.hpp"
-#include "errors.hpp"
-#include "mlp.hpp"
+#include "model/attention.hpp"
+#include "model/embed.hpp"
+#include "base/errors.hpp"
+#include "model/mlp.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

@@ -1,5 +1,5 @@
-#include "errors.hpp"
-#include "h5file.hpp"
+#include "base/errors.hpp"
+#include "files/h5file.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdio>

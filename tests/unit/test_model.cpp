@@ -1,6 +1,6 @@
-#include "activations.hpp"
-#include "errors.hpp"
-#include "model.hpp"
+#include "files/activations.hpp"
+#include "base/errors.hpp"
+#include "files/model_file.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdio>

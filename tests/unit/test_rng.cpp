@@ -1,4 +1,4 @@
-#include "rng.hpp"
+#include "base/rng.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

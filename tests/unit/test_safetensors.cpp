@@ -1,5 +1,5 @@
-#include "errors.hpp"
-#include "safetensors.hpp"
+#include "base/errors.hpp"
+#include "files/safetensors.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdio>

@@ -1,5 +1,5 @@
-#include "errors.hpp"
-#include "sampler.hpp"
+#include "base/errors.hpp"
+#include "model/sampler.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

@@ -1,5 +1,5 @@
-#include "errors.hpp"
-#include "tensor.hpp"
+#include "base/errors.hpp"
+#include "tensor/tensor.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
-#include "errors.hpp"
-#include "model.hpp"
-#include "tokenizer.hpp"
+#include "base/errors.hpp"
+#include "files/model_file.hpp"
+#include "tokenizer/tokenizer.hpp"
 
 #include <catch2/catch.hpp>
 #include <fstream>

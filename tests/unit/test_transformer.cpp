@@ -1,7 +1,7 @@
 // Generation with a key/value cache equals re-running the whole sequence at every step.
-#include "kv_cache.hpp"
-#include "model.hpp"
-#include "transformer.hpp"
+#include "model/kv_cache.hpp"
+#include "files/model_file.hpp"
+#include "model/transformer.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

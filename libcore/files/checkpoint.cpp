@@ -1,0 +1,127 @@
+#include "files/checkpoint.hpp"
+
+#include "base/errors.hpp"
+#include "files/h5file.hpp"
+
+#include <cstring>
+#include <iomanip>
+#include <sstream>
+
+namespace qkv {
+
+std::string hex64(uint64_t v) {
+    std::ostringstream o;
+    o << std::hex << std::setw(16) << std::setfill('0') << v;
+    return o.str();
+}
+
+namespace {
+
+// The settings a checkpoint records, by attribute name: written and read from one table.
+constexpr std::pair<const char*, int64_t TrainSettings::*> kIntSettings[] = {
+    {"steps", &TrainSettings::steps},           {"batch", &TrainSettings::batch},
+    {"context", &TrainSettings::context},       {"warmup", &TrainSettings::warmup},
+    {"eval_every", &TrainSettings::eval_every}, {"eval_iters", &TrainSettings::eval_iters},
+    {"save_every", &TrainSettings::save_every}};
+constexpr std::pair<const char*, double TrainSettings::*> kRealSettings[] = {
+    {"lr", &TrainSettings::lr},
+    {"min_lr", &TrainSettings::min_lr},
+    {"weight_decay", &TrainSettings::weight_decay},
+    {"beta1", &TrainSettings::beta1},
+    {"beta2", &TrainSettings::beta2},
+    {"grad_clip", &TrainSettings::grad_clip},
+    {"val_fraction", &TrainSettings::val_fraction}};
+
+} // namespace
+
+void write_checkpoint(const std::string& path, const ModelFile& src, const TokenizerData& tok,
+                      Gpt& gpt, const TrainState& st, double seconds, const CorpusInfo& corpus,
+                      const std::string& history,
+                      const std::vector<std::pair<std::string, double>>& final_stats) {
+    const Config& c = src.config();
+    ModelWriter w(path, c, src.name(), history);
+    Tensor W_U; // tied: W_E transposed
+    put_file_layout(c, gpt.layout(), gpt.params().data(),
+                    [&](const std::string& n, const Tensor& t) {
+                        w.put(n, t);
+                        if (n == "/embed/W_E") W_U = transpose2d(t);
+                    });
+    Tensor b_U = Tensor::zeros({c.vocab_size});
+    std::memcpy(b_U.f32(), gpt.b_U().data(), c.vocab_size * sizeof(float));
+    w.put("/unembed/W_U", W_U);
+    w.put("/unembed/b_U", b_U);
+    w.put_tokenizer(tok);
+
+    H5File& f = w.file();
+    const TrainSettings& s = st.s;
+    const std::string g = "/train";
+    f.make_group(g);
+    f.set_attr(g, "step", st.step);
+    for (auto [k, member] : kIntSettings)
+        f.set_attr(g, k, s.*member);
+    for (auto [k, member] : kRealSettings)
+        f.set_attr(g, k, s.*member);
+    f.set_attr(g, "seconds", seconds);
+    f.set_attr(g, "seed", hex64(s.seed));
+    f.set_attr(g, "corpus_fnv1a", hex64(corpus.hash));
+    f.set_attr(g, "corpus_bytes", corpus.bytes);
+    f.set_attr(g, "train_tokens", corpus.train_tokens);
+    f.set_attr(g, "val_tokens", corpus.val_tokens);
+    for (auto& [k, v] : final_stats)
+        f.set_attr(g, k, v);
+    const int64_t n = static_cast<int64_t>(st.m.size());
+    f.write_f32(g + "/adam_m", {n}, st.m.data());
+    f.write_f32(g + "/adam_v", {n}, st.v.data());
+    const int64_t k = static_cast<int64_t>(st.log.step.size());
+    Tensor steps_t = Tensor::zeros({k}, DType::I32);
+    if (k) std::memcpy(steps_t.i32(), st.log.step.data(), k * sizeof(int32_t));
+    f.write(g + "/log/step", steps_t);
+    f.write_f32(g + "/log/lr", {k}, st.log.lr.data());
+    f.write_f32(g + "/log/train_loss", {k}, st.log.train_loss.data());
+    f.write_f32(g + "/log/val_loss", {k}, st.log.val_loss.data());
+    w.commit();
+}
+
+LossLog read_loss_log(const H5File& f) {
+    if (!f.exists("/train/log/train_loss"))
+        throw FormatError(f.name() +
+                          ": no training log (/train/log): made by train, not model init?");
+    LossLog log;
+    Tensor step = f.read_i32("/train/log/step", 1);
+    const int64_t n = step.numel();
+    log.step.assign(step.i32(), step.i32() + n);
+    for (auto [name, vec] : {std::pair<const char*, std::vector<float>*>{"lr", &log.lr},
+                             {"train_loss", &log.train_loss},
+                             {"val_loss", &log.val_loss}}) {
+        Tensor t = f.read_f32(std::string("/train/log/") + name, 1);
+        if (t.numel() != n)
+            throw FormatError(f.name() + ":/train/log/" + name + ": " + std::to_string(t.numel()) +
+                              " entries, /train/log/step has " + std::to_string(n));
+        vec->assign(t.f32(), t.f32() + n);
+    }
+    return log;
+}
+
+TrainState read_checkpoint(const ModelFile& m, int64_t n_params) {
+    const H5File& f = m.h5();
+    if (!f.exists("/train/adam_m"))
+        throw FormatError(m.path() + ": not a checkpoint (no /train group): give it as --model to "
+                                     "start training from it");
+    TrainState st;
+    const std::string g = "/train";
+    st.step = f.attr_int(g, "step");
+    for (auto [k, member] : kIntSettings)
+        st.s.*member = f.attr_int(g, k);
+    for (auto [k, member] : kRealSettings)
+        st.s.*member = f.attr_double(g, k);
+    st.s.seed = std::stoull(f.attr_str(g, "seed"), nullptr, 16);
+    st.seconds = f.attr_double(g, "seconds");
+    st.m.assign(n_params, 0.0f);
+    st.v.assign(n_params, 0.0f);
+    f.read_f32_into(g + "/adam_m", {n_params}, st.m.data());
+    f.read_f32_into(g + "/adam_v", {n_params}, st.v.data());
+    st.log = read_loss_log(f);
+    return st;
+}
+
+} // namespace qkv

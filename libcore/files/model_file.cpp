@@ -1,0 +1,524 @@
+#include "files/model_file.hpp"
+
+#include "base/errors.hpp"
+#include "files/resources.hpp"
+#include "base/rng.hpp"
+#include "files/safetensors.hpp"
+#include "version.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/stat.h>
+
+namespace qkv {
+
+// ---------------------------------------------------------------- reading
+
+ModelFile ModelFile::open(const std::string& path) {
+    if (path.empty()) throw UsageError("--model: a model file is required");
+    ModelFile m;
+    m.path_ = path;
+    m.file_ = H5File::open_read(path);
+    const H5File& f = m.file_;
+    const std::string format = f.has_attr("/", "format") ? f.attr_str("/", "format") : "";
+    if (format == "qkv-activations")
+        throw FormatError(path + ": is an activation file, expected a model file (--model)");
+    if (format != "qkv-model")
+        throw FormatError(path + ": not a qkv model file (root attribute format != qkv-model)");
+    if (f.attr_int("/", "version") != 1)
+        throw FormatError(path + ": unsupported model file version");
+    m.model_id_ = f.attr_str("/", "model_id");
+    Config& c = m.config_;
+    c.arch = f.attr_str("/config", "arch");
+    c.n_layers = f.attr_int("/config", "n_layers");
+    c.d_model = f.attr_int("/config", "d_model");
+    c.n_heads = f.attr_int("/config", "n_heads");
+    c.d_head = f.attr_int("/config", "d_head");
+    c.d_mlp = f.attr_int("/config", "d_mlp");
+    c.n_ctx = f.attr_int("/config", "n_ctx");
+    c.vocab_size = f.attr_int("/config", "vocab_size");
+    c.ln_eps = f.attr_double("/config", "ln_eps");
+    c.act = f.attr_str("/config", "act");
+    if (c.arch != "gpt2") throw FormatError(path + ": architecture '" + c.arch + "' unsupported");
+    c.validate(path);
+    return m;
+}
+
+Tensor ModelFile::read(const std::string& name, const Shape& shape) const {
+    Tensor t = Tensor::zeros(shape);
+    file_.read_f32_into(name, shape, t.f32());
+    return t;
+}
+
+void ModelFile::check_layer(int64_t layer, const std::string& option) const {
+    if (layer < 0 || layer >= config_.n_layers)
+        throw ShapeError(option + ": layer " + std::to_string(layer) + " is out of range; " +
+                         path_ + " has layers 0.." + std::to_string(config_.n_layers - 1));
+}
+
+EmbedWeights ModelFile::load_embed(Backend& be) const {
+    const Config& c = config_;
+    return {be.to_device(read("/embed/W_E", {c.vocab_size, c.d_model})),
+            be.to_device(read("/pos_embed/W_pos", {c.n_ctx, c.d_model}))};
+}
+
+LayerNormWeights ModelFile::load_ln(const std::string& group, Backend& be) const {
+    return {be.to_device(read(group + "/w", {config_.d_model})),
+            be.to_device(read(group + "/b", {config_.d_model}))};
+}
+
+AttentionWeights ModelFile::load_attention(int64_t layer, Backend& be) const {
+    check_layer(layer, "--layer");
+    const Config& c = config_;
+    const std::string g = "/blocks/" + std::to_string(layer) + "/attn/";
+    const int64_t H = c.n_heads, D = c.d_model, dh = c.d_head, HD = H * dh;
+    Tensor W_QKV = Tensor::zeros({D, 3 * HD});
+    Tensor b_QKV = Tensor::zeros({3 * HD});
+    const char* names[3] = {"Q", "K", "V"};
+    for (int which = 0; which < 3; ++which) {
+        Tensor W = read(g + "W_" + names[which], {H, D, dh}); // [head, d_model, d_head]
+        Tensor b = read(g + "b_" + names[which], {H, dh});    // [head, d_head]
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t i = 0; i < D; ++i)
+                std::memcpy(W_QKV.f32() + i * 3 * HD + which * HD + h * dh,
+                            W.f32() + (h * D + i) * dh, dh * sizeof(float));
+        std::memcpy(b_QKV.f32() + which * HD, b.f32(), HD * sizeof(float));
+    }
+    AttentionWeights w;
+    w.W_QKV = be.to_device(W_QKV);
+    w.b_QKV = be.to_device(b_QKV);
+    w.W_O = be.to_device(read(g + "W_O", {H, dh, D}));
+    w.b_O = be.to_device(read(g + "b_O", {D}));
+    return w;
+}
+
+MlpWeights ModelFile::load_mlp(int64_t layer, Backend& be) const {
+    check_layer(layer, "--layer");
+    const Config& c = config_;
+    const std::string g = "/blocks/" + std::to_string(layer) + "/mlp/";
+    return {be.to_device(read(g + "W_in", {c.d_model, c.d_mlp})),
+            be.to_device(read(g + "b_in", {c.d_mlp})),
+            be.to_device(read(g + "W_out", {c.d_mlp, c.d_model})),
+            be.to_device(read(g + "b_out", {c.d_model}))};
+}
+
+UnembedWeights ModelFile::load_unembed(Backend& be) const {
+    const Config& c = config_;
+    return {load_ln("/ln_final", be), be.to_device(read("/unembed/W_U", {c.d_model, c.vocab_size})),
+            be.to_device(read("/unembed/b_U", {c.vocab_size}))};
+}
+
+ModelWeights ModelFile::load_all(Backend& be) const {
+    ModelWeights m{config_, load_embed(be), {}, load_unembed(be)};
+    for (int64_t l = 0; l < config_.n_layers; ++l) {
+        const std::string g = "/blocks/" + std::to_string(l);
+        m.blocks.push_back({load_ln(g + "/ln1", be), load_attention(l, be), load_ln(g + "/ln2", be),
+                            load_mlp(l, be)});
+    }
+    return m;
+}
+
+TokenizerData ModelFile::load_tokenizer() const { return read_tokenizer_group(file_); }
+
+std::string ModelFile::name() const {
+    const auto dash = model_id_.rfind('-');
+    return dash == std::string::npos ? model_id_ : model_id_.substr(0, dash);
+}
+
+// ---------------------------------------------------------------- tokenizer data
+
+TokenizerData tokenizer_data_from_text(const std::string& vocab_json, const std::string& merges,
+                                       const std::string& where) {
+    TokenizerData t;
+    t.kind = "gpt2-bpe";
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(vocab_json);
+    } catch (const nlohmann::json::exception&) {
+        throw FormatError(where + "/vocab.json: not valid JSON");
+    }
+    if (!j.is_object()) throw FormatError(where + "/vocab.json: expected a JSON object");
+    t.vocab.assign(j.size(), std::string());
+    std::vector<bool> seen(j.size(), false);
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        if (!it.value().is_number_integer())
+            throw FormatError(where + "/vocab.json: id of '" + it.key() + "' is not an integer");
+        const int64_t id = it.value().get<int64_t>();
+        if (id < 0 || id >= static_cast<int64_t>(j.size()) || seen[id])
+            throw FormatError(where + "/vocab.json: ids must be 0..N-1, each once (bad id " +
+                              std::to_string(id) + ")");
+        seen[id] = true;
+        t.vocab[id] = it.key();
+    }
+    std::istringstream in(merges);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty() || line.rfind("#version", 0) == 0) continue;
+        if (line.find(' ') == std::string::npos)
+            throw FormatError(where + "/merges.txt: malformed merge '" + line + "'");
+        t.merges.push_back(line);
+    }
+    return t;
+}
+
+TokenizerData gpt2_tokenizer_data() {
+    return tokenizer_data_from_text(std::string(gpt2_vocab_json()),
+                                    std::string(gpt2_merges_txt()), "<built-in gpt2>");
+}
+
+namespace {
+std::string slurp(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw IoError(path + ": cannot open");
+    std::ostringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+} // namespace
+
+TokenizerData tokenizer_data_from_dir(const std::string& dir) {
+    return tokenizer_data_from_text(slurp(dir + "/vocab.json"), slurp(dir + "/merges.txt"), dir);
+}
+
+// ---------------------------------------------------------------- writing
+
+ModelWriter::ModelWriter(const std::string& path, const Config& c, const std::string& name,
+                         const std::string& history_line)
+    : out_(path), name_(name) {
+    H5File& f = out_.file();
+    f.set_attr("/", "format", std::string("qkv-model"));
+    f.set_attr("/", "version", int64_t(1));
+    f.set_attr("/", "history", history_line);
+    f.set_attr("/config", "arch", c.arch);
+    f.set_attr("/config", "n_layers", c.n_layers);
+    f.set_attr("/config", "d_model", c.d_model);
+    f.set_attr("/config", "n_heads", c.n_heads);
+    f.set_attr("/config", "d_head", c.d_head);
+    f.set_attr("/config", "d_mlp", c.d_mlp);
+    f.set_attr("/config", "n_ctx", c.n_ctx);
+    f.set_attr("/config", "vocab_size", c.vocab_size);
+    f.set_attr("/config", "ln_eps", c.ln_eps);
+    f.set_attr("/config", "act", c.act);
+}
+
+void ModelWriter::put(const std::string& name, const Tensor& t_in) {
+    Tensor rounded;
+    if (f16_) { // hash what is stored: the weights rounded to half precision
+        rounded = Tensor::zeros(t_in.shape());
+        for (int64_t i = 0; i < t_in.numel(); ++i)
+            rounded.f32()[i] = f16_to_f32(f32_to_f16(t_in.f32()[i]));
+    }
+    const Tensor& t = f16_ ? rounded : t_in;
+    for (char ch : name) hash_ = (hash_ ^ static_cast<unsigned char>(ch)) * 0x100000001b3ULL;
+    const auto* p = reinterpret_cast<const unsigned char*>(t.f32());
+    const size_t n = static_cast<size_t>(t.numel()) * 4;
+    // FNV-1a over 8-byte words: fast enough for GPT-2 XL, and any change of a weight shows.
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        hash_ = (hash_ ^ w) * 0x100000001b3ULL;
+    }
+    for (; i < n; ++i) hash_ = (hash_ ^ p[i]) * 0x100000001b3ULL;
+    if (f16_) out_.file().write_f16(name, t.shape(), t.f32());
+    else out_.file().write(name, t);
+}
+
+void write_tokenizer_group(H5File& f, const TokenizerData& tok) {
+    f.write_strings("/tokenizer/vocab", {static_cast<int64_t>(tok.vocab.size())}, tok.vocab);
+    f.write_strings("/tokenizer/merges", {static_cast<int64_t>(tok.merges.size())}, tok.merges);
+    f.set_attr("/tokenizer", "kind", tok.kind);
+}
+
+TokenizerData read_tokenizer_group(const H5File& f) {
+    if (!f.exists("/tokenizer/vocab") || !f.exists("/tokenizer/merges"))
+        throw FormatError(f.name() + ": holds no tokenizer (/tokenizer/vocab and merges)");
+    TokenizerData t;
+    t.kind = f.attr_str("/tokenizer", "kind");
+    t.vocab = f.read_strings("/tokenizer/vocab");
+    t.merges = f.read_strings("/tokenizer/merges");
+    return t;
+}
+
+void ModelWriter::put_tokenizer(const TokenizerData& tok) { write_tokenizer_group(out_.file(), tok); }
+
+void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
+                          const std::string& history_line) {
+    H5Output out(path);
+    H5File& f = out.file();
+    f.set_attr("/", "format", std::string("qkv-tokenizer"));
+    f.set_attr("/", "version", int64_t(1));
+    f.set_attr("/", "history", history_line);
+    write_tokenizer_group(f, tok);
+    out.commit();
+}
+
+TokenizerData load_tokenizer_data(const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return tokenizer_data_from_dir(path);
+    return read_tokenizer_group(H5File::open_read(path));
+}
+
+std::string ModelWriter::commit() {
+    std::ostringstream id;
+    id << name_ << '-' << std::hex << std::setw(16) << std::setfill('0') << hash_;
+    out_.file().set_attr("/", "model_id", id.str());
+    out_.commit();
+    return id.str();
+}
+
+namespace {
+Tensor filled(const Shape& s, float v) {
+    Tensor t = Tensor::zeros(s);
+    for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = v;
+    return t;
+}
+} // namespace
+
+std::string model_init(const ModelInitOptions& opt) {
+    Config c = preset_config(opt.preset);
+    if (opt.n_layers > 0) c.n_layers = opt.n_layers;
+    if (opt.d_model > 0) c.d_model = opt.d_model;
+    if (opt.n_heads > 0) c.n_heads = opt.n_heads;
+    if (opt.d_model > 0 || opt.n_heads > 0) {
+        if (c.d_model % c.n_heads != 0)
+            throw UsageError("--d-model " + std::to_string(c.d_model) + " is not a multiple of --heads " +
+                             std::to_string(c.n_heads));
+        c.d_head = c.d_model / c.n_heads;
+        c.d_mlp = 4 * c.d_model;
+    }
+    if (opt.d_mlp > 0) c.d_mlp = opt.d_mlp;
+    if (opt.n_ctx > 0) c.n_ctx = opt.n_ctx;
+    TokenizerData tok = opt.vocab_dir.empty() ? gpt2_tokenizer_data()
+                                              : load_tokenizer_data(opt.vocab_dir);
+    c.vocab_size = static_cast<int64_t>(tok.vocab.size()); // the tokenizer decides
+    c.validate("model init");
+    Rng rng(opt.seed);
+    auto normal = [&](const Shape& s, double sd) {
+        Tensor t = Tensor::zeros(s);
+        for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = static_cast<float>(rng.normal() * sd);
+        return t;
+    };
+    const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head;
+    const double init_std = 0.02, proj_std = 0.02 / std::sqrt(2.0 * c.n_layers);
+    ModelWriter w(opt.output, c, opt.name.empty() ? opt.preset : opt.name, opt.history_line);
+    Tensor W_E = normal({c.vocab_size, D}, init_std);
+    w.put("/embed/W_E", W_E);
+    w.put("/pos_embed/W_pos", normal({c.n_ctx, D}, init_std));
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+        const std::string g = "/blocks/" + std::to_string(l);
+        w.put(g + "/ln1/w", filled({D}, 1.0f));
+        w.put(g + "/ln1/b", filled({D}, 0.0f));
+        for (const char* n : {"Q", "K", "V"}) {
+            w.put(g + "/attn/W_" + n, normal({H, D, dh}, init_std));
+            w.put(g + "/attn/b_" + n, filled({H, dh}, 0.0f));
+        }
+        w.put(g + "/attn/W_O", normal({H, dh, D}, proj_std));
+        w.put(g + "/attn/b_O", filled({D}, 0.0f));
+        w.put(g + "/ln2/w", filled({D}, 1.0f));
+        w.put(g + "/ln2/b", filled({D}, 0.0f));
+        w.put(g + "/mlp/W_in", normal({D, c.d_mlp}, init_std));
+        w.put(g + "/mlp/b_in", filled({c.d_mlp}, 0.0f));
+        w.put(g + "/mlp/W_out", normal({c.d_mlp, D}, proj_std));
+        w.put(g + "/mlp/b_out", filled({D}, 0.0f));
+    }
+    w.put("/ln_final/w", filled({D}, 1.0f));
+    w.put("/ln_final/b", filled({D}, 0.0f));
+    w.put("/unembed/W_U", transpose2d(W_E)); // tied, as in GPT-2
+    w.put("/unembed/b_U", filled({c.vocab_size}, 0.0f));
+    w.put_tokenizer(tok);
+    return w.commit();
+}
+
+// ---------------------------------------------------------------- export
+
+std::string model_export(const ModelExportOptions& opt) {
+    if (opt.dtype != "f16" && opt.dtype != "f32")
+        throw UsageError("--dtype: f16 or f32, not '" + opt.dtype + "'");
+    if (opt.input.empty() || is_stdio(opt.input)) throw UsageError("model export: give the model file");
+    check_not_same_file(opt.input, opt.output);
+    ModelFile m = ModelFile::open(opt.input);
+    const H5File& in = m.h5();
+    const std::string old_history = in.has_attr("/", "history") ? in.attr_str("/", "history") : "";
+    ModelWriter w(opt.output, m.config(), m.name(),
+                  old_history.empty() ? opt.history_line : old_history + "\n" + opt.history_line);
+    if (opt.dtype == "f16") w.store_f16();
+    for (const std::string& d : in.datasets("/")) {
+        if (d.rfind("/tokenizer/", 0) == 0 || d.rfind("/train/", 0) == 0) continue;
+        w.put(d, in.read_f32(d));
+    }
+    w.put_tokenizer(m.load_tokenizer());
+    if (in.exists("/train")) { // the log and the figures, not the optimizer state
+        H5File& f = w.file();
+        f.make_group("/train");
+        f.copy_attrs(in, "/train", "/train");
+        if (in.exists("/train/log")) f.copy_from(in, "/train/log", "/train/log");
+    }
+    return w.commit();
+}
+
+// ---------------------------------------------------------------- import
+
+std::string model_import(const ModelImportOptions& opt) {
+    const std::string& dir = opt.from_dir;
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw IoError(dir + ": not a directory (expected a Hugging Face checkpoint directory)");
+    nlohmann::json cj;
+    try {
+        cj = nlohmann::json::parse(slurp(dir + "/config.json"));
+    } catch (const nlohmann::json::exception&) {
+        throw FormatError(dir + "/config.json: not valid JSON");
+    }
+    const std::string where = dir + "/config.json";
+    if (!cj.is_object()) throw FormatError(where + ": expected a JSON object");
+    auto get_int = [&](std::initializer_list<const char*> keys) -> int64_t {
+        for (const char* k : keys)
+            if (cj.contains(k) && cj[k].is_number_integer()) return cj[k].get<int64_t>();
+        throw FormatError(where + ": missing integer '" + *keys.begin() + "'");
+    };
+    auto get_str = [&](const char* key, const std::string& fallback) {
+        if (!cj.contains(key) || cj[key].is_null()) return fallback;
+        if (!cj[key].is_string()) throw FormatError(where + ": '" + key + "' must be a string");
+        return cj[key].get<std::string>();
+    };
+    const std::string model_type = get_str("model_type", "");
+    if (model_type != "gpt2")
+        throw FormatError(where + ": unsupported architecture '" + model_type +
+                          "' (only GPT-2 checkpoints, model_type gpt2, can be imported)");
+    Config c;
+    c.n_layers = get_int({"n_layer", "num_hidden_layers"});
+    c.d_model = get_int({"n_embd", "hidden_size"});
+    c.n_heads = get_int({"n_head", "num_attention_heads"});
+    if (c.n_heads <= 0 || c.d_model % c.n_heads != 0)
+        throw FormatError(where + ": n_embd must be a multiple of n_head");
+    c.d_head = c.d_model / c.n_heads;
+    c.d_mlp = cj.contains("n_inner") && cj["n_inner"].is_number_integer()
+                  ? cj["n_inner"].get<int64_t>()
+                  : 4 * c.d_model;
+    c.n_ctx = get_int({"n_positions", "n_ctx"});
+    c.vocab_size = get_int({"vocab_size"});
+    c.ln_eps = 1e-5;
+    if (cj.contains("layer_norm_epsilon")) {
+        if (!cj["layer_norm_epsilon"].is_number())
+            throw FormatError(where + ": 'layer_norm_epsilon' must be a number");
+        c.ln_eps = cj["layer_norm_epsilon"].get<double>();
+    }
+    const std::string act = get_str("activation_function", "gelu_new");
+    if (act != "gelu_new" && act != "gelu_pytorch_tanh")
+        throw FormatError(where + ": activation_function '" + act + "' is not supported");
+    c.validate(where);
+
+    TokenizerData tok = tokenizer_data_from_dir(dir);
+    if (static_cast<int64_t>(tok.vocab.size()) != c.vocab_size)
+        throw FormatError(dir + "/vocab.json: " + std::to_string(tok.vocab.size()) +
+                          " tokens, but config.json says vocab_size " +
+                          std::to_string(c.vocab_size));
+
+    const std::string st_path = dir + "/model.safetensors";
+    if (stat(st_path.c_str(), &st) != 0)
+        throw IoError(st_path + ": missing (only safetensors checkpoints can be imported)");
+    Safetensors s = Safetensors::open(st_path);
+    // Names carry the "transformer." prefix (GPT2LMHeadModel) or not (GPT2Model).
+    const std::string prefix = s.has("transformer.wte.weight") ? "transformer." : "";
+    auto get = [&](const std::string& n, const Shape& shape) { return s.read(prefix + n, shape); };
+
+    const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head, F = c.d_mlp;
+    std::string base = dir;
+    while (base.size() > 1 && base.back() == '/') base.pop_back();
+    base = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
+    ModelWriter w(opt.output, c, "hf-" + base, opt.history_line);
+    Tensor W_E = get("wte.weight", {c.vocab_size, D});
+    w.put("/embed/W_E", W_E);
+    w.put("/pos_embed/W_pos", get("wpe.weight", {c.n_ctx, D}));
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+        const std::string h = "h." + std::to_string(l) + ".";
+        const std::string g = "/blocks/" + std::to_string(l);
+        w.put(g + "/ln1/w", get(h + "ln_1.weight", {D}));
+        w.put(g + "/ln1/b", get(h + "ln_1.bias", {D}));
+        // c_attn is a Conv1D: x @ W with W [d_model, 3 d_model], columns (q|k|v, head, d_head).
+        Tensor Wc = get(h + "attn.c_attn.weight", {D, 3 * D});
+        Tensor bc = get(h + "attn.c_attn.bias", {3 * D});
+        const char* names[3] = {"Q", "K", "V"};
+        for (int which = 0; which < 3; ++which) {
+            Tensor W = Tensor::zeros({H, D, dh}); // [head, d_model, d_head]
+            Tensor b = Tensor::zeros({H, dh});    // [head, d_head]
+            for (int64_t hd = 0; hd < H; ++hd) {
+                for (int64_t i = 0; i < D; ++i)
+                    std::memcpy(W.f32() + (hd * D + i) * dh,
+                                Wc.f32() + i * 3 * D + which * D + hd * dh, dh * sizeof(float));
+                std::memcpy(b.f32() + hd * dh, bc.f32() + which * D + hd * dh, dh * sizeof(float));
+            }
+            w.put(g + "/attn/W_" + names[which], W);
+            w.put(g + "/attn/b_" + names[which], b);
+        }
+        // c_proj [d_model(= head * d_head), d_model] is W_O [head, d_head, d_model] as it is.
+        w.put(g + "/attn/W_O", get(h + "attn.c_proj.weight", {D, D}).reshaped({H, dh, D}));
+        w.put(g + "/attn/b_O", get(h + "attn.c_proj.bias", {D}));
+        w.put(g + "/ln2/w", get(h + "ln_2.weight", {D}));
+        w.put(g + "/ln2/b", get(h + "ln_2.bias", {D}));
+        w.put(g + "/mlp/W_in", get(h + "mlp.c_fc.weight", {D, F}));
+        w.put(g + "/mlp/b_in", get(h + "mlp.c_fc.bias", {F}));
+        w.put(g + "/mlp/W_out", get(h + "mlp.c_proj.weight", {F, D}));
+        w.put(g + "/mlp/b_out", get(h + "mlp.c_proj.bias", {D}));
+    }
+    w.put("/ln_final/w", get("ln_f.weight", {D}));
+    w.put("/ln_final/b", get("ln_f.bias", {D}));
+    // The unembedding is tied to W_E in GPT-2; an lm_head.weight, where present, is used as is.
+    Tensor W_U = s.has("lm_head.weight") ? transpose2d(s.read("lm_head.weight", {c.vocab_size, D}))
+                                         : transpose2d(W_E);
+    w.put("/unembed/W_U", W_U);
+    w.put("/unembed/b_U", filled({c.vocab_size}, 0.0f));
+    w.put_tokenizer(tok);
+    return w.commit();
+}
+
+// ---------------------------------------------------------------- info
+
+std::string model_info(const std::string& path, bool json) {
+    ModelFile m = ModelFile::open(path);
+    const Config& c = m.config();
+    const H5File& f = m.h5();
+    const std::string tok_kind =
+        f.has_attr("/tokenizer", "kind") ? f.attr_str("/tokenizer", "kind") : "none";
+    int64_t total = 0;
+    nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
+    std::ostringstream table;
+    for (const auto& d : f.datasets("/")) {
+        if (d.rfind("/tokenizer/", 0) == 0) continue;
+        DatasetInfo in = f.info(d);
+        total += shape_numel(in.shape);
+        tensors.push_back({{"name", d}, {"shape", in.shape}});
+        table << "  " << std::left << std::setw(28) << d << ' ' << shape_str(in.shape) << '\n';
+    }
+    if (json) {
+        nlohmann::ordered_json j;
+        j["file"] = path;
+        j["model_id"] = m.model_id();
+        j["config"] = {{"arch", c.arch},       {"n_layers", c.n_layers}, {"d_model", c.d_model},
+                       {"n_heads", c.n_heads}, {"d_head", c.d_head},     {"d_mlp", c.d_mlp},
+                       {"n_ctx", c.n_ctx},     {"vocab_size", c.vocab_size},
+                       {"ln_eps", c.ln_eps},   {"act", c.act}};
+        j["tokenizer"] = tok_kind;
+        j["stored_values"] = total;
+        j["tensors"] = tensors;
+        return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    }
+    std::ostringstream o;
+    o << "file:       " << path << "\nmodel_id:   " << m.model_id() << "\narch:       " << c.arch
+      << "\nn_layers:   " << c.n_layers << "\nd_model:    " << c.d_model
+      << "\nn_heads:    " << c.n_heads << "\nd_head:     " << c.d_head
+      << "\nd_mlp:      " << c.d_mlp << "\nn_ctx:      " << c.n_ctx
+      << "\nvocab_size: " << c.vocab_size << "\nln_eps:     " << c.ln_eps
+      << "\nact:        " << c.act << "\ntokenizer:  " << tok_kind
+      << "\nstored values: " << total << " (W_U stored apart from W_E)\ntensors:\n"
+      << table.str();
+    return o.str();
+}
+
+} // namespace qkv

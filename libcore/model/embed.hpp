@@ -1,0 +1,19 @@
+// embed: token ids -> the residual stream, token embedding plus position embedding.
+#pragma once
+#include "tensor/backend.hpp"
+#include "model/weights.hpp"
+
+namespace qkv {
+
+struct EmbedResult {
+    Tensor resid;     // [batch, pos, d_model]
+    Tensor token, pos; // [batch, pos, d_model] each, only when parts were asked for
+};
+
+// tokens: host int32 [batch, pos]. Ids outside the vocabulary, or pos0 + pos beyond n_ctx,
+// are errors. Results are on the backend's device.
+EmbedResult embed_forward(Backend& be, const Config& cfg, const EmbedWeights& w,
+                          const Tensor& tokens, int64_t pos0, bool keep_parts,
+                          const std::string& where);
+
+} // namespace qkv

@@ -1,0 +1,24 @@
+// kv_cache: keys and values of every layer for the positions of one sequence seen so far, so
+// that each new token costs one position's work in generation.
+#pragma once
+#include "model/attention.hpp"
+#include "tensor/backend.hpp"
+#include "model/weights.hpp"
+
+namespace qkv {
+
+class KVCache {
+  public:
+    KVCache(Backend& be, const Config& cfg); // room for n_ctx positions, allocated once
+    KVLayerView layer(int64_t l) const;      // view at the current length
+    int64_t length() const { return length_; }
+    int64_t capacity() const { return capacity_; }
+    void advance(int64_t n) { length_ += n; } // after every layer has seen n new positions
+    void clear() { length_ = 0; }
+
+  private:
+    Tensor k_, v_; // [layer, n_ctx, head * d_head] each
+    int64_t capacity_ = 0, width_ = 0, length_ = 0;
+};
+
+} // namespace qkv

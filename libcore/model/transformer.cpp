@@ -1,0 +1,37 @@
+#include "model/transformer.hpp"
+
+#include "model/embed.hpp"
+#include "base/errors.hpp"
+#include "model/unembed.hpp"
+
+namespace qkv {
+
+Transformer::Transformer(ModelWeights weights, Backend& be)
+    : be_(be), cfg_(weights.config), embed_(std::move(weights.embed)),
+      layers_(std::move(weights.blocks)), unembed_(std::move(weights.unembed)) {}
+
+Tensor Transformer::step(const int32_t* tokens, int64_t n, KVCache& cache) {
+    if (n <= 0) throw ShapeError("internal: a step needs at least one token");
+    if (cache.length() + n > cache.capacity())
+        throw ShapeError("sequence of " + std::to_string(cache.length() + n) +
+                         " tokens is longer than the model's context n_ctx = " +
+                         std::to_string(cfg_.n_ctx));
+    Tensor ids = Tensor::zeros({1, n}, DType::I32); // [batch=1, pos]
+    for (int64_t i = 0; i < n; ++i) ids.i32()[i] = tokens[i];
+    EmbedResult e = embed_forward(be_, cfg_, embed_, ids, cache.length(), false, "generate");
+    Tensor& resid = e.resid; // [1, pos, d_model]
+    for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+        const KVLayerView kv = cache.layer(l);
+        AttentionResult ar;
+        attention_forward(be_, cfg_, layers_[l].ln1, layers_[l].attn, resid, nullptr, true,
+                          AttentionSaves{}, ar, &kv);
+        MlpResult mr;
+        mlp_forward(be_, cfg_, layers_[l].ln2, layers_[l].mlp, resid, MlpSaves{}, mr);
+    }
+    cache.advance(n);
+    Tensor logits = be_.empty({cfg_.vocab_size}); // [vocab], last position only
+    unembed_forward(be_, cfg_, unembed_, resid.f32() + (n - 1) * cfg_.d_model, 1, logits.f32());
+    return be_.to_host(logits);
+}
+
+} // namespace qkv

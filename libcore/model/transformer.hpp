@@ -1,0 +1,30 @@
+// transformer: the whole model in one process, every layer's weights loaded once, run over
+// tokens with a key/value cache. The same kernels as the stage tools (embed, attend, mlp).
+#pragma once
+#include "model/attention.hpp"
+#include "tensor/backend.hpp"
+#include "model/kv_cache.hpp"
+#include "model/mlp.hpp"
+#include "model/weights.hpp"
+
+#include <vector>
+
+namespace qkv {
+
+class Transformer {
+  public:
+    Transformer(ModelWeights weights, Backend& be); // weights on be's device
+    const Config& config() const { return cfg_; }
+    // Runs tokens[0..n) at positions cache.length().., appends them to the cache, and returns
+    // the logits of the last position [vocab] on the host.
+    Tensor step(const int32_t* tokens, int64_t n, KVCache& cache);
+
+  private:
+    Backend& be_;
+    Config cfg_;
+    EmbedWeights embed_;
+    std::vector<BlockWeights> layers_;
+    UnembedWeights unembed_;
+};
+
+} // namespace qkv

@@ -1,0 +1,12 @@
+// unembed: the prediction from the residual stream: final LayerNorm, then x W_U + b_U.
+#pragma once
+#include "tensor/backend.hpp"
+#include "model/weights.hpp"
+
+namespace qkv {
+
+// x [rows, d_model] (device) -> logits [rows, vocab] (device).
+void unembed_forward(Backend& be, const Config& cfg, const UnembedWeights& w, const float* x,
+                     int64_t rows, float* logits);
+
+} // namespace qkv

@@ -1,0 +1,58 @@
+// weights: a model's weights as the layers compute on them, one struct per layer kind, each
+// tensor's shape beside it (man/qkv-files.5 has the file's own layout). Loaded by ModelFile.
+#pragma once
+#include "model/config.hpp"
+#include "tensor/tensor.hpp"
+
+#include <vector>
+
+namespace qkv {
+
+struct LayerNormWeights {
+    Tensor w, b; // [d_model]
+};
+
+// Attention weights as the forward pass uses them: W_Q, W_K and W_V of every head side by side
+// in one matrix, so queries, keys and values of all heads come from one GEMM.
+struct AttentionWeights {
+    Tensor W_QKV; // [d_model, 3 * head * d_head]: columns are (q|k|v, head, d_head)
+    Tensor b_QKV; // [3 * head * d_head]
+    Tensor W_O;   // [head, d_head, d_model], i.e. [head * d_head, d_model]
+    Tensor b_O;   // [d_model]
+};
+
+struct MlpWeights {
+    Tensor W_in;  // [d_model, d_mlp]
+    Tensor b_in;  // [d_mlp]
+    Tensor W_out; // [d_mlp, d_model]
+    Tensor b_out; // [d_model]
+};
+
+struct EmbedWeights {
+    Tensor W_E;   // [vocab, d_model]
+    Tensor W_pos; // [n_ctx, d_model]
+};
+
+struct UnembedWeights {
+    LayerNormWeights ln_final;
+    Tensor W_U; // [d_model, vocab]
+    Tensor b_U; // [vocab]
+};
+
+// One transformer block: LayerNorm, attention, LayerNorm, MLP.
+struct BlockWeights {
+    LayerNormWeights ln1;
+    AttentionWeights attn;
+    LayerNormWeights ln2;
+    MlpWeights mlp;
+};
+
+// A whole model's weights.
+struct ModelWeights {
+    Config config;
+    EmbedWeights embed;
+    std::vector<BlockWeights> blocks; // [n_layers]
+    UnembedWeights unembed;
+};
+
+} // namespace qkv

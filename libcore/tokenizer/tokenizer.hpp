@@ -1,0 +1,85 @@
+// tokenizer: GPT-2's byte-level BPE. Text is split by GPT-2's pre-tokenizer pattern (PCRE2
+// with Unicode properties), each piece's bytes are mapped to GPT-2's byte-to-unicode alphabet
+// and merged by rank; <|endoftext|> is recognised as a special token unless turned off.
+#pragma once
+#include "tokenizer/tokenizer_data.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace qkv {
+
+struct EncodeOptions {
+    bool allow_special = true; // recognise "<|endoftext|>" in the text
+    bool raw_bytes = false;    // accept invalid UTF-8, each bad byte a token of its own
+};
+
+// GPT-2's pre-tokenizer: splits text (valid UTF-8) into the pieces that BPE merges within.
+class PreTokenizer {
+  public:
+    PreTokenizer();
+    ~PreTokenizer();
+    PreTokenizer(PreTokenizer&&) noexcept;
+    // The piece of text starting at pos; advances pos. False at the end of text.
+    bool next(std::string_view text, size_t& pos, std::string_view& piece) const;
+
+  private:
+    struct Regex;
+    std::unique_ptr<Regex> regex_;
+};
+
+// The text of the special token that separates documents.
+inline constexpr std::string_view kEndOfTextToken = "<|endoftext|>";
+
+class Tokenizer {
+  public:
+    explicit Tokenizer(const TokenizerData& data);
+    ~Tokenizer();
+    Tokenizer(Tokenizer&&) noexcept;
+
+    std::vector<int32_t> encode(std::string_view text, const EncodeOptions& opt = {}) const;
+    std::string decode(const std::vector<int32_t>& ids) const; // the exact bytes
+    const std::string& token_bytes(int32_t id) const;          // one token's bytes
+    std::string token_text(int32_t id) const; // valid UTF-8: invalid bytes written as \xNN
+    int64_t vocab_size() const { return static_cast<int64_t>(bytes_.size()); }
+    int32_t eot_id() const { return eot_; } // -1 when the vocabulary has none
+
+  private:
+    void bpe(std::string_view piece, std::vector<int32_t>& out) const;
+    void encode_ordinary(std::string_view text, bool raw_bytes, std::vector<int32_t>& out) const;
+    std::vector<std::string> bytes_;          // id -> bytes
+    int32_t byte_id_[256];                    // single-byte token of each byte
+    std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_; // (a,b) -> (rank, merged)
+    int32_t eot_ = -1;
+    PreTokenizer pre_;
+    mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+};
+
+// GPT-2's reversible map from bytes to printable unicode characters (as UTF-8).
+const std::vector<std::string>& byte_to_unicode();
+
+// A token's text for tables: space as ·, newline as ↵, tab as →, CR as ␍, other control
+// bytes as \xNN.
+std::string visible_whitespace(const std::string& s);
+
+// Byte offset of the first invalid UTF-8 sequence, or -1 when text is valid.
+int64_t find_invalid_utf8(std::string_view text);
+
+// Decodes ids one at a time and hands out only whole UTF-8 characters: bytes that end inside a
+// character are held until it completes (or flush()).
+class StreamDecoder {
+  public:
+    explicit StreamDecoder(const Tokenizer& tok) : tok_(tok) {}
+    std::string push(int32_t id);
+    std::string flush();
+
+  private:
+    const Tokenizer& tok_;
+    std::string pending_;
+};
+
+} // namespace qkv

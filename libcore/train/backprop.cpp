@@ -1,0 +1,347 @@
+#include "train/backprop.hpp"
+
+#include "tensor/cpu_kernels.hpp"
+#include "base/errors.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+// Hot loops are compiled twice, for AVX2 + FMA and for the baseline, and chosen at run time
+// (the machine decides; a given machine always runs the same code).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define QKV_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define QKV_CLONES
+#endif
+
+namespace qkv::bp {
+
+namespace {
+
+// db[n] += column sums of x[rows, n]: columns split over threads, rows summed in order.
+void column_sums_add(Ctx& c, const float* x, int64_t rows, int64_t n, float* db) {
+    c.pool.run(n, 64, [&](int64_t j0, int64_t j1) {
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* xr = x + r * n;
+            for (int64_t j = j0; j < j1; ++j)
+                db[j] += xr[j];
+        }
+    });
+}
+
+std::vector<float>& scratch(size_t n) { // per-thread, grows once
+    thread_local std::vector<float> buf;
+    if (buf.size() < n) buf.resize(n);
+    return buf;
+}
+
+constexpr float kGeluC = 0.7978845608028654f; // sqrt(2 / pi)
+
+} // namespace
+
+void layer_norm_forward(Ctx& c, const float* x, const float* w, const float* b, float eps,
+                        int64_t rows, int64_t d, float* out, float* mean, float* rstd) {
+    c.pool.run(rows, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+            layer_norm_row(x + r * d, w, b, eps, d, out + r * d, mean + r, rstd + r);
+    });
+}
+
+void layer_norm_backward(Ctx& c, const float* dout, const float* x, const float* w,
+                         const float* mean, const float* rstd, int64_t rows, int64_t d, float* dx,
+                         float* dw, float* db) {
+    // dw[i] += sum_r dout * xhat, db[i] += sum_r dout: columns over threads.
+    c.pool.run(d, 16, [&](int64_t i0, int64_t i1) {
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* g = dout + r * d;
+            const float* xr = x + r * d;
+            for (int64_t i = i0; i < i1; ++i) {
+                dw[i] += g[i] * ((xr[i] - mean[r]) * rstd[r]);
+                db[i] += g[i];
+            }
+        }
+    });
+    // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dout * w.
+    c.pool.run(rows, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* g = dout + r * d;
+            const float* xr = x + r * d;
+            float* o = dx + r * d;
+            double s1 = 0, s2 = 0;
+            for (int64_t i = 0; i < d; ++i) {
+                const float dxh = g[i] * w[i];
+                s1 += dxh;
+                s2 += static_cast<double>(dxh) * ((xr[i] - mean[r]) * rstd[r]);
+            }
+            const float m1 = static_cast<float>(s1 / d), m2 = static_cast<float>(s2 / d);
+            for (int64_t i = 0; i < d; ++i) {
+                const float xhat = (xr[i] - mean[r]) * rstd[r];
+                o[i] += rstd[r] * (g[i] * w[i] - m1 - xhat * m2);
+            }
+        }
+    });
+}
+
+void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int64_t rows, int64_t k,
+                    int64_t n, float* out, bool accumulate) {
+    if (b) {
+        c.pool.run(rows, 64, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+                if (!accumulate) {
+                    std::memcpy(out + r * n, b, n * sizeof(float));
+                    continue;
+                }
+                for (int64_t j = 0; j < n; ++j)
+                    out[r * n + j] += b[j];
+            }
+        });
+    }
+    c.be.gemm(false, false, rows, n, k, 1.0f, x, k, W, n, b || accumulate ? 1.0f : 0.0f, out, n);
+}
+
+void linear_backward(Ctx& c, const float* dout, const float* x, const float* W, int64_t rows,
+                     int64_t k, int64_t n, float* dx, float* dW, float* db) {
+    if (dx) c.be.gemm(false, true, rows, k, n, 1.0f, dout, n, W, n, 1.0f, dx, k);
+    c.be.gemm(true, false, k, n, rows, 1.0f, x, k, dout, n, 1.0f, dW, n);
+    if (db) column_sums_add(c, dout, rows, n, db);
+}
+
+void gelu_forward(Ctx& c, const float* x, float* out, int64_t n) {
+    c.pool.run(n, 16384, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i)
+            out[i] = gelu_value(x[i]);
+    });
+}
+
+void gelu_backward(Ctx& c, const float* dout, const float* x, float* dx, int64_t n) {
+    c.pool.run(n, 16384, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+            const float v = x[i];
+            const float u = kGeluC * (v + 0.044715f * v * v * v);
+            const float t = 2.0f / (1.0f + std::exp(-2.0f * u)) - 1.0f; // tanh(u)
+            const float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
+            dx[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+        }
+    });
+}
+
+namespace {
+
+// Each head of each sequence is one task. The score rows are computed 8 keys at a time with
+// the 8 sums in registers (not a read-modify-write of the row per d_head element); keys and
+// values are first copied transposed, [d_head, pos] with the row padded by 8.
+constexpr int64_t kBlock = 8;
+
+// row[s] = sum_j a[j] * mT[j * ld + s] for s in [0, n), n rounded up to 8 (mT padded).
+QKV_CLONES void dot_rows(const float* a, const float* mT, int64_t ld, int64_t dh, int64_t n,
+                         float* row) {
+    for (int64_t s0 = 0; s0 < n; s0 += kBlock) {
+        float acc[kBlock] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t j = 0; j < dh; ++j) {
+            const float aj = a[j];
+            const float* m = mT + j * ld + s0;
+            for (int64_t u = 0; u < kBlock; ++u)
+                acc[u] += aj * m[u];
+        }
+        for (int64_t u = 0; u < kBlock; ++u)
+            row[s0 + u] = acc[u];
+    }
+}
+
+// out[j0 + u] += sum_{i < n} coef[i * cs] * rows[i * ld + j0 + u] for u < W: the W sums stay
+// in registers while the rows stream past.
+template <int64_t W>
+inline void weighted_block(const float* coef, int64_t cs, const float* rows, int64_t ld, int64_t n,
+                           int64_t j0, float* out) {
+    float acc[W] = {};
+    for (int64_t i = 0; i < n; ++i) {
+        const float c = coef[i * cs];
+        const float* r = rows + i * ld + j0;
+        for (int64_t u = 0; u < W; ++u)
+            acc[u] += c * r[u];
+    }
+    for (int64_t u = 0; u < W; ++u)
+        out[j0 + u] += acc[u];
+}
+
+// out[j] += sum_{i < n} coef[i * cs] * rows[i * ld + j] for j < dh: 32 columns at a time (a
+// whole head of 32 in registers), then 8, then one.
+QKV_CLONES void weighted_rows_add(const float* coef, int64_t cs, const float* rows, int64_t ld,
+                                  int64_t n, int64_t dh, float* out) {
+    int64_t j0 = 0;
+    for (; j0 + 4 * kBlock <= dh; j0 += 4 * kBlock)
+        weighted_block<4 * kBlock>(coef, cs, rows, ld, n, j0, out);
+    for (; j0 + kBlock <= dh; j0 += kBlock)
+        weighted_block<kBlock>(coef, cs, rows, ld, n, j0, out);
+    for (; j0 < dh; ++j0)
+        weighted_block<1>(coef, cs, rows, ld, n, j0, out);
+}
+
+QKV_CLONES void attention_forward_head(const float* q, const float* k, const float* v, int64_t ld,
+                                       int64_t T, int64_t dh, float scale, float* kT,
+                                       float* pattern, float* z, int64_t z_ld) {
+    const int64_t Tp = T + kBlock;
+    for (int64_t s = 0; s < T; ++s)
+        for (int64_t j = 0; j < dh; ++j)
+            kT[j * Tp + s] = k[s * ld + j];
+    float qs[1024];
+    for (int64_t t = 0; t < T; ++t) {
+        // scores: q_t . k_s / sqrt(d_head) for the keys s <= t; the mask leaves s > t at 0
+        float* row = pattern + t * T;
+        for (int64_t j = 0; j < dh; ++j)
+            qs[j] = q[t * ld + j] * scale;
+        float tmp[2048 + kBlock];
+        const int64_t n = t + 1;
+        dot_rows(qs, kT, Tp, dh, n, tmp);
+        // softmax over the visible keys
+        float mx = tmp[0];
+        for (int64_t s = 1; s < n; ++s)
+            mx = std::max(mx, tmp[s]);
+        double sum = 0;
+        for (int64_t s = 0; s < n; ++s) {
+            tmp[s] = std::exp(tmp[s] - mx);
+            sum += tmp[s];
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int64_t s = 0; s < n; ++s)
+            row[s] = tmp[s] * inv;
+        for (int64_t s = n; s < T; ++s)
+            row[s] = 0.0f;
+        // values: z_t = sum_s pattern[t, s] v_s
+        float* zt = z + t * z_ld;
+        for (int64_t j = 0; j < dh; ++j)
+            zt[j] = 0.0f;
+        weighted_rows_add(row, 1, v, ld, n, dh, zt);
+    }
+}
+
+// ds [pos, pos] is scratch for the gradient of the scores.
+QKV_CLONES void attention_backward_head(const float* dz, int64_t z_ld, const float* q,
+                                        const float* k, const float* v, int64_t ld,
+                                        const float* pattern, int64_t T, int64_t dh, float scale,
+                                        float* vT, float* ds, float* dq, float* dk, float* dv) {
+    const int64_t Tp = T + kBlock;
+    for (int64_t s = 0; s < T; ++s)
+        for (int64_t j = 0; j < dh; ++j)
+            vT[j * Tp + s] = v[s * ld + j];
+    float dp[2048 + kBlock];
+    for (int64_t t = 0; t < T; ++t) {
+        const float* p = pattern + t * T;
+        const int64_t n = t + 1;
+        // d pattern[t, s] = dz_t . v_s
+        dot_rows(dz + t * z_ld, vT, Tp, dh, n, dp);
+        // softmax backward: d scores = pattern * (d pattern - sum(pattern * d pattern))
+        double dot = 0;
+        for (int64_t s = 0; s < n; ++s)
+            dot += static_cast<double>(p[s]) * dp[s];
+        const float fdot = static_cast<float>(dot);
+        float* dst = ds + t * T;
+        for (int64_t s = 0; s < n; ++s)
+            dst[s] = p[s] * (dp[s] - fdot) * scale;
+        for (int64_t s = n; s < T; ++s)
+            dst[s] = 0.0f;
+        // d q_t += sum_s ds[t, s] k_s
+        weighted_rows_add(dst, 1, k, ld, n, dh, dq + t * ld);
+    }
+    for (int64_t s = 0; s < T; ++s) {
+        // d k_s += sum_{t >= s} ds[t, s] q_t; d v_s += sum_{t >= s} pattern[t, s] dz_t
+        weighted_rows_add(ds + s * T + s, T, q + s * ld, ld, T - s, dh, dk + s * ld);
+        weighted_rows_add(pattern + s * T + s, T, dz + s * z_ld, z_ld, T - s, dh, dv + s * ld);
+    }
+}
+
+} // namespace
+
+void attention_forward(Ctx& c, const float* qkv, int64_t batch, int64_t pos, int64_t head,
+                       int64_t d_head, float* pattern, float* z) {
+    const int64_t T = pos, H = head, dh = d_head, ld = 3 * H * dh;
+    if (T > 2048 || dh > 1024) throw ShapeError("train: context over 2048 or d_head over 1024");
+    const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+    c.pool.run(batch * H, 1, [&](int64_t i0, int64_t i1) {
+        float* kT = scratch(static_cast<size_t>(dh * (T + kBlock))).data();
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t b = i / H, h = i % H;
+            const float* base = qkv + b * T * ld;
+            attention_forward_head(base + h * dh, base + (H + h) * dh, base + (2 * H + h) * dh, ld,
+                                   T, dh, scale, kT, pattern + i * T * T, z + (b * T * H + h) * dh,
+                                   H * dh);
+        }
+    });
+}
+
+void attention_backward(Ctx& c, const float* dz, const float* qkv, const float* pattern,
+                        int64_t batch, int64_t pos, int64_t head, int64_t d_head, float* dqkv) {
+    const int64_t T = pos, H = head, dh = d_head, ld = 3 * H * dh;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+    c.pool.run(batch * H, 1, [&](int64_t i0, int64_t i1) {
+        float* vT = scratch(static_cast<size_t>(dh * (T + kBlock) + T * T)).data();
+        float* ds = vT + dh * (T + kBlock);
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t b = i / H, h = i % H;
+            const float* base = qkv + b * T * ld;
+            float* dbase = dqkv + b * T * ld;
+            attention_backward_head(dz + (b * T * H + h) * dh, H * dh, base + h * dh,
+                                    base + (H + h) * dh, base + (2 * H + h) * dh, ld,
+                                    pattern + i * T * T, T, dh, scale, vT, ds, dbase + h * dh,
+                                    dbase + (H + h) * dh, dbase + (2 * H + h) * dh);
+        }
+    });
+}
+
+double cross_entropy(Ctx& c, float* logits, const int32_t* targets, int64_t rows, int64_t vocab,
+                     float* losses, bool grad) {
+    const float inv_rows = 1.0f / static_cast<float>(rows);
+    c.pool.run(rows, 4, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            float* l = logits + r * vocab;
+            float mx = l[0];
+            for (int64_t j = 1; j < vocab; ++j)
+                mx = std::max(mx, l[j]);
+            double sum = 0;
+            for (int64_t j = 0; j < vocab; ++j)
+                sum += std::exp(static_cast<double>(l[j] - mx));
+            const double lse = mx + std::log(sum);
+            losses[r] = static_cast<float>(lse - l[targets[r]]);
+            if (grad) {
+                for (int64_t j = 0; j < vocab; ++j)
+                    l[j] = static_cast<float>(std::exp(l[j] - lse)) * inv_rows;
+                l[targets[r]] -= inv_rows;
+            }
+        }
+    });
+    double total = 0;
+    for (int64_t r = 0; r < rows; ++r)
+        total += losses[r];
+    return total / rows;
+}
+
+void embed_forward(const int32_t* tokens, const float* W_E, const float* W_pos, int64_t batch,
+                   int64_t pos, int64_t d_model, float* out) {
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t t = 0; t < pos; ++t) {
+            const float* e = W_E + static_cast<int64_t>(tokens[b * pos + t]) * d_model;
+            const float* p = W_pos + t * d_model;
+            float* o = out + (b * pos + t) * d_model;
+            for (int64_t i = 0; i < d_model; ++i)
+                o[i] = e[i] + p[i];
+        }
+}
+
+void embed_backward(const float* dout, const int32_t* tokens, int64_t batch, int64_t pos,
+                    int64_t d_model, float* dW_E, float* dW_pos) {
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t t = 0; t < pos; ++t) {
+            const float* g = dout + (b * pos + t) * d_model;
+            float* e = dW_E + static_cast<int64_t>(tokens[b * pos + t]) * d_model;
+            float* p = dW_pos + t * d_model;
+            for (int64_t i = 0; i < d_model; ++i) {
+                e[i] += g[i];
+                p[i] += g[i];
+            }
+        }
+}
+
+} // namespace qkv::bp

@@ -1,0 +1,122 @@
+#include "commands/cli.hpp"
+
+#include "files/h5file.hpp"
+#include "version.hpp"
+
+#include <ctime>
+#include <iostream>
+#include <new>
+#include <unistd.h>
+
+namespace qkv {
+
+void add_common_options(CLI::App& app, CommonOptions& opt, unsigned flags) {
+    app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
+    if (flags & kModel) app.add_option("-m,--model", opt.model, "Model file (.h5)")->required();
+    if (flags & kOutput)
+        app.add_option("-o,--output", opt.output, "Output file; '-' or absent: stdout (a pipe)");
+    if (flags & kThreads)
+        app.add_option("-t,--threads", opt.threads, "Threads (default: the machine's cores)")
+            ->check(CLI::Range(0, 4096));
+    if (flags & kDevice)
+        app.add_option("--device", opt.device, "cpu or cuda")
+            ->envname("QKV_DEVICE")
+            ->check(CLI::IsMember({"cpu", "cuda"}));
+    if (flags & kForce)
+        app.add_flag("--force", opt.force, "Run even when the input's stage is out of order");
+    if (flags & kQuiet) app.add_flag("-q,--quiet", opt.quiet, "Print nothing but errors");
+}
+
+void require_input(const std::string& path) {
+    if (is_stdio(path) && isatty(STDIN_FILENO)) throw ShowUsage();
+}
+
+int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
+             const std::function<void()>& body) {
+    const std::string name = app.get_name();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::Success& e) { // --help, --version
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << name << ": " << e.what() << " (see " << name << " --help)\n";
+        return 2;
+    }
+    for (int i = 0; i < argc; ++i) {
+        std::string a = argv[i];
+        const bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`*?") == std::string::npos;
+        if (!plain) {
+            std::string q = "'";
+            for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+            a = q + "'";
+        }
+        opt.command_line += (i ? " " : "") + a;
+    }
+    try {
+        body();
+        return 0;
+    } catch (const ShowUsage&) {
+        std::cerr << app.help();
+        return 2;
+    } catch (const Error& e) {
+        std::cerr << name << ": " << e.what() << '\n';
+        return e.exit_code();
+    } catch (const std::bad_alloc&) {
+        std::cerr << name << ": out of memory\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << name << ": " << e.what() << '\n';
+        return 1;
+    }
+}
+
+bool parse_int64(const std::string& text, int64_t& value) {
+    if (text.empty()) return false;
+    size_t used = 0;
+    try {
+        value = std::stoll(text, &used);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return used == text.size();
+}
+
+namespace {
+int64_t parse_int(const std::string& s, const std::string& option, const std::string& text) {
+    int64_t v = 0;
+    if (!parse_int64(s, v)) throw UsageError(option + ": '" + text + "' is not a layer range");
+    return v;
+}
+} // namespace
+
+LayerRange parse_layer_range(const std::string& text, int64_t n_layers,
+                             const std::string& option) {
+    LayerRange r;
+    if (text == "all") return {0, n_layers};
+    const auto colon = text.find(':');
+    if (colon == std::string::npos) {
+        r.start = parse_int(text, option, text);
+        r.stop = r.start + 1;
+    } else {
+        const std::string a = text.substr(0, colon), b = text.substr(colon + 1);
+        r.start = a.empty() ? 0 : parse_int(a, option, text);
+        r.stop = b.empty() ? n_layers : parse_int(b, option, text);
+    }
+    if (r.start < 0) r.start += n_layers; // Python-style negative indices
+    if (r.stop < 0) r.stop += n_layers;
+    if (r.start < 0 || r.stop > n_layers || r.start >= r.stop)
+        throw UsageError(option + ": '" + text + "' is not a non-empty range within 0:" +
+                         std::to_string(n_layers));
+    return r;
+}
+
+std::string history_line(const CommonOptions& opt, const std::string& backend) {
+    char when[32];
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string(when) + " qkv " + QKV_VERSION + " " + backend + ": " + opt.command_line;
+}
+
+} // namespace qkv

@@ -1,0 +1,62 @@
+// cli: what every tool shares. Options registered by one helper (as samtools does), the run
+// wrapper that maps errors to exit codes (0 success, 1 runtime error, 2 usage error), and
+// parsers for structured option values.
+#pragma once
+#include "base/errors.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+struct CommonOptions {
+    std::string model;         // --model
+    std::string output = "-";  // -o, stdout when absent or "-"
+    int threads = 0;           // --threads, 0 = the machine's cores
+    std::string device = "cpu"; // --device (or QKV_DEVICE)
+    bool force = false;        // --force: skip the stage-order check
+    bool quiet = false;        // --quiet: nothing on stderr but errors
+    std::string command_line;  // for the history attribute
+};
+
+enum CommonFlag : unsigned {
+    kModel = 1u,
+    kOutput = 2u,
+    kThreads = 4u,
+    kDevice = 8u,
+    kForce = 16u,
+    kQuiet = 32u,
+    kCompute = kModel | kOutput | kThreads | kDevice | kForce | kQuiet,
+};
+
+// Registers the shared options named by flags on app (--version and --help included).
+void add_common_options(CLI::App& app, CommonOptions& opt, unsigned flags);
+
+// Thrown when a tool would wait on a terminal for input: the usage is printed, exit 2.
+class ShowUsage : public UsageError {
+  public:
+    ShowUsage() : UsageError("no input given") {}
+};
+// An input path of "" or "-" with stdin a terminal is refused with ShowUsage.
+void require_input(const std::string& path);
+
+// Parses argv, runs body, and maps every error to one line on stderr and an exit code.
+int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
+             const std::function<void()>& body);
+
+// A whole decimal integer (optional sign); false when text is anything else.
+bool parse_int64(const std::string& text, int64_t& value);
+
+// "START:STOP" (half-open, Python style, either end may be omitted), "L" or "all".
+struct LayerRange {
+    int64_t start = 0, stop = 0;
+};
+LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const std::string& option);
+
+// One line for the history attribute: time, qkv version, backend, command line.
+std::string history_line(const CommonOptions& opt, const std::string& backend);
+
+} // namespace qkv

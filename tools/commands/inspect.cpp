@@ -1,0 +1,648 @@
+#include "commands/inspect.hpp"
+#include "files/loss_curve.hpp"
+
+#include "commands/cli.hpp"
+#include "base/errors.hpp"
+#include "files/h5file.hpp"
+#include "files/image.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iomanip>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace qkv {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+int64_t to_int(const std::string& s, const std::string& what) {
+    int64_t v = 0;
+    if (!parse_int64(s, v)) throw UsageError(what + ": '" + s + "' is not an integer");
+    return v;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (true) {
+        size_t next = s.find(sep, pos);
+        out.push_back(s.substr(pos, next == std::string::npos ? std::string::npos : next - pos));
+        if (next == std::string::npos) return out;
+        pos = next + 1;
+    }
+}
+
+std::string dtype_name(const DatasetInfo& in) {
+    if (in.kind == ValueKind::Float) return "float" + std::to_string(in.type_size * 8);
+    if (in.kind == ValueKind::Integer) return "int" + std::to_string(in.type_size * 8);
+    if (in.kind == ValueKind::String) return "string";
+    return "other";
+}
+
+std::string fmt(double v) {
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+}
+
+struct Stats {
+    double min = std::numeric_limits<double>::infinity(), max = -min, mean = 0, std = 0;
+    int64_t nan = 0, inf = 0, finite = 0;
+};
+
+Stats stats_of(const float* p, int64_t n) {
+    Stats s;
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const double v = p[i];
+        if (std::isnan(v)) ++s.nan;
+        else if (std::isinf(v)) ++s.inf;
+        else {
+            ++s.finite;
+            sum += v;
+            s.min = std::min(s.min, v);
+            s.max = std::max(s.max, v);
+        }
+    }
+    if (s.finite) {
+        s.mean = sum / s.finite;
+        for (int64_t i = 0; i < n; ++i)
+            if (std::isfinite(p[i])) sq += (p[i] - s.mean) * (p[i] - s.mean);
+        s.std = std::sqrt(sq / s.finite);
+    } else {
+        s.min = s.max = std::nan("");
+    }
+    return s;
+}
+
+Tensor read_any_as_f32(const H5File& f, const std::string& name) {
+    DatasetInfo in = f.info(name);
+    if (in.kind == ValueKind::Float) return f.read_f32(name);
+    if (in.kind == ValueKind::Integer) {
+        Tensor i = f.read_i32(name);
+        Tensor t = Tensor::zeros(i.shape());
+        for (int64_t k = 0; k < i.numel(); ++k) t.f32()[k] = static_cast<float>(i.i32()[k]);
+        return t;
+    }
+    throw FormatError(f.name() + ":" + name + ": not numeric (" + dtype_name(in) + ")");
+}
+
+std::string visible_token(const std::string& s, size_t max_chars = 16) {
+    std::string o;
+    for (unsigned char c : s) {
+        if (c == '\n') o += "\\n";
+        else if (c == '\t') o += "\\t";
+        else o += static_cast<char>(c);
+    }
+    if (o.size() > max_chars) o = o.substr(0, max_chars - 1) + "~";
+    return o;
+}
+
+// ---------------------------------------------------------------- summary
+
+std::string summary(const H5File& f, bool as_json) {
+    const std::string format = f.has_attr("/", "format") ? f.attr_str("/", "format") : "";
+    json j;
+    j["file"] = f.name();
+    j["kind"] = format == "qkv-activations" ? "activations" : format == "qkv-model" ? "model" : "other";
+    if (f.has_attr("/", "model_id")) j["model_id"] = f.attr_str("/", "model_id");
+    if (f.has_attr("/", "stage")) j["stage"] = f.attr_str("/", "stage");
+    if (f.has_attr("/", "layer")) j["layer"] = f.attr_int("/", "layer");
+    if (f.has_attr("/", "modified")) j["modified"] = f.attr_str("/", "modified");
+    std::vector<std::string> token_text;
+    if (f.exists("/token_text")) token_text = f.read_strings("/token_text");
+    if (!token_text.empty() && f.exists("/tokens")) {
+        const Shape ts = f.info("/tokens").shape;
+        json rows = json::array();
+        for (int64_t b = 0; b < ts[0]; ++b)
+            rows.push_back(std::vector<std::string>(token_text.begin() + b * ts[1],
+                                                    token_text.begin() + (b + 1) * ts[1]));
+        j["tokens"] = rows;
+    }
+    json ds = json::object();
+    for (const auto& name : f.datasets("/")) {
+        if (name.rfind("/tokenizer/", 0) == 0) continue;
+        DatasetInfo in = f.info(name);
+        json d;
+        d["shape"] = in.shape;
+        d["dtype"] = dtype_name(in);
+        if (in.kind == ValueKind::Float || in.kind == ValueKind::Integer) {
+            Tensor t = read_any_as_f32(f, name);
+            Stats s = stats_of(t.f32(), t.numel());
+            d["min"] = s.min;
+            d["max"] = s.max;
+            d["mean"] = s.mean;
+            d["std"] = s.std;
+            d["nan"] = s.nan;
+            d["inf"] = s.inf;
+            if (name == "/resid" && in.shape.size() == 3) {
+                json norms = json::array();
+                const int64_t D = in.shape[2];
+                for (int64_t b = 0; b < in.shape[0]; ++b) {
+                    std::vector<double> row;
+                    for (int64_t p = 0; p < in.shape[1]; ++p) {
+                        double sq = 0;
+                        const float* v = t.f32() + (b * in.shape[1] + p) * D;
+                        for (int64_t i = 0; i < D; ++i) sq += double(v[i]) * v[i];
+                        row.push_back(std::sqrt(sq));
+                    }
+                    norms.push_back(row);
+                }
+                d["l2_per_position"] = norms;
+            }
+        }
+        ds[name] = d;
+    }
+    j["datasets"] = ds;
+    if (f.has_attr("/", "history")) j["history"] = split(f.attr_str("/", "history"), '\n');
+    if (as_json) return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+
+    std::ostringstream o;
+    o << "file:     " << f.name() << "\nkind:     " << j["kind"].get<std::string>();
+    if (j.contains("model_id")) o << "\nmodel_id: " << j["model_id"].get<std::string>();
+    if (j.contains("stage"))
+        o << "\nstage:    " << j["stage"].get<std::string>() << ", layer " << j["layer"].get<int64_t>();
+    if (j.contains("modified")) o << "\nmodified: " << j["modified"].get<std::string>();
+    if (j.contains("tokens"))
+        for (size_t b = 0; b < j["tokens"].size(); ++b) {
+            o << "\ntokens[" << b << "]: ";
+            for (auto& t : j["tokens"][b]) o << '[' << visible_token(t.get<std::string>(), 40) << ']';
+        }
+    o << "\ndatasets:\n";
+    for (auto& [name, d] : ds.items()) {
+        std::string shape = shape_str(d["shape"].get<Shape>());
+        o << "  " << std::left << std::setw(18) << name << ' ' << std::setw(18) << shape << ' '
+          << std::setw(8) << d["dtype"].get<std::string>();
+        if (d.contains("min"))
+            o << " min " << fmt(d["min"]) << "  max " << fmt(d["max"]) << "  mean " << fmt(d["mean"])
+              << "  std " << fmt(d["std"]) << (d["nan"].get<int64_t>() ? "  NaN " + std::to_string(d["nan"].get<int64_t>()) : "")
+              << (d["inf"].get<int64_t>() ? "  Inf " + std::to_string(d["inf"].get<int64_t>()) : "");
+        o << '\n';
+        if (d.contains("l2_per_position"))
+            for (size_t b = 0; b < d["l2_per_position"].size(); ++b) {
+                o << "    L2 norm per position [" << b << "]:";
+                for (auto& v : d["l2_per_position"][b]) o << ' ' << fmt(v.get<double>());
+                o << '\n';
+            }
+    }
+    if (j.contains("history")) {
+        o << "history:\n";
+        for (auto& h : j["history"]) o << "  " << h.get<std::string>() << '\n';
+    }
+    return o.str();
+}
+
+// ---------------------------------------------------------------- slices
+
+struct Sliced {
+    std::vector<int64_t> shape;            // of the result (ranges only)
+    std::vector<float> values;
+    std::vector<std::vector<int64_t>> idx; // source index of each value
+};
+
+Sliced take(const Tensor& t, const std::vector<SliceAxis>& axes) {
+    Sliced r;
+    const Shape& s = t.shape();
+    for (auto& a : axes)
+        if (a.range) r.shape.push_back(a.stop - a.start);
+    std::vector<int64_t> cur(axes.size());
+    for (size_t i = 0; i < axes.size(); ++i) cur[i] = axes[i].start;
+    const int64_t total = shape_numel(r.shape);
+    for (int64_t n = 0; n < total; ++n) {
+        int64_t off = 0;
+        for (size_t i = 0; i < axes.size(); ++i) off = off * s[i] + cur[i];
+        r.values.push_back(t.f32()[off]);
+        r.idx.push_back(cur);
+        for (int i = static_cast<int>(axes.size()) - 1; i >= 0; --i) { // odometer over ranges
+            if (!axes[i].range) continue;
+            if (++cur[i] < axes[i].stop) break;
+            cur[i] = axes[i].start;
+        }
+    }
+    return r;
+}
+
+std::string print_slice(const std::string& where, const Sliced& s) {
+    std::ostringstream o;
+    o << "# " << where << " -> " << shape_str(s.shape) << '\n';
+    if (s.shape.size() == 2) {
+        for (int64_t r = 0; r < s.shape[0]; ++r) {
+            o << r << ':';
+            for (int64_t c = 0; c < s.shape[1]; ++c) o << '\t' << fmt(s.values[r * s.shape[1] + c]);
+            o << '\n';
+        }
+        return o.str();
+    }
+    for (size_t i = 0; i < s.values.size(); ++i) {
+        std::string idx;
+        for (size_t k = 0; k < s.idx[i].size(); ++k) idx += (k ? "," : "") + std::to_string(s.idx[i][k]);
+        o << '[' << idx << "]\t" << fmt(s.values[i]) << '\n';
+    }
+    return o.str();
+}
+
+// ---------------------------------------------------------------- pictures
+
+struct Heatmap { // one panel
+    std::string title;
+    int64_t rows = 0, cols = 0;
+    std::vector<float> values;         // rows * cols
+    std::vector<bool> masked;          // rows * cols
+    std::vector<std::string> row_labels, col_labels;
+    std::string row_axis, col_axis;
+};
+
+void draw_panel(Canvas& c, int x0, int y0, const Heatmap& h, int cell, int label_w, bool signed_map,
+                double scale) {
+    const Rgb ink{20, 20, 20};
+    c.text(x0, y0, h.title, ink);
+    const int gx = x0 + label_w + 18, gy = y0 + 24;
+    c.text(x0, gy + static_cast<int>(h.rows) * cell / 2 + 4 * 8, h.row_axis, {90, 90, 90}, true);
+    for (int64_t r = 0; r < h.rows; ++r) {
+        const std::string& l = h.row_labels[r];
+        c.text(gx - 4 - Canvas::text_width(l), gy + static_cast<int>(r) * cell + (cell - 16) / 2, l,
+               ink, false, true);
+        for (int64_t k = 0; k < h.cols; ++k) {
+            const int x = gx + static_cast<int>(k) * cell, y = gy + static_cast<int>(r) * cell;
+            if (h.masked[r * h.cols + k]) { // hatched grey: never confused with a small value
+                c.fill(x, y, cell, cell, {225, 225, 225});
+                for (int j = 0; j < cell; ++j)
+                    for (int i = 0; i < cell; ++i)
+                        if ((i + j) % 6 == 0) c.set(x + i, y + j, {170, 170, 170});
+                continue;
+            }
+            const double v = h.values[r * h.cols + k];
+            c.fill(x, y, cell, cell, signed_map ? diverging(v / scale) : viridis(v / scale));
+        }
+    }
+    for (int64_t k = 0; k < h.cols; ++k) { // key labels, reading upwards, below the grid
+        const std::string& l = h.col_labels[k];
+        c.text(gx + static_cast<int>(k) * cell + (cell - 16) / 2,
+               gy + static_cast<int>(h.rows) * cell + 4 + Canvas::text_width(l), l, ink, true, true);
+    }
+    c.text(gx, gy + static_cast<int>(h.rows) * cell + label_w + 8, h.col_axis, {90, 90, 90});
+}
+
+std::string render_png(const std::vector<Heatmap>& panels, const std::string& path, bool signed_map,
+                       double scale, const std::string& scale_label) {
+    const int64_t rows = panels[0].rows, cols = panels[0].cols;
+    int cell = static_cast<int>(std::clamp<int64_t>(480 / std::max<int64_t>(rows, cols), 4, 32));
+    if (panels.size() > 1) cell = std::max(4, cell * 2 / 3);
+    size_t longest = 0;
+    for (auto& p : panels)
+        for (auto* v : {&p.row_labels, &p.col_labels})
+            for (auto& l : *v) longest = std::max(longest, l.size());
+    const int label_w = 8 * static_cast<int>(longest) + 4;
+    const int panel_w = label_w + 18 + static_cast<int>(cols) * cell + 24;
+    const int title_w = 8 * static_cast<int>(panels[0].title.size()) + 8;
+    const int pw = std::max(panel_w, title_w);
+    const int ph = 24 + static_cast<int>(rows) * cell + label_w + 32;
+    const int ncols = static_cast<int>(std::ceil(std::sqrt(double(panels.size()))));
+    const int nrows = static_cast<int>((panels.size() + ncols - 1) / ncols);
+    const int bar_w = 90;
+    Canvas c(8 + ncols * pw + bar_w, 8 + nrows * ph);
+    json layout = json::object();
+    layout["cell"] = cell;
+    layout["rows"] = rows;
+    layout["cols"] = cols;
+    json pos = json::array();
+    for (size_t i = 0; i < panels.size(); ++i) {
+        const int x0 = 8 + static_cast<int>(i % ncols) * pw, y0 = 8 + static_cast<int>(i / ncols) * ph;
+        draw_panel(c, x0, y0, panels[i], cell, label_w, signed_map, scale);
+        pos.push_back({{"x", x0 + label_w + 18}, {"y", y0 + 24}});
+    }
+    layout["panels"] = pos;
+    // colour scale
+    const int bx = 8 + ncols * pw + 8, by = 32, bh = std::max(64, static_cast<int>(rows) * cell);
+    for (int j = 0; j < bh; ++j) {
+        const double t = 1.0 - double(j) / (bh - 1);
+        c.fill(bx, by + j, 16, 1, signed_map ? diverging(2 * t - 1) : viridis(t));
+    }
+    const Rgb ink{20, 20, 20};
+    c.text(bx + 20, by - 4, signed_map ? "+" + scale_label : scale_label, ink);
+    c.text(bx + 20, by + bh - 12, signed_map ? "-" + scale_label : "0", ink);
+    if (signed_map) c.text(bx + 20, by + bh / 2 - 8, "0", ink);
+    if (!signed_map) {
+        c.fill(bx, by + bh + 12, 16, 16, {225, 225, 225});
+        for (int j = 0; j < 16; ++j)
+            for (int i = 0; i < 16; ++i)
+                if ((i + j) % 6 == 0) c.set(bx + i, by + bh + 12 + j, {170, 170, 170});
+        c.text(bx + 20, by + bh + 12, "masked", ink);
+    }
+    c.write_png(path, {{"Software", "qkv inspect"}, {"qkv-layout", layout.dump()}});
+    return "wrote " + path + " (" + std::to_string(c.width()) + " x " + std::to_string(c.height()) +
+           ")\n";
+}
+
+std::string render_term(const std::vector<Heatmap>& panels, int width, bool color, bool signed_map,
+                        double scale) {
+    std::ostringstream o;
+    const char* ramp = ".:-=+*#%@";
+    for (const auto& h : panels) {
+        o << h.title << '\n';
+        const int label_w = 12;
+        const int avail = std::max(1, width - label_w - 1);
+        const int cw = h.cols * 2 <= avail ? 2 : 1; // characters per cell
+        const int64_t shown = std::min<int64_t>(h.cols, avail / cw);
+        for (int64_t r = 0; r < h.rows; ++r) {
+            std::string l = visible_token(h.row_labels[r], label_w);
+            o << std::string(label_w - l.size(), ' ') << l << ' ';
+            for (int64_t k = 0; k < shown; ++k) {
+                const bool m = h.masked[r * h.cols + k];
+                const double v = h.values[r * h.cols + k] / scale;
+                if (color) {
+                    Rgb c = m ? Rgb{60, 60, 60} : signed_map ? diverging(v) : viridis(v);
+                    o << "\x1b[48;2;" << int(c.r) << ';' << int(c.g) << ';' << int(c.b) << 'm'
+                      << std::string(cw, ' ') << "\x1b[0m";
+                } else {
+                    const double t = signed_map ? std::abs(v) : v;
+                    const char ch = m ? ' ' : ramp[std::clamp(static_cast<int>(t * 8.999), 0, 8)];
+                    o << std::string(cw, ch);
+                }
+            }
+            o << '\n';
+        }
+        if (shown < h.cols) o << "(" << h.cols - shown << " more keys not shown; use --width)\n";
+    }
+    return o.str();
+}
+
+std::vector<std::string> labels_or_index(const std::vector<std::string>& text, int64_t b,
+                                         int64_t n_pos, int64_t n, const std::string& prefix) {
+    std::vector<std::string> out;
+    for (int64_t i = 0; i < n; ++i)
+        out.push_back(!text.empty() && n == n_pos ? visible_token(text[b * n_pos + i])
+                                                  : prefix + std::to_string(i));
+    return out;
+}
+
+std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
+    if (!f.exists("/attn/pattern"))
+        throw FormatError(f.name() + ":/attn/pattern: not found (run attend with --save pattern)");
+    Tensor p = f.read_f32("/attn/pattern", 4); // [batch, head, query_pos, key_pos]
+    const int64_t B = p.dim(0), H = p.dim(1), T = p.dim(2), Tk = p.dim(3);
+    if (opt.batch < 0 || opt.batch >= B)
+        throw UsageError("--batch " + std::to_string(opt.batch) + ": the file has batch " + std::to_string(B));
+    Tensor scores;
+    if (f.exists("/attn/scores")) scores = f.read_f32("/attn/scores", 4);
+    std::vector<std::string> text;
+    int64_t n_pos = 0;
+    if (f.exists("/token_text") && f.exists("/tokens")) {
+        text = f.read_strings("/token_text");
+        n_pos = f.info("/tokens").shape[1];
+    }
+    const bool no_mask = f.has_attr("/", "modified") &&
+                         f.attr_str("/", "modified").find("no causal mask") != std::string::npos;
+    const int64_t layer = f.has_attr("/attn", "layer") ? f.attr_int("/attn", "layer") : -1;
+    std::vector<Heatmap> panels;
+    for (int64_t h : parse_head_list(opt.heads, H, "--heads")) {
+        Heatmap m;
+        m.title = "layer " + std::to_string(layer) + ", head " + std::to_string(h) + ": attention pattern";
+        m.rows = T;
+        m.cols = Tk;
+        m.row_axis = "query";
+        m.col_axis = "key";
+        m.row_labels = labels_or_index(text, opt.batch, n_pos, T, "q");
+        m.col_labels = labels_or_index(text, opt.batch, n_pos, Tk, "k");
+        const float* v = p.f32() + (opt.batch * H + h) * T * Tk;
+        for (int64_t i = 0; i < T * Tk; ++i) {
+            m.values.push_back(v[i]);
+            bool masked;
+            if (!scores.empty()) masked = std::isinf(scores.f32()[(opt.batch * H + h) * T * Tk + i]);
+            else masked = !no_mask && Tk == T && (i % Tk) > (i / Tk) && v[i] == 0.0f;
+            m.masked.push_back(masked);
+        }
+        panels.push_back(std::move(m));
+    }
+    if (!opt.png.empty()) return render_png(panels, opt.png, false, 1.0, "1");
+    return render_term(panels, opt.width, opt.color, false, 1.0);
+}
+
+std::string slice_picture(const H5File& f, const std::string& name, const InspectOptions& opt) {
+    Tensor t = read_any_as_f32(f, name);
+    std::vector<SliceAxis> axes = parse_slice(opt.slice, t.shape());
+    Sliced s = take(t, axes);
+    if (s.shape.size() != 2)
+        throw UsageError("--png/--term draw a 2-D slice; " + name + " sliced by '" + opt.slice +
+                         "' is " + shape_str(s.shape) + " (e.g. --slice 0,:,:)");
+    Heatmap m;
+    m.title = f.name() + ":" + name + (opt.slice.empty() ? "" : "[" + opt.slice + "]");
+    m.rows = s.shape[0];
+    m.cols = s.shape[1];
+    m.values = s.values;
+    m.masked.assign(s.values.size(), false);
+    // rows over positions get the tokens' text
+    std::vector<std::string> text;
+    int64_t n_pos = 0;
+    if (f.exists("/token_text") && f.exists("/tokens")) {
+        text = f.read_strings("/token_text");
+        n_pos = f.info("/tokens").shape[1];
+    }
+    const int64_t b = !axes.empty() && !axes[0].range ? axes[0].start : 0;
+    const bool rows_are_pos = axes.size() >= 2 && !axes[0].range && axes[1].range && axes[1].start == 0 &&
+                              t.dim(1) == n_pos;
+    m.row_labels = rows_are_pos ? labels_or_index(text, b, n_pos, m.rows, "") : labels_or_index({}, 0, 0, m.rows, "");
+    m.row_axis = rows_are_pos ? "position" : "row";
+    for (int64_t k = 0; k < m.cols; ++k) m.col_labels.push_back(k % 8 == 0 ? std::to_string(k) : "");
+    m.col_axis = "column";
+    double scale = 0;
+    for (float v : m.values)
+        if (std::isfinite(v)) scale = std::max(scale, double(std::abs(v)));
+    if (scale == 0) scale = 1;
+    if (!opt.png.empty()) return render_png({m}, opt.png, true, scale, fmt(scale));
+    return render_term({m}, opt.width, opt.color, true, scale);
+}
+
+// ---------------------------------------------------------------- diff
+
+std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
+    json j;
+    j["a"] = a.name();
+    j["b"] = b.name();
+    json ds = json::object();
+    std::vector<std::string> only_a, only_b;
+    auto names_b = b.datasets("/");
+    for (const auto& name : a.datasets("/")) {
+        if (std::find(names_b.begin(), names_b.end(), name) == names_b.end()) {
+            only_a.push_back(name);
+            continue;
+        }
+        DatasetInfo ia = a.info(name), ib = b.info(name);
+        json d;
+        if (ia.shape != ib.shape) {
+            d["shape_a"] = ia.shape;
+            d["shape_b"] = ib.shape;
+            ds[name] = d;
+            continue;
+        }
+        if (ia.kind == ValueKind::String || ib.kind == ValueKind::String) {
+            d["equal"] = a.read_strings(name) == b.read_strings(name);
+            ds[name] = d;
+            continue;
+        }
+        Tensor x = read_any_as_f32(a, name), y = read_any_as_f32(b, name);
+        double max_abs = 0, scale = 0;
+        int64_t differing = 0;
+        for (int64_t i = 0; i < x.numel(); ++i) {
+            const double u = x.f32()[i], v = y.f32()[i];
+            if (std::isinf(u) && u == v) continue;
+            const double dd = std::isnan(u) || std::isnan(v) ? std::numeric_limits<double>::infinity()
+                                                             : std::abs(u - v);
+            if (dd > 0) ++differing;
+            max_abs = std::max(max_abs, dd);
+            if (std::isfinite(u)) scale = std::max(scale, std::abs(u));
+        }
+        d["max_abs"] = max_abs;
+        d["max_rel"] = scale > 0 ? max_abs / scale : (max_abs > 0 ? 1.0 : 0.0);
+        d["values_differing"] = differing;
+        if (name == "/resid" && ia.shape.size() == 3) {
+            const int64_t T = ia.shape[1], D = ia.shape[2];
+            json norms = json::array();
+            std::vector<std::pair<double, std::pair<int64_t, int64_t>>> order;
+            for (int64_t bb = 0; bb < ia.shape[0]; ++bb) {
+                std::vector<double> row;
+                for (int64_t p = 0; p < T; ++p) {
+                    double sq = 0;
+                    for (int64_t i = 0; i < D; ++i) {
+                        const double dd = double(x.f32()[(bb * T + p) * D + i]) - y.f32()[(bb * T + p) * D + i];
+                        sq += dd * dd;
+                    }
+                    row.push_back(std::sqrt(sq));
+                    order.push_back({std::sqrt(sq), {bb, p}});
+                }
+                norms.push_back(row);
+            }
+            std::sort(order.begin(), order.end(), [](auto& l, auto& r) { return l.first > r.first; });
+            json top = json::array();
+            for (size_t i = 0; i < std::min<size_t>(5, order.size()); ++i)
+                if (order[i].first > 0)
+                    top.push_back({{"batch", order[i].second.first}, {"position", order[i].second.second},
+                                   {"l2", order[i].first}});
+            d["l2_per_position"] = norms;
+            d["most_changed"] = top;
+        }
+        ds[name] = d;
+    }
+    for (const auto& name : names_b)
+        if (!a.exists(name)) only_b.push_back(name);
+    j["datasets"] = ds;
+    j["only_in_a"] = only_a;
+    j["only_in_b"] = only_b;
+    if (as_json) return j.dump(2) + "\n";
+    std::ostringstream o;
+    o << "a: " << a.name() << "\nb: " << b.name() << '\n';
+    for (auto& [name, d] : ds.items()) {
+        o << "  " << std::left << std::setw(18) << name << ' ';
+        if (d.contains("shape_a")) o << "shapes differ: " << shape_str(d["shape_a"].get<Shape>()) << " vs "
+                                     << shape_str(d["shape_b"].get<Shape>());
+        else if (d.contains("equal")) o << (d["equal"].get<bool>() ? "equal" : "differ");
+        else {
+            o << "max abs " << fmt(d["max_abs"]) << "  max rel " << fmt(d["max_rel"]) << "  ("
+              << d["values_differing"].get<int64_t>() << " values differ)";
+            if (d.contains("most_changed") && !d["most_changed"].empty()) {
+                o << "\n    most changed positions:";
+                for (auto& m : d["most_changed"])
+                    o << " [" << m["batch"].get<int64_t>() << "," << m["position"].get<int64_t>() << "] "
+                      << fmt(m["l2"].get<double>());
+            }
+        }
+        o << '\n';
+    }
+    for (auto& n : only_a) o << "  only in a: " << n << '\n';
+    for (auto& n : only_b) o << "  only in b: " << n << '\n';
+    return o.str();
+}
+
+} // namespace
+
+std::vector<SliceAxis> parse_slice(const std::string& text, const std::vector<int64_t>& shape) {
+    std::vector<SliceAxis> axes;
+    std::vector<std::string> parts = text.empty() ? std::vector<std::string>() : split(text, ',');
+    if (parts.size() > shape.size())
+        throw UsageError("--slice '" + text + "' has " + std::to_string(parts.size()) +
+                         " indices for a dataset of rank " + std::to_string(shape.size()));
+    for (size_t i = 0; i < shape.size(); ++i) {
+        const int64_t n = shape[i];
+        SliceAxis a;
+        const std::string p = i < parts.size() ? parts[i] : ":";
+        const auto colon = p.find(':');
+        if (colon == std::string::npos) {
+            int64_t v = to_int(p, "--slice");
+            if (v < 0) v += n;
+            if (v < 0 || v >= n)
+                throw UsageError("--slice: index " + p + " out of range for axis " + std::to_string(i) +
+                                 " of length " + std::to_string(n));
+            a.start = v;
+            a.stop = v + 1;
+        } else {
+            a.range = true;
+            const std::string s0 = p.substr(0, colon), s1 = p.substr(colon + 1);
+            int64_t b = s0.empty() ? 0 : to_int(s0, "--slice"), e = s1.empty() ? n : to_int(s1, "--slice");
+            if (b < 0) b += n;
+            if (e < 0) e += n;
+            a.start = std::clamp<int64_t>(b, 0, n);
+            a.stop = std::clamp<int64_t>(e, a.start, n);
+        }
+        axes.push_back(a);
+    }
+    return axes;
+}
+
+std::vector<int64_t> parse_head_list(const std::string& text, int64_t n_heads, const std::string& option) {
+    std::vector<int64_t> out;
+    if (text == "all") {
+        for (int64_t h = 0; h < n_heads; ++h) out.push_back(h);
+        return out;
+    }
+    for (const auto& p : split(text, ',')) {
+        const int64_t h = to_int(p, option);
+        if (h < 0 || h >= n_heads)
+            throw UsageError(option + ": head " + p + " is out of range (0.." + std::to_string(n_heads - 1) + ")");
+        if (std::find(out.begin(), out.end(), h) == out.end()) out.push_back(h);
+    }
+    return out;
+}
+
+std::string run_inspect(const InspectOptions& opt) {
+    std::string path = opt.target, dataset;
+    if (auto c = path.find(":/"); c != std::string::npos) {
+        dataset = path.substr(c + 1);
+        path = path.substr(0, c);
+    }
+    H5File f = H5File::open_read(path);
+    if (!opt.diff.empty()) return diff_files(f, H5File::open_read(opt.diff), opt.json);
+    InspectOptions o = opt;
+    if (o.width <= 0) {
+        const char* cols = std::getenv("COLUMNS");
+        o.width = cols && std::atoi(cols) > 0 ? std::atoi(cols) : 80;
+    }
+    if (std::getenv("NO_COLOR") && *std::getenv("NO_COLOR")) o.color = false;
+    const bool picture = !o.png.empty() || o.term;
+    if (o.loss) {
+        if (o.term) throw UsageError("--loss draws with --png (or prints a table)");
+        return o.png.empty() ? loss_table(f) : loss_png(f, o.png);
+    }
+    if (o.pattern) {
+        if (!picture) throw UsageError("--pattern draws a picture: add --png FILE or --term");
+        return pattern_pictures(f, o);
+    }
+    if (!dataset.empty()) {
+        if (!f.exists(dataset)) throw FormatError(f.name() + ":" + dataset + ": dataset not found");
+        if (picture) return slice_picture(f, dataset, o);
+        Tensor t = read_any_as_f32(f, dataset);
+        return print_slice(f.name() + ":" + dataset + (o.slice.empty() ? "" : "[" + o.slice + "]"),
+                           take(t, parse_slice(o.slice, t.shape())));
+    }
+    if (picture) throw UsageError("--png/--term need --pattern or FILE:/DATASET");
+    return summary(f, o.json);
+}
+
+} // namespace qkv

@@ -1,0 +1,245 @@
+#include "commands/pipeline.hpp"
+
+#include "files/activations.hpp"
+#include "model/attention.hpp"
+#include "tensor/backend.hpp"
+#include "model/embed.hpp"
+#include "commands/inspect.hpp"
+#include "model/mlp.hpp"
+#include "files/model_file.hpp"
+
+#include <algorithm>
+
+namespace qkv {
+
+namespace {
+
+bool wants(const std::vector<std::string>& list, const std::string& name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+}
+
+// What every stage tool does first: read the model and the input, check they belong together.
+struct StageInput {
+    ModelFile model;
+    Activations in;
+    std::unique_ptr<Backend> be;
+};
+
+StageInput open_stage(const CommonOptions& c, const std::string& input, bool need_resid) {
+    require_input(input);
+    check_not_same_file(input, c.output);
+    StageInput s;
+    s.model = ModelFile::open(c.model);
+    s.in = read_activations(input, need_resid, s.model.config().d_model);
+    check_model(s.in, s.model.model_id(), c.model);
+    if (s.in.n_pos() > s.model.config().n_ctx)
+        throw ShapeError(s.in.file.name() + ": sequence of " + std::to_string(s.in.n_pos()) +
+                         " tokens is longer than the model's context n_ctx = " +
+                         std::to_string(s.model.config().n_ctx));
+    s.be = make_backend(parse_device(c.device), c.threads);
+    return s;
+}
+
+void write_saved(H5File& f, Backend& be, const std::string& name, const Tensor& t) {
+    if (!t.empty()) f.write(name, be.to_host(t));
+}
+
+void save_attention(H5File& f, Backend& be, const AttentionResult& r, int64_t layer) {
+    if (f.exists("/attn")) f.remove("/attn"); // carried-forward saves of an earlier layer
+    write_saved(f, be, "/attn/scores", r.scores);
+    write_saved(f, be, "/attn/pattern", r.pattern);
+    write_saved(f, be, "/attn/q", r.q);
+    write_saved(f, be, "/attn/k", r.k);
+    write_saved(f, be, "/attn/v", r.v);
+    write_saved(f, be, "/attn/z", r.z);
+    write_saved(f, be, "/attn/head_out", r.head_out);
+    write_saved(f, be, "/attn/out", r.out);
+    f.set_attr("/attn", "layer", layer);
+}
+
+void save_mlp(H5File& f, Backend& be, const MlpResult& r, int64_t layer) {
+    if (f.exists("/mlp")) f.remove("/mlp");
+    write_saved(f, be, "/mlp/pre", r.pre);
+    write_saved(f, be, "/mlp/post", r.post);
+    f.set_attr("/mlp", "layer", layer);
+}
+
+AttentionSaves attention_saves(const std::vector<std::string>& save) {
+    AttentionSaves s;
+    s.scores = wants(save, "scores");
+    s.pattern = wants(save, "pattern");
+    s.q = wants(save, "q");
+    s.k = wants(save, "k");
+    s.v = wants(save, "v");
+    s.z = wants(save, "z");
+    s.head_out = wants(save, "head_out");
+    s.out = wants(save, "out");
+    return s;
+}
+
+} // namespace
+
+const std::vector<std::string>& attend_save_names() {
+    static const std::vector<std::string> names = {"scores", "pattern", "q",        "k",
+                                                   "v",      "z",       "head_out", "out"};
+    return names;
+}
+
+void run_embed(const EmbedOptions& opt) {
+    StageInput s = open_stage(opt.common, opt.input, false);
+    check_order(s.in, Stage::Embed, -1, opt.common.force);
+    const bool parts = wants(opt.save, "parts");
+    EmbedWeights w = s.model.load_embed(*s.be);
+    EmbedResult r = embed_forward(*s.be, s.model.config(), w, s.in.tokens, 0, parts, s.in.file.name());
+    ActivationWriter out(opt.common.output, s.in);
+    if (parts) {
+        if (out.file().exists("/embed")) out.file().remove("/embed");
+        out.file().write("/embed/token", s.be->to_host(r.token));
+        out.file().write("/embed/pos", s.be->to_host(r.pos));
+    }
+    Tensor resid = s.be->to_host(r.resid);
+    out.finish(Stage::Embed, -1, &resid, history_line(opt.common, s.be->describe()));
+    out.commit();
+}
+
+void run_attend(const AttendOptions& opt) {
+    StageInput s = open_stage(opt.common, opt.input, true);
+    const Config& cfg = s.model.config();
+    s.model.check_layer(opt.layer, "--layer");
+    check_order(s.in, Stage::Attn, opt.layer, opt.common.force);
+    Tensor context;
+    if (!opt.context.empty()) {
+        Activations ctx = read_activations(opt.context, true, cfg.d_model);
+        check_model(ctx, s.model.model_id(), opt.common.model);
+        context = s.be->to_device(ctx.resid);
+    }
+    const bool causal = opt.context.empty() ? !opt.no_mask : opt.mask;
+    // Interventions on heads, and the words that record them in the output.
+    const int64_t H = cfg.n_heads;
+    AttentionEdit edit;
+    std::vector<std::string> done;
+    auto heads_text = [](const std::vector<int64_t>& hs) {
+        std::string t;
+        for (auto h : hs) t += (t.empty() ? "" : ",") + std::to_string(h);
+        return t;
+    };
+    if (!opt.ablate_heads.empty() || !opt.only_heads.empty() || !opt.scale_heads.empty())
+        edit.head_scale.assign(H, 1.0f);
+    if (!opt.only_heads.empty()) {
+        auto keep = parse_head_list(opt.only_heads, H, "--only-heads");
+        std::fill(edit.head_scale.begin(), edit.head_scale.end(), 0.0f);
+        for (auto h : keep) edit.head_scale[h] = 1.0f;
+        done.push_back("only heads " + heads_text(keep));
+    }
+    if (!opt.ablate_heads.empty()) {
+        auto hs = parse_head_list(opt.ablate_heads, H, "--ablate-heads");
+        for (auto h : hs) edit.head_scale[h] = 0.0f;
+        done.push_back("ablated heads " + heads_text(hs));
+    }
+    for (const auto& sh : opt.scale_heads) {
+        const auto eq = sh.find('=');
+        if (eq == std::string::npos) throw UsageError("--scale-head: expected H=F, got '" + sh + "'");
+        const int64_t h = parse_head_list(sh.substr(0, eq), H, "--scale-head")[0];
+        float f = 0;
+        try {
+            size_t used = 0;
+            f = std::stof(sh.substr(eq + 1), &used);
+            if (used != sh.size() - eq - 1) throw std::invalid_argument("");
+        } catch (const std::exception&) {
+            throw UsageError("--scale-head: '" + sh.substr(eq + 1) + "' is not a number");
+        }
+        edit.head_scale[h] *= f;
+        done.push_back("scaled head " + std::to_string(h) + " by " + sh.substr(eq + 1));
+    }
+    Tensor patch;
+    if (opt.patch_from.empty() != opt.patch_heads.empty())
+        throw UsageError("--patch-from and --patch-heads go together");
+    if (!opt.patch_from.empty()) {
+        Activations src = read_activations(opt.patch_from, false);
+        check_model(src, s.model.model_id(), opt.common.model);
+        const std::string where = src.file.name() + ":/attn/head_out";
+        if (!src.file.exists("/attn/head_out"))
+            throw FormatError(where + ": not found (save it with attend --save head_out)");
+        if (src.file.attr_int("/attn", "layer") != opt.layer)
+            throw ShapeError(where + ": is from layer " +
+                             std::to_string(src.file.attr_int("/attn", "layer")) + ", not " +
+                             std::to_string(opt.layer));
+        Tensor ho = src.file.read_f32("/attn/head_out", 4);
+        const Shape want = {s.in.batch(), s.in.n_pos(), H, cfg.d_model};
+        if (ho.shape() != want)
+            throw ShapeError(where + ": shape " + shape_str(ho.shape()) + ", expected " + shape_str(want));
+        patch = s.be->to_device(ho);
+        auto hs = parse_head_list(opt.patch_heads, H, "--patch-heads");
+        edit.patched.assign(H, false);
+        for (auto h : hs) edit.patched[h] = true;
+        edit.patch = &patch;
+        done.push_back("patched heads " + heads_text(hs) + " from " + opt.patch_from);
+    }
+    LayerNormWeights ln1 = s.model.load_ln("/blocks/" + std::to_string(opt.layer) + "/ln1", *s.be);
+    AttentionWeights w = s.model.load_attention(opt.layer, *s.be);
+    Tensor resid = s.be->to_device(s.in.resid);
+    AttentionResult r;
+    attention_forward(*s.be, cfg, ln1, w, resid, context.empty() ? nullptr : &context, causal,
+                      attention_saves(opt.save), r, nullptr, done.empty() ? nullptr : &edit);
+    ActivationWriter out(opt.common.output, s.in);
+    if (!opt.save.empty()) save_attention(out.file(), *s.be, r, opt.layer);
+    if (!opt.context.empty()) done.insert(done.begin(), "cross-attention from " + opt.context);
+    if (!causal && opt.context.empty()) done.insert(done.begin(), "no causal mask");
+    if (!done.empty()) {
+        // A later reader must know this stream is not a plain forward pass.
+        std::string what;
+        for (auto& d : done) what += (what.empty() ? "" : ", ") + d;
+        const std::string before =
+            s.in.file.has_attr("/", "modified") ? s.in.file.attr_str("/", "modified") + "; " : "";
+        out.file().set_attr("/", "modified", before + "layer " + std::to_string(opt.layer) + ": " + what);
+    }
+    Tensor host = s.be->to_host(resid);
+    out.finish(Stage::Attn, opt.layer, &host, history_line(opt.common, s.be->describe()));
+    out.commit();
+}
+
+void run_mlp(const MlpOptions& opt) {
+    StageInput s = open_stage(opt.common, opt.input, true);
+    s.model.check_layer(opt.layer, "--layer");
+    check_order(s.in, Stage::Mlp, opt.layer, opt.common.force);
+    LayerNormWeights ln2 = s.model.load_ln("/blocks/" + std::to_string(opt.layer) + "/ln2", *s.be);
+    MlpWeights w = s.model.load_mlp(opt.layer, *s.be);
+    Tensor resid = s.be->to_device(s.in.resid);
+    MlpSaves saves{wants(opt.save, "pre"), wants(opt.save, "post")};
+    MlpResult r;
+    mlp_forward(*s.be, s.model.config(), ln2, w, resid, saves, r);
+    ActivationWriter out(opt.common.output, s.in);
+    if (!opt.save.empty()) save_mlp(out.file(), *s.be, r, opt.layer);
+    Tensor host = s.be->to_host(resid);
+    out.finish(Stage::Mlp, opt.layer, &host, history_line(opt.common, s.be->describe()));
+    out.commit();
+}
+
+void run_block(const BlockOptions& opt) {
+    StageInput s = open_stage(opt.common, opt.input, true);
+    const Config& cfg = s.model.config();
+    const LayerRange range = parse_layer_range(opt.layers, cfg.n_layers, "--layers");
+    check_order(s.in, Stage::Attn, range.start, opt.common.force);
+    Tensor resid = s.be->to_device(s.in.resid);
+    for (int64_t l = range.start; l < range.stop; ++l) {
+        const std::string g = "/blocks/" + std::to_string(l);
+        {
+            LayerNormWeights ln1 = s.model.load_ln(g + "/ln1", *s.be);
+            AttentionWeights w = s.model.load_attention(l, *s.be);
+            AttentionResult r;
+            attention_forward(*s.be, cfg, ln1, w, resid, nullptr, true, AttentionSaves{}, r);
+        }
+        {
+            LayerNormWeights ln2 = s.model.load_ln(g + "/ln2", *s.be);
+            MlpWeights w = s.model.load_mlp(l, *s.be);
+            MlpResult r;
+            mlp_forward(*s.be, cfg, ln2, w, resid, MlpSaves{}, r);
+        }
+    }
+    ActivationWriter out(opt.common.output, s.in);
+    Tensor host = s.be->to_host(resid);
+    out.finish(Stage::Mlp, range.stop - 1, &host, history_line(opt.common, s.be->describe()));
+    out.commit();
+}
+
+} // namespace qkv

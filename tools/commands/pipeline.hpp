@@ -1,0 +1,48 @@
+// pipeline: the stage tools (embed, attend, mlp, block), one function each. A tool's main
+// parses options into one of these structs and calls the function.
+#pragma once
+#include "commands/cli.hpp"
+
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+struct EmbedOptions {
+    CommonOptions common;
+    std::string input;
+    std::vector<std::string> save; // "parts"
+};
+void run_embed(const EmbedOptions& opt);
+
+struct AttendOptions {
+    CommonOptions common;
+    std::string input;
+    int64_t layer = -1;
+    std::vector<std::string> save; // scores, pattern, q, k, v, z, head_out, out
+    bool no_mask = false;
+    bool mask = false;   // force the causal mask on (cross-attention has none by default)
+    std::string context; // cross-attention: keys and values from this file's /resid
+    // interventions on heads
+    std::string ablate_heads, only_heads, patch_heads, patch_from;
+    std::vector<std::string> scale_heads; // "H=F"
+};
+void run_attend(const AttendOptions& opt);
+const std::vector<std::string>& attend_save_names();
+
+struct MlpOptions {
+    CommonOptions common;
+    std::string input;
+    int64_t layer = -1;
+    std::vector<std::string> save; // pre, post
+};
+void run_mlp(const MlpOptions& opt);
+
+struct BlockOptions {
+    CommonOptions common;
+    std::string input;
+    std::string layers = "all";
+};
+void run_block(const BlockOptions& opt);
+
+} // namespace qkv
