@@ -2,11 +2,11 @@
 // (FLOPs = 2 M N K) and memory read bandwidth (bytes of a 1 GiB array summed / seconds).
 // Prints one JSON object. Usage: machine_bench THREADS [D_MODEL]
 #include <algorithm>
-#include <functional>
 #include <cblas.h>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <vector>
 
 namespace {
@@ -33,26 +33,31 @@ int main(int argc, char** argv) {
     for (auto& s : shapes) {
         const int M = s[0], N = s[1], K = s[2];
         std::vector<float> A(size_t(M) * K, 0.5f), B(size_t(K) * N, 0.25f), C(size_t(M) * N);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A.data(), K, B.data(),
-                    N, 0, C.data(), N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A.data(), K, B.data(), N,
+                    0, C.data(), N);
         const int runs = M == 1 ? 200 : 10;
-        const double t = seconds_of([&] {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A.data(), K,
-                        B.data(), N, 0, C.data(), N);
-        }, runs);
-        std::printf("%s{\"M\": %d, \"N\": %d, \"K\": %d, \"gflops\": %.1f}", first ? "" : ", ", M, N,
-                    K, 2.0 * M * N * K / t / 1e9);
+        const double t = seconds_of(
+            [&] {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A.data(), K,
+                            B.data(), N, 0, C.data(), N);
+            },
+            runs);
+        std::printf("%s{\"M\": %d, \"N\": %d, \"K\": %d, \"gflops\": %.1f}", first ? "" : ", ", M,
+                    N, K, 2.0 * M * N * K / t / 1e9);
         first = false;
     }
     const size_t n = (size_t(1) << 30) / sizeof(float);
     std::vector<float> big(n, 1.0f);
     volatile float sink = 0;
-    const double t = seconds_of([&] {
-        float acc[8] = {0};
-        for (size_t i = 0; i < n; i += 8)
-            for (int k = 0; k < 8; ++k) acc[k] += big[i + k];
-        sink = acc[0] + acc[7];
-    }, 5);
+    const double t = seconds_of(
+        [&] {
+            float acc[8] = {0};
+            for (size_t i = 0; i < n; i += 8)
+                for (int k = 0; k < 8; ++k)
+                    acc[k] += big[i + k];
+            sink = acc[0] + acc[7];
+        },
+        5);
     (void)sink;
     std::printf("], \"read_gb_per_s\": %.1f}\n", n * sizeof(float) / t / 1e9);
 }

@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
         qkv::Tokenizer tok(qkv::gpt2_tokenizer_data()); // fresh: no warm piece cache
         const auto t0 = std::chrono::steady_clock::now();
         n_tokens = tok.encode(text).size();
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         mbps.push_back(text.size() / 1e6 / s);
     }
     std::sort(mbps.begin(), mbps.end());

@@ -22,14 +22,17 @@ std::string make_dir() {
     v << "{";
     for (size_t i = 0; i < tok.vocab.size(); ++i) {
         std::string esc;
-        for (char c : tok.vocab[i]) esc += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+        for (char c : tok.vocab[i])
+            esc += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
         v << (i ? "," : "") << '"' << esc << "\":" << i;
     }
     v << "}";
     std::ofstream m(dir + "/merges.txt");
     m << "#version: 0.2\n";
-    for (const auto& x : tok.merges) m << x << "\n";
-    const std::string header = R"({"wte.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})";
+    for (const auto& x : tok.merges)
+        m << x << "\n";
+    const std::string header =
+        R"({"wte.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})";
     std::ofstream s(dir + "/model.safetensors", std::ios::binary);
     const uint64_t n = header.size();
     s.write(reinterpret_cast<const char*>(&n), 8);

@@ -1,6 +1,6 @@
 // Option parsers with structure: layer ranges (3:7, all, -2:), slices (0,:,3) and head lists.
-#include "commands/cli.hpp"
 #include "base/errors.hpp"
+#include "commands/cli.hpp"
 #include "commands/inspect.hpp"
 
 #include <string>

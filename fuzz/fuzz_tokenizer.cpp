@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const std::string once = tok.decode(arb);
         qkv::StreamDecoder s(tok);
         std::string streamed;
-        for (auto id : arb) streamed += s.push(id);
+        for (auto id : arb)
+            streamed += s.push(id);
         streamed += s.flush();
         if (streamed != once) std::abort();
     } catch (const qkv::ShapeError&) {

@@ -20,11 +20,15 @@ int main(int argc, char** argv) {
                    "tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl, gpt3-small, gpt3-medium, "
                    "gpt3-large, gpt3-xl, gpt3-2.7b, gpt3-6.7b, gpt3-13b, gpt3");
     app.add_option("--n-layers", o.n_layers, "Layers")->check(CLI::PositiveNumber);
-    app.add_option("--d-model", o.d_model, "Width of the residual stream")->check(CLI::PositiveNumber);
-    app.add_option("--n-heads", o.n_heads, "Heads per layer (default d_model / 64)")->check(CLI::PositiveNumber);
-    app.add_option("--d-head", o.d_head, "Width of a head (default d_model / n_heads)")->check(CLI::PositiveNumber);
+    app.add_option("--d-model", o.d_model, "Width of the residual stream")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--n-heads", o.n_heads, "Heads per layer (default d_model / 64)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--d-head", o.d_head, "Width of a head (default d_model / n_heads)")
+        ->check(CLI::PositiveNumber);
     app.add_option("--d-mlp", o.d_mlp, "MLP width (default 4 d_model)")->check(CLI::PositiveNumber);
-    app.add_option("--vocab", o.vocab, "Vocabulary size (default 50257)")->check(CLI::PositiveNumber);
+    app.add_option("--vocab", o.vocab, "Vocabulary size (default 50257)")
+        ->check(CLI::PositiveNumber);
     app.add_option("--n-ctx", o.n_ctx, "Context length (default 1024)")->check(CLI::PositiveNumber);
     app.add_flag("--no-bias", o.no_bias, "No biases in attention and MLP");
     app.add_flag("--untied", o.untied, "An unembedding of its own, not tied to W_E");

@@ -17,16 +17,20 @@ int main(int argc, char** argv) {
                    "Predict from this activation file's stream ('-': stdin) instead of generating");
     app.add_option("--top", opt.top, "With --from: how many tokens to list")->capture_default_str();
     app.add_option("--position", opt.position, "With --from: the position (default: the last)");
-    app.add_flag("--all-positions", opt.all_positions, "With --from and -o: logits of every position");
+    app.add_flag("--all-positions", opt.all_positions,
+                 "With --from and -o: logits of every position");
     app.add_option("text", opt.text, "Prompt text");
     app.add_option("-f,--file", opt.file, "Read the prompt from FILE ('-': stdin)");
     app.add_option("--tokens", opt.tokens_file, "Take the prompt from a tokens file");
-    app.add_option("-n,--n-tokens", opt.n_new, "How many tokens to generate")->capture_default_str();
+    app.add_option("-n,--n-tokens", opt.n_new, "How many tokens to generate")
+        ->capture_default_str();
     app.add_option("--temperature", opt.sampling.temperature, "0: greedy")->capture_default_str();
     app.add_option("--top-k", opt.sampling.top_k, "Sample from the K most likely (0: off)");
-    app.add_option("--top-p", opt.sampling.top_p, "Sample from the smallest set reaching P (1: off)");
+    app.add_option("--top-p", opt.sampling.top_p,
+                   "Sample from the smallest set reaching P (1: off)");
     app.add_option("--seed", opt.sampling.seed, "Random seed")->capture_default_str();
-    app.add_option("--stop", opt.stop, "Stop when this text appears (repeatable)")->allow_extra_args(false);
+    app.add_option("--stop", opt.stop, "Stop when this text appears (repeatable)")
+        ->allow_extra_args(false);
     app.add_flag("--ignore-eos", opt.ignore_eos, "Do not stop at <|endoftext|>");
     app.add_flag("--slide", opt.slide, "Past n_ctx, keep the last half of the context and go on");
     app.add_flag("--no-special", opt.no_special, "Treat <|endoftext|> in the prompt as plain text");

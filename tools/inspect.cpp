@@ -1,7 +1,7 @@
 // inspect: what a file holds; values of a slice; attention patterns and slices as pictures;
 // the difference between two files.
-#include "commands/cli.hpp"
 #include "commands/inspect.hpp"
+#include "commands/cli.hpp"
 #include "version.hpp"
 
 #include <iostream>
@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     app.add_option("--width", o.width, "Terminal width for --term (default $COLUMNS or 80)");
     app.add_flag("--no-color", plain, "Plain characters for --term (also when NO_COLOR is set)");
     app.add_option("--diff", o.diff, "Compare FILE with this file, dataset by dataset");
-    app.add_flag("--loss", o.loss, "The training log of a model from train (a table; --png: curves)");
+    app.add_flag("--loss", o.loss,
+                 "The training log of a model from train (a table; --png: curves)");
     return qkv::run_tool(app, argc, argv, common, [&] {
         o.color = !plain;
         std::cout << qkv::run_inspect(o);

@@ -1,6 +1,6 @@
 // model: make (init), import (Hugging Face GPT-2) and describe (info) model files.
-#include "files/model_file.hpp"
 #include "commands/cli.hpp"
+#include "files/model_file.hpp"
 #include "version.hpp"
 
 #include <iostream>
@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
                        "merges.txt (default: GPT-2's, built in)");
     c_init->add_option("--layers", init.n_layers, "Number of layers (instead of the preset's)");
     c_init->add_option("--d-model", init.d_model, "Width of the residual stream");
-    c_init->add_option("--heads", init.n_heads, "Attention heads per layer (d_head = d_model / heads)");
+    c_init->add_option("--heads", init.n_heads,
+                       "Attention heads per layer (d_head = d_model / heads)");
     c_init->add_option("--d-mlp", init.d_mlp, "Hidden width of the MLP (default 4 d_model)");
     c_init->add_option("--ctx", init.n_ctx, "Context length (positions)");
     c_init->add_option("--name", init.name, "Name in the model_id (default: the preset's)");
@@ -30,15 +31,18 @@ int main(int argc, char** argv) {
 
     qkv::ModelImportOptions imp;
     auto* c_imp = app.add_subcommand("import", "A Hugging Face GPT-2 checkpoint directory");
-    c_imp->add_option("-f,--from", imp.from_dir,
-                      "Folder with config.json, model.safetensors, vocab.json, merges.txt")
+    c_imp
+        ->add_option("-f,--from", imp.from_dir,
+                     "Folder with config.json, model.safetensors, vocab.json, merges.txt")
         ->required();
     c_imp->add_option("-o,--output", common.output, "Output model file; '-' or absent: stdout");
     c_imp->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
 
     qkv::ModelExportOptions exp;
-    auto* c_exp = app.add_subcommand("export", "A copy for sharing: half-precision weights, no optimizer state");
-    c_exp->add_option("file", exp.input, "Model file (from model init, import or train)")->required();
+    auto* c_exp = app.add_subcommand(
+        "export", "A copy for sharing: half-precision weights, no optimizer state");
+    c_exp->add_option("file", exp.input, "Model file (from model init, import or train)")
+        ->required();
     c_exp->add_option("--dtype", exp.dtype, "f16 (half the size) or f32")->capture_default_str();
     c_exp->add_option("-o,--output", common.output, "Output file; '-' or absent: stdout");
     c_exp->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");

@@ -11,11 +11,14 @@ uint64_t splitmix64(uint64_t& x) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 } // namespace
 
 Rng::Rng(uint64_t seed) {
-    for (auto& s : s_) s = splitmix64(seed);
+    for (auto& s : s_)
+        s = splitmix64(seed);
 }
 
 uint64_t Rng::next_u64() {
@@ -30,7 +33,9 @@ uint64_t Rng::next_u64() {
     return result;
 }
 
-double Rng::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double Rng::uniform() {
+    return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
 
 double Rng::normal() {
     if (has_spare_) {
@@ -38,7 +43,8 @@ double Rng::normal() {
         return spare_;
     }
     double u1 = uniform();
-    while (u1 <= 0.0) u1 = uniform();
+    while (u1 <= 0.0)
+        u1 = uniform();
     const double u2 = uniform();
     const double r = std::sqrt(-2.0 * std::log(u1));
     const double theta = 2.0 * M_PI * u2;

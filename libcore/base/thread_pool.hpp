@@ -52,7 +52,8 @@ class ThreadPool {
         }
         cv_.notify_all();
         fn(0, n / parts);
-        for (int i = 0; i < kSpin && pending_.load(std::memory_order_acquire) != 0; ++i) pause();
+        for (int i = 0; i < kSpin && pending_.load(std::memory_order_acquire) != 0; ++i)
+            pause();
         if (pending_.load(std::memory_order_acquire) != 0) {
             std::unique_lock<std::mutex> lock(m_);
             done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
@@ -63,12 +64,14 @@ class ThreadPool {
     // uneven cost; which thread computes an item never changes what it computes.
     void each(int64_t n, const std::function<void(int64_t)>& fn) {
         if (n_ == 1 || n <= 1) {
-            for (int64_t i = 0; i < n; ++i) fn(i);
+            for (int64_t i = 0; i < n; ++i)
+                fn(i);
             return;
         }
         std::atomic<int64_t> next{0};
         run(std::min<int64_t>(n_, n), 1, [&](int64_t, int64_t) {
-            for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(i);
+            for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;)
+                fn(i);
         });
     }
 

@@ -8,11 +8,16 @@ namespace qkv {
 
 const char* stage_name(Stage s) {
     switch (s) {
-    case Stage::Tokens: return "tokens";
-    case Stage::Embed: return "embed";
-    case Stage::Attn: return "attn";
-    case Stage::Mlp: return "mlp";
-    case Stage::Logits: return "logits";
+    case Stage::Tokens:
+        return "tokens";
+    case Stage::Embed:
+        return "embed";
+    case Stage::Attn:
+        return "attn";
+    case Stage::Mlp:
+        return "mlp";
+    case Stage::Logits:
+        return "logits";
     }
     return "?";
 }
@@ -87,7 +92,8 @@ void check_order(const Activations& in, Stage next, int64_t layer, bool force) {
         ok = in.stage == Stage::Tokens;
         expected = "stage tokens";
     } else if (next == Stage::Attn) {
-        ok = layer == 0 ? in.stage == Stage::Embed : (in.stage == Stage::Mlp && in.layer == layer - 1);
+        ok = layer == 0 ? in.stage == Stage::Embed
+                        : (in.stage == Stage::Mlp && in.layer == layer - 1);
         expected = layer == 0 ? "stage embed" : "stage mlp at layer " + std::to_string(layer - 1);
     } else if (next == Stage::Mlp) {
         ok = in.stage == Stage::Attn && in.layer == layer;

@@ -60,7 +60,6 @@ class ActivationWriter {
 
 // A fresh tokens-stage file (for tokenize and tests).
 void write_tokens_file(const std::string& path, const std::string& model_id, const Tensor& tokens,
-                       const std::vector<std::string>& token_text,
-                       const std::string& history_line);
+                       const std::vector<std::string>& token_text, const std::string& history_line);
 
 } // namespace qkv

@@ -10,11 +10,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <iostream>
-#include <type_traits>
-#include <dirent.h>
 #include <sys/stat.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace qkv {
@@ -41,7 +41,6 @@ class H5Id {
     hid_t id_ = -1;
     herr_t (*closer_)(hid_t) = nullptr;
 };
-
 
 namespace {
 
@@ -96,9 +95,12 @@ void split_path(const std::string& path, std::string& dir, std::string& base) {
 
 void install_signal_cleanup(const std::string& temp) {
     std::snprintf(g_temp_path, sizeof g_temp_path, "%s", temp.c_str());
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) signal(sig, remove_temp_and_reraise);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE})
+        signal(sig, remove_temp_and_reraise);
 }
-void clear_signal_cleanup() { g_temp_path[0] = 0; }
+void clear_signal_cleanup() {
+    g_temp_path[0] = 0;
+}
 
 constexpr char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
 // Guards against files that claim absurd tensors before anything is allocated.
@@ -122,11 +124,14 @@ uint64_t superblock_eof(const std::vector<char>& img) {
     }
     if (offset_size != 8 || at + 8 > img.size()) return 0;
     uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | p[at + i];
+    for (int i = 7; i >= 0; --i)
+        v = (v << 8) | p[at + i];
     return v == ~uint64_t(0) ? 0 : v;
 }
 
-H5Id plist(hid_t cls) { return H5Id(H5Pcreate(cls), H5Pclose); }
+H5Id plist(hid_t cls) {
+    return H5Id(H5Pcreate(cls), H5Pclose);
+}
 
 H5Id lcpl_intermediate() {
     H5Id p = plist(H5P_LINK_CREATE);
@@ -163,7 +168,9 @@ void H5Id::reset() {
     id_ = -1;
 }
 
-bool is_stdio(const std::string& path) { return path.empty() || path == "-"; }
+bool is_stdio(const std::string& path) {
+    return path.empty() || path == "-";
+}
 
 std::vector<char> read_all(const std::string& path) {
     FILE* f = is_stdio(path) ? stdin : std::fopen(path.c_str(), "rb");
@@ -171,7 +178,8 @@ std::vector<char> read_all(const std::string& path) {
     std::vector<char> data;
     char buf[1 << 16];
     size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.insert(data.end(), buf, buf + n);
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        data.insert(data.end(), buf, buf + n);
     const bool bad = std::ferror(f);
     if (f != stdin) std::fclose(f);
     if (bad) throw IoError((is_stdio(path) ? "<stdin>" : path) + ": read error");
@@ -268,7 +276,9 @@ H5File H5File::from_image(std::vector<char> image, const std::string& name) {
     return f;
 }
 
-std::string H5File::where(const std::string& obj) const { return name_ + ":" + obj; }
+std::string H5File::where(const std::string& obj) const {
+    return name_ + ":" + obj;
+}
 
 bool H5File::exists(const std::string& path) const {
     if (path == "/" || path.empty()) return true;
@@ -296,12 +306,20 @@ DatasetInfo H5File::info(const std::string& dataset) const {
     std::vector<hsize_t> dims(rank);
     H5Sget_simple_extent_dims(space, dims.data(), nullptr);
     DatasetInfo info;
-    for (auto v : dims) info.shape.push_back(static_cast<int64_t>(v));
+    for (auto v : dims)
+        info.shape.push_back(static_cast<int64_t>(v));
     switch (H5Tget_class(type)) {
-    case H5T_FLOAT: info.kind = ValueKind::Float; break;
-    case H5T_INTEGER: info.kind = ValueKind::Integer; break;
-    case H5T_STRING: info.kind = ValueKind::String; break;
-    default: info.kind = ValueKind::Other;
+    case H5T_FLOAT:
+        info.kind = ValueKind::Float;
+        break;
+    case H5T_INTEGER:
+        info.kind = ValueKind::Integer;
+        break;
+    case H5T_STRING:
+        info.kind = ValueKind::String;
+        break;
+    default:
+        info.kind = ValueKind::Other;
     }
     info.type_size = H5Tget_size(type);
     int64_t n = 1;
@@ -336,7 +354,8 @@ void check_plausible(hid_t d, const DatasetInfo& in, size_t elem, const std::str
     }
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     if (pages > 0 && page > 0 && want > static_cast<uint64_t>(pages) * page / 4 * 3)
-        throw FormatError(where + ": " + shape_str(in.shape) + " needs " + std::to_string(want >> 20) +
+        throw FormatError(where + ": " + shape_str(in.shape) + " needs " +
+                          std::to_string(want >> 20) +
                           " MiB, more than this machine's memory allows");
 }
 } // namespace
@@ -376,7 +395,8 @@ void H5File::read_f32_into(const std::string& dataset, const Shape& expected, fl
 Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {
     DatasetInfo in = info(dataset);
     check_rank(where(dataset), in.shape, expected_rank);
-    if (in.kind != ValueKind::Integer) throw FormatError(where(dataset) + ": expected integer data");
+    if (in.kind != ValueKind::Integer)
+        throw FormatError(where(dataset) + ": expected integer data");
     if (shape_numel(in.shape) == 0) return Tensor::zeros(in.shape, DType::I32);
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
     check_plausible(d, in, in.type_size, where(dataset));
@@ -409,7 +429,8 @@ std::vector<std::string> H5File::read_strings(const std::string& dataset) const 
         if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
             throw FormatError(where(dataset) + ": read failed");
         out.reserve(n);
-        for (auto* p : ptrs) out.emplace_back(p ? p : "");
+        for (auto* p : ptrs)
+            out.emplace_back(p ? p : "");
         H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, ptrs.data());
     } else {
         const size_t sz = H5Tget_size(ftype);
@@ -487,8 +508,8 @@ std::vector<std::string> H5File::list(const std::string& group) const {
     H5G_info_t gi;
     if (H5Gget_info(g, &gi) < 0) throw FormatError(where(group) + ": unreadable group");
     for (hsize_t i = 0; i < gi.nlinks; ++i) {
-        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
-                                         H5P_DEFAULT);
+        ssize_t len =
+            H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
         if (len < 0) throw FormatError(where(group) + ": unreadable group");
         std::string name(static_cast<size_t>(len) + 1, '\0');
         H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
@@ -534,7 +555,8 @@ void H5File::walk(const std::string& group, int depth, std::vector<haddr_t>& see
     for (const auto& name : list(group)) {
         const std::string path = base + "/" + name;
         if (out.size() + seen.size() > kMaxObjects)
-            throw FormatError(where(group) + ": more than " + std::to_string(kMaxObjects) + " objects");
+            throw FormatError(where(group) + ": more than " + std::to_string(kMaxObjects) +
+                              " objects");
         if (is_group(path)) {
             const haddr_t addr = object_address(file_, path);
             if (std::find(seen.begin(), seen.end(), addr) != seen.end()) continue; // a cycle
@@ -555,8 +577,7 @@ void H5File::write(const std::string& dataset, const Tensor& t) {
     if (exists(dataset)) remove(dataset);
     H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
     H5Id lcpl = lcpl_intermediate();
-    H5Id d(H5Dcreate2(file_, dataset.c_str(), H5T_STD_I32LE, space, lcpl, H5P_DEFAULT,
-                      H5P_DEFAULT),
+    H5Id d(H5Dcreate2(file_, dataset.c_str(), H5T_STD_I32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
            H5Dclose);
     if (!d.valid() ||
         (t.numel() && H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.i32()) < 0))
@@ -568,9 +589,9 @@ void H5File::write_f32(const std::string& dataset, const Shape& shape, const flo
     if (exists(dataset)) remove(dataset);
     H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
     H5Id lcpl = lcpl_intermediate();
-    H5Id d(H5Dcreate2(file_, dataset.c_str(), H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT,
-                      H5P_DEFAULT),
-           H5Dclose);
+    H5Id d(
+        H5Dcreate2(file_, dataset.c_str(), H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+        H5Dclose);
     if (!d.valid() || (shape_numel(shape) &&
                        H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
         throw IoError(where(dataset) + ": write failed (disk full?)");
@@ -584,7 +605,7 @@ uint16_t f32_to_f16(float x) {
     if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (man ? 0x200u : 0)); // Inf, NaN
     const int e = static_cast<int>(exp) - 127 + 15;
     if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u); // too large: infinity
-    if (e <= 0) { // a half subnormal (or zero)
+    if (e <= 0) {                                              // a half subnormal (or zero)
         if (e < -10) return static_cast<uint16_t>(sign);
         const uint32_t m = man | 0x800000u;
         const int shift = 14 - e;
@@ -632,15 +653,19 @@ void H5File::write_f16(const std::string& dataset, const Shape& shape, const flo
         H5Tset_offset(half, 0) < 0 || H5Tset_size(half, 2) < 0 || H5Tset_ebias(half, 15) < 0)
         throw Error(where(dataset) + ": cannot make a half-precision type");
     std::vector<uint16_t> bits(static_cast<size_t>(shape_numel(shape)));
-    for (size_t i = 0; i < bits.size(); ++i) bits[i] = f32_to_f16(data[i]);
+    for (size_t i = 0; i < bits.size(); ++i)
+        bits[i] = f32_to_f16(data[i]);
     H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
     H5Id lcpl = lcpl_intermediate();
-    H5Id d(H5Dcreate2(file_, dataset.c_str(), half, space, lcpl, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-    if (!d.valid() || (!bits.empty() && H5Dwrite(d, half, H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()) < 0))
+    H5Id d(H5Dcreate2(file_, dataset.c_str(), half, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+           H5Dclose);
+    if (!d.valid() ||
+        (!bits.empty() && H5Dwrite(d, half, H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()) < 0))
         throw IoError(where(dataset) + ": write failed (disk full?)");
 }
 
-void H5File::copy_attrs(const H5File& other, const std::string& src_obj, const std::string& dst_obj) {
+void H5File::copy_attrs(const H5File& other, const std::string& src_obj,
+                        const std::string& dst_obj) {
     H5Id src(H5Oopen(other.file_, src_obj.c_str(), H5P_DEFAULT), H5Oclose);
     H5Id dst(H5Oopen(file_, dst_obj.c_str(), H5P_DEFAULT), H5Oclose);
     if (!src.valid() || !dst.valid())
@@ -653,14 +678,17 @@ void H5File::copy_attrs(const H5File& other, const std::string& src_obj, const s
                H5Aclose);
         if (!a.valid()) throw FormatError(other.where(src_obj) + ": unreadable attribute");
         char name[256];
-        if (H5Aget_name(a, sizeof name, name) < 0) throw FormatError(other.where(src_obj) + ": attribute name");
+        if (H5Aget_name(a, sizeof name, name) < 0)
+            throw FormatError(other.where(src_obj) + ": attribute name");
         H5Id type(H5Aget_type(a), H5Tclose), space(H5Aget_space(a), H5Sclose);
         if (H5Tis_variable_str(type) > 0) { // strings through our own reader and writer
             set_attr(dst_obj, name, other.attr_str(src_obj, name));
             continue;
         }
-        const size_t bytes = H5Tget_size(type) * static_cast<size_t>(H5Sget_simple_extent_npoints(space));
-        if (bytes > (1u << 20)) throw FormatError(other.where(src_obj) + ": attribute " + name + " too large");
+        const size_t bytes =
+            H5Tget_size(type) * static_cast<size_t>(H5Sget_simple_extent_npoints(space));
+        if (bytes > (1u << 20))
+            throw FormatError(other.where(src_obj) + ": attribute " + name + " too large");
         std::vector<char> buf(bytes);
         H5Id out(H5Acreate2(dst, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
         if (H5Aread(a, type, buf.data()) < 0 || !out.valid() || H5Awrite(out, type, buf.data()) < 0)
@@ -681,7 +709,8 @@ void H5File::write_strings(const std::string& dataset, const Shape& shape,
            H5Dclose);
     std::vector<const char*> ptrs;
     ptrs.reserve(values.size());
-    for (auto& s : values) ptrs.push_back(s.c_str());
+    for (auto& s : values)
+        ptrs.push_back(s.c_str());
     if (!d.valid() ||
         (!ptrs.empty() && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0))
         throw IoError(where(dataset) + ": write failed");
@@ -693,8 +722,8 @@ void replace_attr(hid_t file, const std::string& obj, const std::string& attr, h
     if (H5Aexists_by_name(file, obj.c_str(), attr.c_str(), H5P_DEFAULT) > 0)
         H5Adelete_by_name(file, obj.c_str(), attr.c_str(), H5P_DEFAULT);
     H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
-    H5Id a(H5Acreate_by_name(file, obj.c_str(), attr.c_str(), type, space, H5P_DEFAULT,
-                             H5P_DEFAULT, H5P_DEFAULT),
+    H5Id a(H5Acreate_by_name(file, obj.c_str(), attr.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT),
            H5Aclose);
     if (!a.valid() || H5Awrite(a, type, value) < 0)
         throw IoError(where + ": cannot write attribute " + attr);

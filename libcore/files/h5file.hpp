@@ -1,6 +1,7 @@
-// h5file: a thin RAII layer over the HDF5 C API (whose header only h5file.cpp includes). Files come from a path or stdin (read into
-// an in-memory file image); outputs go to a temporary file renamed into place on commit(),
-// or to stdout through an in-memory image. Every error names the file and the dataset.
+// h5file: a thin RAII layer over the HDF5 C API (whose header only h5file.cpp includes). Files come
+// from a path or stdin (read into an in-memory file image); outputs go to a temporary file renamed
+// into place on commit(), or to stdout through an in-memory image. Every error names the file and
+// the dataset.
 #pragma once
 #include "tensor/tensor.hpp"
 
@@ -54,7 +55,7 @@ class H5File {
     static H5File from_image(std::vector<char> image, const std::string& name);
 
     const std::string& name() const { return name_; } // for messages ("<stdin>" for stdin)
-    int64_t id() const { return file_; } // the HDF5 id (hid_t)
+    int64_t id() const { return file_; }              // the HDF5 id (hid_t)
     bool valid() const { return file_.valid(); }
 
     bool exists(const std::string& path) const; // a link at path (intermediate groups too)

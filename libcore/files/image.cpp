@@ -13,7 +13,9 @@ namespace qkv {
 namespace {
 #include "files/font_data.inc"
 
-uint8_t to8(double v) { return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 1.0) * 255)); }
+uint8_t to8(double v) {
+    return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 1.0) * 255));
+}
 } // namespace
 
 Rgb viridis(double t) {
@@ -29,7 +31,8 @@ Rgb viridis(double t) {
     double v[3];
     for (int k = 0; k < 3; ++k) {
         double acc = c[6][k];
-        for (int i = 5; i >= 0; --i) acc = acc * t + c[i][k];
+        for (int i = 5; i >= 0; --i)
+            acc = acc * t + c[i][k];
         v[k] = acc;
     }
     return {to8(v[0]), to8(v[1]), to8(v[2])};
@@ -37,7 +40,7 @@ Rgb viridis(double t) {
 
 Rgb diverging(double t) {
     // ColorBrewer RdBu, reversed so that negative is blue: 11 anchors from -1 to 1.
-    static const Rgb a[11] = {{5, 48, 97},    {33, 102, 172}, {67, 147, 195},  {146, 197, 222},
+    static const Rgb a[11] = {{5, 48, 97},     {33, 102, 172},  {67, 147, 195},  {146, 197, 222},
                               {209, 229, 240}, {247, 247, 247}, {253, 219, 199}, {244, 165, 130},
                               {214, 96, 77},   {178, 24, 43},   {103, 0, 31}};
     t = std::clamp(t, -1.0, 1.0);
@@ -77,7 +80,8 @@ Rgb Canvas::at(int x, int y) const {
 
 void Canvas::fill(int x, int y, int w, int h, Rgb c) {
     for (int j = std::max(0, y); j < std::min(h_, y + h); ++j)
-        for (int i = std::max(0, x); i < std::min(w_, x + w); ++i) set(i, j, c);
+        for (int i = std::max(0, x); i < std::min(w_, x + w); ++i)
+            set(i, j, c);
 }
 
 void Canvas::text(int x, int y, const std::string& s, Rgb c, bool vertical, bool visible_spaces) {
@@ -86,12 +90,15 @@ void Canvas::text(int x, int y, const std::string& s, Rgb c, bool vertical, bool
         const int ox = vertical ? x : x + static_cast<int>(n) * kCharW;
         const int oy = vertical ? y - static_cast<int>(n) * kCharW : y;
         auto plot = [&](int gx, int gy) { // glyph pixel (gx right, gy down) to the canvas
-            if (vertical) set(ox + gy, oy - gx, c); // rotated 90 degrees, reading upwards
-            else set(ox + gx, oy + gy, c);
+            if (vertical)
+                set(ox + gy, oy - gx, c); // rotated 90 degrees, reading upwards
+            else
+                set(ox + gx, oy + gy, c);
         };
         if (ch == ' ' && visible_spaces) {
             for (int gy = 8; gy < 10; ++gy)
-                for (int gx = 3; gx < 5; ++gx) plot(gx, gy);
+                for (int gx = 3; gx < 5; ++gx)
+                    plot(gx, gy);
             continue;
         }
         if (ch < 32 || ch > 126) ch = '?';

@@ -1,7 +1,7 @@
 #include "files/loss_curve.hpp"
 
-#include "files/checkpoint.hpp"
 #include "base/errors.hpp"
+#include "files/checkpoint.hpp"
 #include "files/image.hpp"
 
 #include <nlohmann/json.hpp>

@@ -1,8 +1,8 @@
 #include "files/model_file.hpp"
 
 #include "base/errors.hpp"
-#include "files/resources.hpp"
 #include "base/rng.hpp"
+#include "files/resources.hpp"
 #include "files/safetensors.hpp"
 #include "version.hpp"
 
@@ -122,7 +122,9 @@ ModelWeights ModelFile::load_all(Backend& be) const {
     return m;
 }
 
-TokenizerData ModelFile::load_tokenizer() const { return read_tokenizer_group(file_); }
+TokenizerData ModelFile::load_tokenizer() const {
+    return read_tokenizer_group(file_);
+}
 
 std::string ModelFile::name() const {
     const auto dash = model_id_.rfind('-');
@@ -167,8 +169,8 @@ TokenizerData tokenizer_data_from_text(const std::string& vocab_json, const std:
 }
 
 TokenizerData gpt2_tokenizer_data() {
-    return tokenizer_data_from_text(std::string(gpt2_vocab_json()),
-                                    std::string(gpt2_merges_txt()), "<built-in gpt2>");
+    return tokenizer_data_from_text(std::string(gpt2_vocab_json()), std::string(gpt2_merges_txt()),
+                                    "<built-in gpt2>");
 }
 
 namespace {
@@ -214,7 +216,8 @@ void ModelWriter::put(const std::string& name, const Tensor& t_in) {
             rounded.f32()[i] = f16_to_f32(f32_to_f16(t_in.f32()[i]));
     }
     const Tensor& t = f16_ ? rounded : t_in;
-    for (char ch : name) hash_ = (hash_ ^ static_cast<unsigned char>(ch)) * 0x100000001b3ULL;
+    for (char ch : name)
+        hash_ = (hash_ ^ static_cast<unsigned char>(ch)) * 0x100000001b3ULL;
     const auto* p = reinterpret_cast<const unsigned char*>(t.f32());
     const size_t n = static_cast<size_t>(t.numel()) * 4;
     // FNV-1a over 8-byte words: fast enough for GPT-2 XL, and any change of a weight shows.
@@ -224,9 +227,12 @@ void ModelWriter::put(const std::string& name, const Tensor& t_in) {
         std::memcpy(&w, p + i, 8);
         hash_ = (hash_ ^ w) * 0x100000001b3ULL;
     }
-    for (; i < n; ++i) hash_ = (hash_ ^ p[i]) * 0x100000001b3ULL;
-    if (f16_) out_.file().write_f16(name, t.shape(), t.f32());
-    else out_.file().write(name, t);
+    for (; i < n; ++i)
+        hash_ = (hash_ ^ p[i]) * 0x100000001b3ULL;
+    if (f16_)
+        out_.file().write_f16(name, t.shape(), t.f32());
+    else
+        out_.file().write(name, t);
 }
 
 void write_tokenizer_group(H5File& f, const TokenizerData& tok) {
@@ -245,7 +251,9 @@ TokenizerData read_tokenizer_group(const H5File& f) {
     return t;
 }
 
-void ModelWriter::put_tokenizer(const TokenizerData& tok) { write_tokenizer_group(out_.file(), tok); }
+void ModelWriter::put_tokenizer(const TokenizerData& tok) {
+    write_tokenizer_group(out_.file(), tok);
+}
 
 void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
                           const std::string& history_line) {
@@ -275,7 +283,8 @@ std::string ModelWriter::commit() {
 namespace {
 Tensor filled(const Shape& s, float v) {
     Tensor t = Tensor::zeros(s);
-    for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = v;
+    for (int64_t i = 0; i < t.numel(); ++i)
+        t.f32()[i] = v;
     return t;
 }
 } // namespace
@@ -287,21 +296,22 @@ std::string model_init(const ModelInitOptions& opt) {
     if (opt.n_heads > 0) c.n_heads = opt.n_heads;
     if (opt.d_model > 0 || opt.n_heads > 0) {
         if (c.d_model % c.n_heads != 0)
-            throw UsageError("--d-model " + std::to_string(c.d_model) + " is not a multiple of --heads " +
-                             std::to_string(c.n_heads));
+            throw UsageError("--d-model " + std::to_string(c.d_model) +
+                             " is not a multiple of --heads " + std::to_string(c.n_heads));
         c.d_head = c.d_model / c.n_heads;
         c.d_mlp = 4 * c.d_model;
     }
     if (opt.d_mlp > 0) c.d_mlp = opt.d_mlp;
     if (opt.n_ctx > 0) c.n_ctx = opt.n_ctx;
-    TokenizerData tok = opt.vocab_dir.empty() ? gpt2_tokenizer_data()
-                                              : load_tokenizer_data(opt.vocab_dir);
+    TokenizerData tok =
+        opt.vocab_dir.empty() ? gpt2_tokenizer_data() : load_tokenizer_data(opt.vocab_dir);
     c.vocab_size = static_cast<int64_t>(tok.vocab.size()); // the tokenizer decides
     c.validate("model init");
     Rng rng(opt.seed);
     auto normal = [&](const Shape& s, double sd) {
         Tensor t = Tensor::zeros(s);
-        for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = static_cast<float>(rng.normal() * sd);
+        for (int64_t i = 0; i < t.numel(); ++i)
+            t.f32()[i] = static_cast<float>(rng.normal() * sd);
         return t;
     };
     const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head;
@@ -340,7 +350,8 @@ std::string model_init(const ModelInitOptions& opt) {
 std::string model_export(const ModelExportOptions& opt) {
     if (opt.dtype != "f16" && opt.dtype != "f32")
         throw UsageError("--dtype: f16 or f32, not '" + opt.dtype + "'");
-    if (opt.input.empty() || is_stdio(opt.input)) throw UsageError("model export: give the model file");
+    if (opt.input.empty() || is_stdio(opt.input))
+        throw UsageError("model export: give the model file");
     check_not_same_file(opt.input, opt.output);
     ModelFile m = ModelFile::open(opt.input);
     const H5File& in = m.h5();
@@ -430,7 +441,8 @@ std::string model_import(const ModelImportOptions& opt) {
 
     const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head, F = c.d_mlp;
     std::string base = dir;
-    while (base.size() > 1 && base.back() == '/') base.pop_back();
+    while (base.size() > 1 && base.back() == '/')
+        base.pop_back();
     base = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
     ModelWriter w(opt.output, c, "hf-" + base, opt.history_line);
     Tensor W_E = get("wte.weight", {c.vocab_size, D});
@@ -500,10 +512,10 @@ std::string model_info(const std::string& path, bool json) {
         nlohmann::ordered_json j;
         j["file"] = path;
         j["model_id"] = m.model_id();
-        j["config"] = {{"arch", c.arch},       {"n_layers", c.n_layers}, {"d_model", c.d_model},
-                       {"n_heads", c.n_heads}, {"d_head", c.d_head},     {"d_mlp", c.d_mlp},
-                       {"n_ctx", c.n_ctx},     {"vocab_size", c.vocab_size},
-                       {"ln_eps", c.ln_eps},   {"act", c.act}};
+        j["config"] = {{"arch", c.arch},       {"n_layers", c.n_layers},     {"d_model", c.d_model},
+                       {"n_heads", c.n_heads}, {"d_head", c.d_head},         {"d_mlp", c.d_mlp},
+                       {"n_ctx", c.n_ctx},     {"vocab_size", c.vocab_size}, {"ln_eps", c.ln_eps},
+                       {"act", c.act}};
         j["tokenizer"] = tok_kind;
         j["stored_values"] = total;
         j["tensors"] = tensors;
@@ -515,8 +527,8 @@ std::string model_info(const std::string& path, bool json) {
       << "\nn_heads:    " << c.n_heads << "\nd_head:     " << c.d_head
       << "\nd_mlp:      " << c.d_mlp << "\nn_ctx:      " << c.n_ctx
       << "\nvocab_size: " << c.vocab_size << "\nln_eps:     " << c.ln_eps
-      << "\nact:        " << c.act << "\ntokenizer:  " << tok_kind
-      << "\nstored values: " << total << " (W_U stored apart from W_E)\ntensors:\n"
+      << "\nact:        " << c.act << "\ntokenizer:  " << tok_kind << "\nstored values: " << total
+      << " (W_U stored apart from W_E)\ntensors:\n"
       << table.str();
     return o.str();
 }

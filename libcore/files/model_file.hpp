@@ -2,12 +2,12 @@
 // Weights are stored per head as in TransformerLens, row-major; see man/qkv-files.5.
 // Loading is apart from evaluation: a tool reads only the datasets it needs.
 #pragma once
-#include "tensor/backend.hpp"
-#include "model/config.hpp"
 #include "files/h5file.hpp"
+#include "model/config.hpp"
+#include "model/weights.hpp"
+#include "tensor/backend.hpp"
 #include "tensor/tensor.hpp"
 #include "tokenizer/tokenizer_data.hpp"
-#include "model/weights.hpp"
 
 #include <string>
 #include <vector>
@@ -50,7 +50,7 @@ class ModelWriter {
     void put(const std::string& name, const Tensor& t);
     void put_tokenizer(const TokenizerData& tok);
     H5File& file() { return out_.file(); } // for groups that are not weights (/train)
-    std::string commit(); // returns model_id
+    std::string commit();                  // returns model_id
 
   private:
     H5Output out_;

@@ -119,7 +119,8 @@ Safetensors Safetensors::open(const std::string& path) {
     if (size < 8 || pread(s.fd_, len_bytes, 8, 0) != 8)
         throw FormatError(path + ": too short for a safetensors file");
     uint64_t header_len = 0;
-    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+    for (int i = 7; i >= 0; --i)
+        header_len = (header_len << 8) | len_bytes[i];
     if (header_len > kMaxHeader || header_len > size - 8)
         throw FormatError(path + ": safetensors header length " + std::to_string(header_len) +
                           " exceeds the file");

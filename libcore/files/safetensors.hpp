@@ -27,9 +27,8 @@ class Safetensors {
     Tensor read(const std::string& name, const Shape& expected) const;
 
     // Parses a header (the JSON text) against a data section of data_size bytes.
-    static std::map<std::string, SafetensorsEntry> parse_header(const std::string& json,
-                                                                uint64_t data_size,
-                                                                const std::string& where);
+    static std::map<std::string, SafetensorsEntry>
+    parse_header(const std::string& json, uint64_t data_size, const std::string& where);
 
   private:
     Safetensors() = default;

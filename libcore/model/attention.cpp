@@ -7,8 +7,8 @@
 namespace qkv {
 
 void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln1,
-                       const AttentionWeights& w, Tensor& resid, const Tensor* context,
-                       bool causal, const AttentionSaves& saves, AttentionResult& result,
+                       const AttentionWeights& w, Tensor& resid, const Tensor* context, bool causal,
+                       const AttentionSaves& saves, AttentionResult& result,
                        const KVLayerView* cache, const AttentionEdit* edit) {
     const int64_t B = resid.dim(0), T = resid.dim(1), D = cfg.d_model;
     const int64_t H = cfg.n_heads, dh = cfg.d_head, HD = H * dh;
@@ -117,8 +117,8 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     if (saves.head_out) {
         result.head_out = be.empty({B, T, H, D});
         for (int64_t h = 0; h < H; ++h)
-            be.gemm(false, false, rows, D, dh, 1.0f, z.f32() + h * dh, HD,
-                    w.W_O.f32() + h * dh * D, D, 0.0f, result.head_out.f32() + h * D, H * D);
+            be.gemm(false, false, rows, D, dh, 1.0f, z.f32() + h * dh, HD, w.W_O.f32() + h * dh * D,
+                    D, 0.0f, result.head_out.f32() + h * D, H * D);
     }
 
     // Output: the changes of all heads in one GEMM, plus b_O, added to the residual stream.

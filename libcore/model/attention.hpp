@@ -9,8 +9,8 @@
 //   change   z W_O[head]          (value-up)          [pos, d_model]
 // and the changes of all heads plus b_O are added to the residual stream.
 #pragma once
-#include "tensor/backend.hpp"
 #include "model/weights.hpp"
+#include "tensor/backend.hpp"
 
 #include <vector>
 
@@ -21,7 +21,7 @@ struct AttentionSaves {
          head_out = false, out = false;
 };
 
-struct AttentionResult { // on the backend's device, each only when asked for
+struct AttentionResult {    // on the backend's device, each only when asked for
     Tensor scores, pattern; // [batch, head, query_pos, key_pos]
     Tensor q, k, v, z;      // [batch, pos, head, d_head]
     Tensor head_out;        // [batch, pos, head, d_model]
@@ -49,8 +49,8 @@ struct AttentionEdit {
 // self-attention, else the residual stream [batch or 1, key_pos, d_model] that keys and values
 // come from (cross-attention). causal masks keys after each query.
 void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln1,
-                       const AttentionWeights& w, Tensor& resid, const Tensor* context,
-                       bool causal, const AttentionSaves& saves, AttentionResult& result,
+                       const AttentionWeights& w, Tensor& resid, const Tensor* context, bool causal,
+                       const AttentionSaves& saves, AttentionResult& result,
                        const KVLayerView* cache = nullptr, const AttentionEdit* edit = nullptr);
 
 } // namespace qkv

@@ -32,14 +32,20 @@ Config preset_config(const std::string& name) {
         c.n_ctx = ctx;
         c.vocab_size = vocab;
     };
-    if (name == "gpt2") set(12, 768, 12, 1024, 50257);
-    else if (name == "gpt2-medium") set(24, 1024, 16, 1024, 50257);
-    else if (name == "gpt2-large") set(36, 1280, 20, 1024, 50257);
-    else if (name == "gpt2-xl") set(48, 1600, 25, 1024, 50257);
-    else if (name == "tiny") set(2, 64, 4, 128, 50257);
+    if (name == "gpt2")
+        set(12, 768, 12, 1024, 50257);
+    else if (name == "gpt2-medium")
+        set(24, 1024, 16, 1024, 50257);
+    else if (name == "gpt2-large")
+        set(36, 1280, 20, 1024, 50257);
+    else if (name == "gpt2-xl")
+        set(48, 1600, 25, 1024, 50257);
+    else if (name == "tiny")
+        set(2, 64, 4, 128, 50257);
     else {
         std::string all;
-        for (auto& n : preset_names()) all += (all.empty() ? "" : ", ") + n;
+        for (auto& n : preset_names())
+            all += (all.empty() ? "" : ", ") + n;
         throw UsageError("--preset: unknown preset '" + name + "' (known: " + all + ")");
     }
     return c;

@@ -9,9 +9,9 @@ EmbedResult embed_forward(Backend& be, const Config& cfg, const EmbedWeights& w,
                           const std::string& where) {
     const int64_t batch = tokens.dim(0), n_pos = tokens.dim(1), D = cfg.d_model;
     if (pos0 + n_pos > cfg.n_ctx)
-        throw ShapeError(where + ": sequence of " + std::to_string(pos0 + n_pos) +
-                         " tokens is longer than the model's context n_ctx = " +
-                         std::to_string(cfg.n_ctx));
+        throw ShapeError(
+            where + ": sequence of " + std::to_string(pos0 + n_pos) +
+            " tokens is longer than the model's context n_ctx = " + std::to_string(cfg.n_ctx));
     for (int64_t i = 0; i < tokens.numel(); ++i) {
         const int32_t id = tokens.i32()[i];
         if (id < 0 || id >= cfg.vocab_size)

@@ -1,12 +1,12 @@
 // embed: token ids -> the residual stream, token embedding plus position embedding.
 #pragma once
-#include "tensor/backend.hpp"
 #include "model/weights.hpp"
+#include "tensor/backend.hpp"
 
 namespace qkv {
 
 struct EmbedResult {
-    Tensor resid;     // [batch, pos, d_model]
+    Tensor resid;      // [batch, pos, d_model]
     Tensor token, pos; // [batch, pos, d_model] each, only when parts were asked for
 };
 

@@ -2,8 +2,8 @@
 // that each new token costs one position's work in generation.
 #pragma once
 #include "model/attention.hpp"
-#include "tensor/backend.hpp"
 #include "model/weights.hpp"
+#include "tensor/backend.hpp"
 
 namespace qkv {
 

@@ -1,7 +1,7 @@
 // mlp: LayerNorm 2, x W_in + b_in, GELU, W_out + b_out, added to the residual stream.
 #pragma once
-#include "tensor/backend.hpp"
 #include "model/weights.hpp"
+#include "tensor/backend.hpp"
 
 namespace qkv {
 

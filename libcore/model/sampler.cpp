@@ -18,7 +18,8 @@ Sampler::Sampler(const SamplerOptions& opt) : opt_(opt), rng_(opt.seed) {
 double log_softmax_at(const float* logits, int64_t vocab, int32_t id) {
     const double mx = *std::max_element(logits, logits + vocab);
     double sum = 0;
-    for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
+    for (int64_t i = 0; i < vocab; ++i)
+        sum += std::exp(static_cast<double>(logits[i]) - mx);
     return static_cast<double>(logits[id]) - mx - std::log(sum);
 }
 
@@ -50,7 +51,8 @@ std::vector<std::pair<int32_t, double>> Sampler::distribution(const float* logit
         p[i] = std::exp((logits[order[i]] - mx) / opt_.temperature);
         sum += p[i];
     }
-    for (auto& x : p) x /= sum;
+    for (auto& x : p)
+        x /= sum;
     if (opt_.top_p < 1) {
         double cum = 0;
         int64_t n = 0;
@@ -60,10 +62,12 @@ std::vector<std::pair<int32_t, double>> Sampler::distribution(const float* logit
         }
         keep = n;
         double s = std::accumulate(p.begin(), p.begin() + keep, 0.0);
-        for (int64_t i = 0; i < keep; ++i) p[i] /= s;
+        for (int64_t i = 0; i < keep; ++i)
+            p[i] /= s;
     }
     std::vector<std::pair<int32_t, double>> out(keep);
-    for (int64_t i = 0; i < keep; ++i) out[i] = {order[i], p[i]};
+    for (int64_t i = 0; i < keep; ++i)
+        out[i] = {order[i], p[i]};
     return out;
 }
 

@@ -1,7 +1,7 @@
 #include "model/transformer.hpp"
 
-#include "model/embed.hpp"
 #include "base/errors.hpp"
+#include "model/embed.hpp"
 #include "model/unembed.hpp"
 
 namespace qkv {
@@ -13,11 +13,12 @@ Transformer::Transformer(ModelWeights weights, Backend& be)
 Tensor Transformer::step(const int32_t* tokens, int64_t n, KVCache& cache) {
     if (n <= 0) throw ShapeError("internal: a step needs at least one token");
     if (cache.length() + n > cache.capacity())
-        throw ShapeError("sequence of " + std::to_string(cache.length() + n) +
-                         " tokens is longer than the model's context n_ctx = " +
-                         std::to_string(cfg_.n_ctx));
+        throw ShapeError(
+            "sequence of " + std::to_string(cache.length() + n) +
+            " tokens is longer than the model's context n_ctx = " + std::to_string(cfg_.n_ctx));
     Tensor ids = Tensor::zeros({1, n}, DType::I32); // [batch=1, pos]
-    for (int64_t i = 0; i < n; ++i) ids.i32()[i] = tokens[i];
+    for (int64_t i = 0; i < n; ++i)
+        ids.i32()[i] = tokens[i];
     EmbedResult e = embed_forward(be_, cfg_, embed_, ids, cache.length(), false, "generate");
     Tensor& resid = e.resid; // [1, pos, d_model]
     for (int64_t l = 0; l < cfg_.n_layers; ++l) {

@@ -2,10 +2,10 @@
 // tokens with a key/value cache. The same kernels as the stage tools (embed, attend, mlp).
 #pragma once
 #include "model/attention.hpp"
-#include "tensor/backend.hpp"
 #include "model/kv_cache.hpp"
 #include "model/mlp.hpp"
 #include "model/weights.hpp"
+#include "tensor/backend.hpp"
 
 #include <vector>
 

@@ -1,7 +1,7 @@
 // unembed: the prediction from the residual stream: final LayerNorm, then x W_U + b_U.
 #pragma once
-#include "tensor/backend.hpp"
 #include "model/weights.hpp"
+#include "tensor/backend.hpp"
 
 namespace qkv {
 

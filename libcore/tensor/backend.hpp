@@ -38,8 +38,8 @@ class Backend {
                               int64_t ldc, int64_t stride_c, int64_t batch) = 0;
 
     // out[rows, d] = (x - mean) / sqrt(var + eps) * w + b, statistics per row.
-    virtual void layer_norm(const float* x, const float* w, const float* b, float eps,
-                            int64_t rows, int64_t d, float* out) = 0;
+    virtual void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
+                            int64_t d, float* out) = 0;
     // x[rows, n] += bias[n]
     virtual void add_bias(float* x, const float* bias, int64_t rows, int64_t n) = 0;
     // y[n] += x[n]

@@ -2,14 +2,14 @@
 // (libqkvcuda.so, linked to cudart and cuBLAS) loaded with dlopen only when a tool asks for
 // cuda, so the CPU tools never load the CUDA libraries (about 200 MiB of memory and a tenth of
 // a second at start).
-#include "tensor/backend.hpp"
 #include "base/errors.hpp"
+#include "tensor/backend.hpp"
 
 #include <cstdlib>
 #include <dlfcn.h>
-#include <vector>
 #include <string>
 #include <unistd.h>
+#include <vector>
 
 namespace qkv {
 
@@ -36,8 +36,8 @@ const CudaModule& cuda_module() {
         std::vector<std::string> tries;
         if (const char* env = std::getenv("QKV_CUDA_MODULE")) tries.push_back(env);
         const std::string dir = exe_dir();
-        for (const char* rel : {"/libqkvcuda.so", "/../lib/libqkvcuda.so", "/../libcore/libqkvcuda.so",
-                                "/../lib/qkv/libqkvcuda.so"})
+        for (const char* rel : {"/libqkvcuda.so", "/../lib/libqkvcuda.so",
+                                "/../libcore/libqkvcuda.so", "/../lib/qkv/libqkvcuda.so"})
             tries.push_back(dir + rel);
 #ifdef QKV_CUDA_MODULE_DIR
         tries.push_back(std::string(QKV_CUDA_MODULE_DIR) + "/libqkvcuda.so");
@@ -49,12 +49,14 @@ const CudaModule& cuda_module() {
                 mod.error = dlerror();
                 continue;
             }
-            mod.device_count = reinterpret_cast<int (*)()>(dlsym(mod.handle, "qkv_cuda_device_count"));
+            mod.device_count =
+                reinterpret_cast<int (*)()>(dlsym(mod.handle, "qkv_cuda_device_count"));
             mod.make = reinterpret_cast<Backend* (*)()>(dlsym(mod.handle, "qkv_make_cuda_backend"));
             if (mod.device_count && mod.make) return mod;
             mod.error = path + ": not a qkv CUDA module";
         }
-        if (mod.error.empty()) mod.error = "no libqkvcuda.so beside the tools (a build without CUDA)";
+        if (mod.error.empty())
+            mod.error = "no libqkvcuda.so beside the tools (a build without CUDA)";
         return mod;
     }();
     return m;

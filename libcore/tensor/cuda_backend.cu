@@ -1,7 +1,7 @@
 // The CUDA backend: tensors in device memory (cudaMalloc), matrix products with cuBLAS in
 // FP32 (TF32 off), and small kernels of our own for the element-wise and row-wise steps.
-#include "tensor/backend.hpp"
 #include "base/errors.hpp"
+#include "tensor/backend.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -32,7 +32,8 @@ class Pool {
     static size_t bucket(size_t bytes) {
         if (bytes >= (16u << 20)) return (bytes + (2u << 20) - 1) / (2u << 20) * (2u << 20);
         size_t b = 256;
-        while (b < bytes) b <<= 1;
+        while (b < bytes)
+            b <<= 1;
         return b;
     }
     void* get(size_t bytes) {
@@ -49,7 +50,8 @@ class Pool {
     void put(void* p, size_t bytes) { free_[bytes].push_back(p); }
     ~Pool() {
         for (auto& [n, list] : free_)
-            for (void* p : list) cudaFree(p);
+            for (void* p : list)
+                cudaFree(p);
     }
 
   private:
@@ -73,20 +75,23 @@ class CudaStorage : public Storage {
     void* ptr_ = nullptr;
 };
 
-__global__ void k_layer_norm(const float* x, const float* w, const float* b, float eps,
-                             int64_t d, float* out) {
+__global__ void k_layer_norm(const float* x, const float* w, const float* b, float eps, int64_t d,
+                             float* out) {
     // one block per row
     const float* xr = x + blockIdx.x * d;
     float* o = out + blockIdx.x * d;
     __shared__ float red[32];
     float s = 0;
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) s += xr[i];
-    for (int off = 16; off; off >>= 1) s += __shfl_down_sync(0xffffffff, s, off);
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+        s += xr[i];
+    for (int off = 16; off; off >>= 1)
+        s += __shfl_down_sync(0xffffffff, s, off);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
     __syncthreads();
     if (threadIdx.x == 0) {
         float t = 0;
-        for (int i = 0; i < (blockDim.x + 31) / 32; ++i) t += red[i];
+        for (int i = 0; i < (blockDim.x + 31) / 32; ++i)
+            t += red[i];
         red[0] = t / d;
     }
     __syncthreads();
@@ -97,17 +102,20 @@ __global__ void k_layer_norm(const float* x, const float* w, const float* b, flo
         const float c = xr[i] - mean;
         v += c * c;
     }
-    for (int off = 16; off; off >>= 1) v += __shfl_down_sync(0xffffffff, v, off);
+    for (int off = 16; off; off >>= 1)
+        v += __shfl_down_sync(0xffffffff, v, off);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
     __syncthreads();
     if (threadIdx.x == 0) {
         float t = 0;
-        for (int i = 0; i < (blockDim.x + 31) / 32; ++i) t += red[i];
+        for (int i = 0; i < (blockDim.x + 31) / 32; ++i)
+            t += red[i];
         red[0] = rsqrtf(t / d + eps);
     }
     __syncthreads();
     const float rstd = red[0];
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) o[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+        o[i] = (xr[i] - mean) * rstd * w[i] + b[i];
 }
 
 __global__ void k_add_bias(float* x, const float* bias, int64_t total, int64_t n) {
@@ -145,15 +153,19 @@ __global__ void k_masked_softmax(float* scores, float* pattern, int64_t q_len, i
     __shared__ float red[32];
     float mx = -INFINITY;
     for (int64_t k = threadIdx.x; k < k_len; k += blockDim.x) {
-        if (k >= visible) s[k] = -INFINITY;
-        else mx = fmaxf(mx, s[k]);
+        if (k >= visible)
+            s[k] = -INFINITY;
+        else
+            mx = fmaxf(mx, s[k]);
     }
-    for (int off = 16; off; off >>= 1) mx = fmaxf(mx, __shfl_down_sync(0xffffffff, mx, off));
+    for (int off = 16; off; off >>= 1)
+        mx = fmaxf(mx, __shfl_down_sync(0xffffffff, mx, off));
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
     __syncthreads();
     if (threadIdx.x == 0) {
         float t = -INFINITY;
-        for (int i = 0; i < (blockDim.x + 31) / 32; ++i) t = fmaxf(t, red[i]);
+        for (int i = 0; i < (blockDim.x + 31) / 32; ++i)
+            t = fmaxf(t, red[i]);
         red[0] = t;
     }
     __syncthreads();
@@ -165,17 +177,20 @@ __global__ void k_masked_softmax(float* scores, float* pattern, int64_t q_len, i
         p[k] = e;
         sum += e;
     }
-    for (int off = 16; off; off >>= 1) sum += __shfl_down_sync(0xffffffff, sum, off);
+    for (int off = 16; off; off >>= 1)
+        sum += __shfl_down_sync(0xffffffff, sum, off);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = sum;
     __syncthreads();
     if (threadIdx.x == 0) {
         float t = 0;
-        for (int i = 0; i < (blockDim.x + 31) / 32; ++i) t += red[i];
+        for (int i = 0; i < (blockDim.x + 31) / 32; ++i)
+            t += red[i];
         red[0] = 1.0f / t;
     }
     __syncthreads();
     const float inv = red[0];
-    for (int64_t k = threadIdx.x; k < k_len; k += blockDim.x) p[k] *= inv;
+    for (int64_t k = threadIdx.x; k < k_len; k += blockDim.x)
+        p[k] *= inv;
 }
 __global__ void k_embed(const int32_t* tokens, int64_t pos0, const float* W_E, const float* W_pos,
                         int64_t d, float* out_token, float* out_pos, float* out) {
@@ -189,7 +204,9 @@ __global__ void k_embed(const int32_t* tokens, int64_t pos0, const float* W_E, c
     }
 }
 
-unsigned blocks(int64_t n) { return static_cast<unsigned>((n + 255) / 256); }
+unsigned blocks(int64_t n) {
+    return static_cast<unsigned>((n + 255) / 256);
+}
 
 class CudaBackend : public Backend {
   public:
@@ -229,8 +246,9 @@ class CudaBackend : public Backend {
     void copy2d(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows,
                 int64_t cols) override {
         if (rows && cols)
-            check(cudaMemcpy2D(dst, ldd * 4, src, lds * 4, cols * 4, rows, cudaMemcpyDeviceToDevice),
-                  "copy2d");
+            check(
+                cudaMemcpy2D(dst, ldd * 4, src, lds * 4, cols * 4, rows, cudaMemcpyDeviceToDevice),
+                "copy2d");
     }
     void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               int64_t lda, const float* B, int64_t ldb, float beta, float* C,
@@ -279,17 +297,18 @@ class CudaBackend : public Backend {
         if (n) k_gelu<<<blocks(n), 256>>>(x, n);
         check(cudaGetLastError(), "gelu");
     }
-    void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len,
-                        int64_t k_len, int64_t ld, bool causal, int64_t offset) override {
+    void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len, int64_t k_len,
+                        int64_t ld, bool causal, int64_t offset) override {
         if (rows)
             k_masked_softmax<<<(unsigned)rows, 256>>>(scores, pattern, q_len, k_len, ld, causal,
-                                                     offset);
+                                                      offset);
         check(cudaGetLastError(), "masked_softmax");
     }
     void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const float* W_E,
                const float* W_pos, int64_t d, float* out_token, float* out_pos,
                float* out) override {
-        if (n_pos) k_embed<<<(unsigned)n_pos, 256>>>(tokens, pos0, W_E, W_pos, d, out_token, out_pos, out);
+        if (n_pos)
+            k_embed<<<(unsigned)n_pos, 256>>>(tokens, pos0, W_E, W_pos, d, out_token, out_pos, out);
         check(cudaGetLastError(), "embed");
     }
 
@@ -307,4 +326,6 @@ extern "C" int qkv_cuda_device_count() {
     int n = 0;
     return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
 }
-extern "C" qkv::Backend* qkv_make_cuda_backend() { return new qkv::CudaBackend(); }
+extern "C" qkv::Backend* qkv_make_cuda_backend() {
+    return new qkv::CudaBackend();
+}

@@ -8,7 +8,6 @@
 
 namespace qkv {
 
-
 Device parse_device(const std::string& s) {
     if (s == "cpu") return Device::CPU;
     if (s == "cuda") return Device::CUDA;
@@ -18,14 +17,16 @@ Device parse_device(const std::string& s) {
 std::string shape_str(const Shape& s) {
     std::ostringstream o;
     o << '[';
-    for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+    for (size_t i = 0; i < s.size(); ++i)
+        o << (i ? ", " : "") << s[i];
     o << ']';
     return o.str();
 }
 
 int64_t shape_numel(const Shape& s) {
     int64_t n = 1;
-    for (auto d : s) n *= d;
+    for (auto d : s)
+        n *= d;
     return n;
 }
 
@@ -48,7 +49,9 @@ class HostStorage : public Storage {
 };
 } // namespace
 
-std::shared_ptr<Storage> host_storage(size_t bytes) { return std::make_shared<HostStorage>(bytes); }
+std::shared_ptr<Storage> host_storage(size_t bytes) {
+    return std::make_shared<HostStorage>(bytes);
+}
 
 Tensor::Tensor(Shape shape, DType dtype, std::shared_ptr<Storage> storage)
     : shape_(std::move(shape)), dtype_(dtype), storage_(std::move(storage)) {}
@@ -63,7 +66,8 @@ Tensor transpose2d(const Tensor& a) {
     const int64_t r = a.dim(0), c = a.dim(1);
     Tensor t = Tensor::zeros({c, r});
     for (int64_t i = 0; i < r; ++i)
-        for (int64_t j = 0; j < c; ++j) t.f32()[j * r + i] = a.f32()[i * c + j];
+        for (int64_t j = 0; j < c; ++j)
+            t.f32()[j * r + i] = a.f32()[i * c + j];
     return t;
 }
 

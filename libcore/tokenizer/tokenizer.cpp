@@ -40,10 +40,14 @@ int utf8_seq(const unsigned char* p, size_t n, bool* incomplete = nullptr) {
     if (c < 0x80) return 1;
     int len;
     uint32_t min;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000;
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
     uint32_t cp = c & (0x3F >> (len - 1));
     for (int i = 1; i < len; ++i) {
         if (static_cast<size_t>(i) >= n) {
@@ -74,8 +78,8 @@ const std::vector<std::string>& byte_to_unicode() {
         std::vector<std::string> t(256);
         int n = 0;
         for (int b = 0; b < 256; ++b) {
-            const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) ||
-                                   (b >= 0xAE && b <= 0xFF);
+            const bool printable =
+                (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
             t[b] = utf8(printable ? b : 256 + n++);
         }
         return t;
@@ -87,10 +91,18 @@ std::string visible_whitespace(const std::string& s) {
     std::string o;
     for (char c : s) {
         switch (c) {
-        case ' ': o += "\xC2\xB7"; break;     // ·
-        case '\n': o += "\xE2\x86\xB5"; break; // ↵
-        case '\t': o += "\xE2\x86\x92"; break; // →
-        case '\r': o += "\xE2\x90\x8D"; break; // ␍
+        case ' ':
+            o += "\xC2\xB7";
+            break; // ·
+        case '\n':
+            o += "\xE2\x86\xB5";
+            break; // ↵
+        case '\t':
+            o += "\xE2\x86\x92";
+            break; // →
+        case '\r':
+            o += "\xE2\x90\x8D";
+            break; // ␍
         default:
             if (static_cast<unsigned char>(c) < 0x20) {
                 char buf[8];
@@ -147,8 +159,10 @@ bool PreTokenizer::next(std::string_view text, size_t& pos, std::string_view& pi
         start = ov[0];
         end = ov[1];
     }
-    if (start > pos) end = start; // an unmatched gap (never in practice) is a piece of its own
-    else if (end <= start) return false;
+    if (start > pos)
+        end = start; // an unmatched gap (never in practice) is a piece of its own
+    else if (end <= start)
+        return false;
     piece = text.substr(pos, end - pos);
     pos = end;
     return true;
@@ -163,7 +177,8 @@ Tokenizer::Tokenizer(const TokenizerData& data) {
     // Token strings are in the byte-to-unicode alphabet: map them back to bytes.
     std::unordered_map<std::string, int> char_to_byte;
     const auto& b2u = byte_to_unicode();
-    for (int b = 0; b < 256; ++b) char_to_byte[b2u[b]] = b;
+    for (int b = 0; b < 256; ++b)
+        char_to_byte[b2u[b]] = b;
     std::unordered_map<std::string, int32_t> id_of;
     bytes_.resize(data.vocab.size());
     for (size_t id = 0; id < data.vocab.size(); ++id) {
@@ -227,17 +242,17 @@ void Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
         int32_t rank;
         int pos;
         int32_t left, right;
-        bool operator>(const Cand& o) const {
-            return rank != o.rank ? rank > o.rank : pos > o.pos;
-        }
+        bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
     };
     std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
     auto push = [&](int pos) {
         if (pos < 0 || sym[pos].next < 0) return;
         auto it = merges_.find(pair_key(sym[pos].id, sym[sym[pos].next].id));
-        if (it != merges_.end()) heap.push({it->second.first, pos, sym[pos].id, sym[sym[pos].next].id});
+        if (it != merges_.end())
+            heap.push({it->second.first, pos, sym[pos].id, sym[sym[pos].next].id});
     };
-    for (size_t i = 0; i + 1 < n; ++i) push(static_cast<int>(i));
+    for (size_t i = 0; i + 1 < n; ++i)
+        push(static_cast<int>(i));
     while (!heap.empty()) {
         const Cand c = heap.top();
         heap.pop();
@@ -251,7 +266,8 @@ void Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
         push(a.prev);
         push(c.pos);
     }
-    for (int i = 0; i >= 0; i = sym[i].next) out.push_back(sym[i].id);
+    for (int i = 0; i >= 0; i = sym[i].next)
+        out.push_back(sym[i].id);
 }
 
 void Tokenizer::encode_ordinary(std::string_view text, bool raw_bytes,
@@ -322,7 +338,8 @@ const std::string& Tokenizer::token_bytes(int32_t id) const {
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     std::string s;
-    for (int32_t id : ids) s += token_bytes(id);
+    for (int32_t id : ids)
+        s += token_bytes(id);
     return s;
 }
 

@@ -51,8 +51,8 @@ class Tokenizer {
   private:
     void bpe(std::string_view piece, std::vector<int32_t>& out) const;
     void encode_ordinary(std::string_view text, bool raw_bytes, std::vector<int32_t>& out) const;
-    std::vector<std::string> bytes_;          // id -> bytes
-    int32_t byte_id_[256];                    // single-byte token of each byte
+    std::vector<std::string> bytes_; // id -> bytes
+    int32_t byte_id_[256];           // single-byte token of each byte
     std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_; // (a,b) -> (rank, merged)
     int32_t eot_ = -1;
     PreTokenizer pre_;

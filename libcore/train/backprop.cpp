@@ -1,7 +1,7 @@
 #include "train/backprop.hpp"
 
-#include "tensor/cpu_kernels.hpp"
 #include "base/errors.hpp"
+#include "tensor/cpu_kernels.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -4,8 +4,8 @@
 // and shared weights (the tied embedding) simply accumulate. Every sum runs in a fixed order,
 // so results do not depend on the thread count.
 #pragma once
-#include "tensor/backend.hpp"
 #include "base/thread_pool.hpp"
+#include "tensor/backend.hpp"
 
 #include <cstdint>
 

@@ -3,10 +3,10 @@
 // W_K and W_V of all heads side by side); Gpt runs the forward pass keeping what the backward
 // pass reads (backprop), then the backward pass, last layer first.
 #pragma once
+#include "base/thread_pool.hpp"
+#include "model/weights.hpp"
 #include "tensor/backend.hpp"
 #include "train/backprop.hpp"
-#include "model/weights.hpp"
-#include "base/thread_pool.hpp"
 
 #include <functional>
 #include <string>

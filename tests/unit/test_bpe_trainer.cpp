@@ -1,5 +1,5 @@
-#include "tokenizer/bpe_trainer.hpp"
 #include "base/errors.hpp"
+#include "tokenizer/bpe_trainer.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 #include <catch2/catch.hpp>

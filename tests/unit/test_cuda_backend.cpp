@@ -13,7 +13,8 @@ using namespace qkv;
 namespace {
 Tensor random_host(const Shape& s, float seed) {
     Tensor t = Tensor::zeros(s);
-    for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = std::sin(seed + 0.731f * i);
+    for (int64_t i = 0; i < t.numel(); ++i)
+        t.f32()[i] = std::sin(seed + 0.731f * i);
     return t;
 }
 void require_close(const Tensor& cpu, const Tensor& gpu_host) {

@@ -1,7 +1,7 @@
 // attention, mlp and embed on hand-made weights whose results can be worked out by hand.
+#include "base/errors.hpp"
 #include "model/attention.hpp"
 #include "model/embed.hpp"
-#include "base/errors.hpp"
 #include "model/mlp.hpp"
 
 #include <catch2/catch.hpp>
@@ -23,7 +23,8 @@ Config small() {
 }
 LayerNormWeights ln_identity(int64_t d) {
     LayerNormWeights ln{Tensor::zeros({d}), Tensor::zeros({d})};
-    for (int64_t i = 0; i < d; ++i) ln.w.f32()[i] = 1.0f;
+    for (int64_t i = 0; i < d; ++i)
+        ln.w.f32()[i] = 1.0f;
     return ln;
 }
 } // namespace
@@ -34,8 +35,8 @@ TEST_CASE("attention: zero queries and keys give a uniform causal pattern") {
     AttentionWeights w{Tensor::zeros({4, 12}), Tensor::zeros({12}), Tensor::zeros({2, 2, 4}),
                        Tensor::zeros({4})};
     // value-down picks feature 0 for head 0 and feature 1 for head 1; value-up writes them back
-    w.W_QKV.f32()[0 * 12 + 8] = 1.0f;  // W_V head 0, d_head 0 <- feature 0
-    w.W_QKV.f32()[1 * 12 + 10] = 1.0f; // W_V head 1, d_head 0 <- feature 1
+    w.W_QKV.f32()[0 * 12 + 8] = 1.0f;      // W_V head 0, d_head 0 <- feature 0
+    w.W_QKV.f32()[1 * 12 + 10] = 1.0f;     // W_V head 1, d_head 0 <- feature 1
     w.W_O.f32()[0 * 8 + 0 * 4 + 2] = 1.0f; // head 0, d_head 0 -> feature 2
     w.W_O.f32()[1 * 8 + 0 * 4 + 3] = 1.0f; // head 1, d_head 0 -> feature 3
     w.b_O.f32()[0] = 0.25f;
@@ -73,14 +74,16 @@ TEST_CASE("mlp: zero weights add only b_out, saves hold pre and post") {
     Config c = small();
     MlpWeights w{Tensor::zeros({4, 8}), Tensor::zeros({8}), Tensor::zeros({8, 4}),
                  Tensor::zeros({4})};
-    for (int i = 0; i < 8; ++i) w.b_in.f32()[i] = float(i) - 4.0f;
+    for (int i = 0; i < 8; ++i)
+        w.b_in.f32()[i] = float(i) - 4.0f;
     w.b_out.f32()[1] = 3.0f;
     Tensor resid = Tensor::zeros({2, 2, 4});
     MlpResult r;
     mlp_forward(*be, c, ln_identity(4), w, resid, MlpSaves{true, true}, r);
     REQUIRE(r.pre.shape() == Shape{2, 2, 8});
     REQUIRE(r.pre.f32()[8 + 7] == 3.0f);
-    REQUIRE(r.post.f32()[8 + 7] == Approx(3.0 * 0.5 * (1 + std::tanh(0.7978845608 * (3 + 0.044715 * 27)))));
+    REQUIRE(r.post.f32()[8 + 7] ==
+            Approx(3.0 * 0.5 * (1 + std::tanh(0.7978845608 * (3 + 0.044715 * 27)))));
     REQUIRE(resid.f32()[1] == 3.0f);
     REQUIRE(resid.f32()[15] == 0.0f);
 }
@@ -89,8 +92,10 @@ TEST_CASE("embed: token plus position, bad ids and long sequences are errors") {
     auto be = make_cpu_backend(1);
     Config c = small();
     EmbedWeights w{Tensor::zeros({10, 4}), Tensor::zeros({8, 4})};
-    for (int i = 0; i < 40; ++i) w.W_E.f32()[i] = float(i);
-    for (int i = 0; i < 32; ++i) w.W_pos.f32()[i] = 100.0f * i;
+    for (int i = 0; i < 40; ++i)
+        w.W_E.f32()[i] = float(i);
+    for (int i = 0; i < 32; ++i)
+        w.W_pos.f32()[i] = 100.0f * i;
     Tensor tok = Tensor::zeros({1, 2}, DType::I32);
     tok.i32()[0] = 9;
     tok.i32()[1] = 0;

@@ -13,7 +13,8 @@ TEST_CASE("h5file: write then read back tensors, strings and attributes") {
     {
         H5Output out(path);
         Tensor t = Tensor::zeros({2, 3});
-        for (int i = 0; i < 6; ++i) t.f32()[i] = i * 0.5f;
+        for (int i = 0; i < 6; ++i)
+            t.f32()[i] = i * 0.5f;
         out.file().write("/a/b/t", t);
         Tensor ids = Tensor::zeros({3}, DType::I32);
         ids.i32()[2] = -7;

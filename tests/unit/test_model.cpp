@@ -1,5 +1,5 @@
-#include "files/activations.hpp"
 #include "base/errors.hpp"
+#include "files/activations.hpp"
 #include "files/model_file.hpp"
 
 #include <catch2/catch.hpp>
@@ -61,7 +61,8 @@ TEST_CASE("model: init is deterministic, loading fuses W_Q, W_K, W_V by head") {
                         W_K.f32()[(h * c.d_model + i) * c.d_head + j]);
     REQUIRE_THROWS_WITH(m.load_attention(2, *be), Catch::Contains("out of range"));
     REQUIRE_THROWS_WITH(ModelFile::open("no-such-model.h5"), Catch::Contains("no-such-model.h5"));
-    for (auto* f : {"unit_model_a.h5", "unit_model_b.h5", "unit_model_c.h5"}) std::remove(f);
+    for (auto* f : {"unit_model_a.h5", "unit_model_b.h5", "unit_model_c.h5"})
+        std::remove(f);
 }
 
 TEST_CASE("activations: stage order") {
@@ -86,7 +87,8 @@ TEST_CASE("model: import refuses a config.json that is not an object (fuzz regre
     const std::string dir = "unit_import_regress";
     mkdir(dir.c_str(), 0755);
     {
-        std::ifstream in(QKV_TEST_DATA "/regress/import-config-not-an-object.json", std::ios::binary);
+        std::ifstream in(QKV_TEST_DATA "/regress/import-config-not-an-object.json",
+                         std::ios::binary);
         std::ofstream out(dir + "/config.json", std::ios::binary);
         out << in.rdbuf();
     }

@@ -19,8 +19,8 @@ TEST_CASE("safetensors: half and bfloat16 to float") {
 
 TEST_CASE("safetensors: header parsing checks offsets, shapes and JSON") {
     auto e = Safetensors::parse_header(
-        R"({"__metadata__":{"a":"b"},"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})",
-        24, "x");
+        R"({"__metadata__":{"a":"b"},"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})", 24,
+        "x");
     REQUIRE(e.size() == 1);
     REQUIRE(e["w"].shape == Shape{2, 3});
     REQUIRE_THROWS_AS(Safetensors::parse_header("{", 0, "x"), FormatError);
@@ -33,14 +33,14 @@ TEST_CASE("safetensors: header parsing checks offsets, shapes and JSON") {
         Safetensors::parse_header(R"({"w":{"dtype":"F16","shape":[2,3],"data_offsets":[0,24]}})",
                                   24, "x"),
         Catch::Contains("do not match"));
-    REQUIRE_THROWS_AS(
-        Safetensors::parse_header(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4,
-                                  "x"),
-        FormatError);
     REQUIRE_THROWS_AS(Safetensors::parse_header(
-                          R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})",
-                          4, "x"),
+                          R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4, "x"),
                       FormatError);
+    REQUIRE_THROWS_AS(
+        Safetensors::parse_header(
+            R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", 4,
+            "x"),
+        FormatError);
 }
 
 TEST_CASE("safetensors: reads F32 and F16 tensors from a file") {

@@ -39,8 +39,8 @@ TEST_CASE("tokenizer: invalid UTF-8 names its offset, --bytes tokenizes raw byte
     const Tokenizer& t = gpt2();
     REQUIRE(find_invalid_utf8("ab\xC3\xA9") == -1);
     REQUIRE(find_invalid_utf8("ab\xC3") == 2);
-    REQUIRE(find_invalid_utf8("abc\xC0\x80") == 3);       // overlong
-    REQUIRE(find_invalid_utf8("\xED\xA0\x80") == 0);      // surrogate
+    REQUIRE(find_invalid_utf8("abc\xC0\x80") == 3);         // overlong
+    REQUIRE(find_invalid_utf8("\xED\xA0\x80") == 0);        // surrogate
     REQUIRE(find_invalid_utf8("ok \xF4\x90\x80\x80") == 3); // past U+10FFFF
     REQUIRE_THROWS_WITH(t.encode("hello \xFF world"), Catch::Contains("byte offset 6"));
     EncodeOptions raw;

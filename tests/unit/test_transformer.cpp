@@ -1,6 +1,6 @@
 // Generation with a key/value cache equals re-running the whole sequence at every step.
-#include "model/kv_cache.hpp"
 #include "files/model_file.hpp"
+#include "model/kv_cache.hpp"
 #include "model/transformer.hpp"
 
 #include <catch2/catch.hpp>

@@ -47,7 +47,8 @@ int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
         const bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`*?") == std::string::npos;
         if (!plain) {
             std::string q = "'";
-            for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+            for (char c : a)
+                q += c == '\'' ? std::string("'\\''") : std::string(1, c);
             a = q + "'";
         }
         opt.command_line += (i ? " " : "") + a;
@@ -89,8 +90,7 @@ int64_t parse_int(const std::string& s, const std::string& option, const std::st
 }
 } // namespace
 
-LayerRange parse_layer_range(const std::string& text, int64_t n_layers,
-                             const std::string& option) {
+LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const std::string& option) {
     LayerRange r;
     if (text == "all") return {0, n_layers};
     const auto colon = text.find(':');
@@ -105,8 +105,8 @@ LayerRange parse_layer_range(const std::string& text, int64_t n_layers,
     if (r.start < 0) r.start += n_layers; // Python-style negative indices
     if (r.stop < 0) r.stop += n_layers;
     if (r.start < 0 || r.stop > n_layers || r.start >= r.stop)
-        throw UsageError(option + ": '" + text + "' is not a non-empty range within 0:" +
-                         std::to_string(n_layers));
+        throw UsageError(option + ": '" + text +
+                         "' is not a non-empty range within 0:" + std::to_string(n_layers));
     return r;
 }
 

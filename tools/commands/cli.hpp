@@ -13,13 +13,13 @@
 namespace qkv {
 
 struct CommonOptions {
-    std::string model;         // --model
-    std::string output = "-";  // -o, stdout when absent or "-"
-    int threads = 0;           // --threads, 0 = the machine's cores
+    std::string model;          // --model
+    std::string output = "-";   // -o, stdout when absent or "-"
+    int threads = 0;            // --threads, 0 = the machine's cores
     std::string device = "cpu"; // --device (or QKV_DEVICE)
-    bool force = false;        // --force: skip the stage-order check
-    bool quiet = false;        // --quiet: nothing on stderr but errors
-    std::string command_line;  // for the history attribute
+    bool force = false;         // --force: skip the stage-order check
+    bool quiet = false;         // --quiet: nothing on stderr but errors
+    std::string command_line;   // for the history attribute
 };
 
 enum CommonFlag : unsigned {

@@ -1,14 +1,15 @@
 #include "commands/generate_tool.hpp"
 
-#include "files/activations.hpp"
-#include "tensor/backend.hpp"
 #include "base/errors.hpp"
-#include "model/kv_cache.hpp"
+#include "files/activations.hpp"
 #include "files/model_file.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "model/kv_cache.hpp"
 #include "model/transformer.hpp"
 #include "model/unembed.hpp"
+#include "tensor/backend.hpp"
+#include "tokenizer/tokenizer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,7 +17,6 @@
 #include <nlohmann/json.hpp>
 #include <sys/resource.h>
 #include <unistd.h>
-#include <algorithm>
 
 namespace qkv {
 
@@ -41,7 +41,8 @@ void predict(const GenerateOptions& opt) {
     // Logits of every position (for -o --all-positions) or only of the chosen one.
     const int64_t rows = opt.all_positions ? B * T : B;
     Tensor x = be->empty({rows, cfg.d_model}); // the vectors to unembed
-    if (opt.all_positions) be->copy(x.f32(), resid.f32(), B * T * cfg.d_model);
+    if (opt.all_positions)
+        be->copy(x.f32(), resid.f32(), B * T * cfg.d_model);
     else
         for (int64_t b = 0; b < B; ++b)
             be->copy(x.f32() + b * cfg.d_model, resid.f32() + (b * T + pos) * cfg.d_model,
@@ -54,8 +55,8 @@ void predict(const GenerateOptions& opt) {
     std::string lens;
     if (!final_layer)
         lens = std::string("logit lens: the stream is after ") + stage_name(in.stage) +
-               (in.layer >= 0 ? " of layer " + std::to_string(in.layer) : "") + ", not after the last layer (" +
-               std::to_string(cfg.n_layers - 1) + ")";
+               (in.layer >= 0 ? " of layer " + std::to_string(in.layer) : "") +
+               ", not after the last layer (" + std::to_string(cfg.n_layers - 1) + ")";
 
     if (!opt.common.output.empty() && opt.common.output != "-") {
         check_not_same_file(opt.from, opt.common.output);
@@ -74,13 +75,14 @@ void predict(const GenerateOptions& opt) {
     for (int64_t b = 0; b < B; ++b) {
         const float* l = logits.f32() + (opt.all_positions ? (b * T + pos) : b) * V;
         std::vector<int32_t> order(V);
-        for (int64_t i = 0; i < V; ++i) order[i] = static_cast<int32_t>(i);
-        std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t c) {
-            return l[a] != l[c] ? l[a] > l[c] : a < c;
-        });
+        for (int64_t i = 0; i < V; ++i)
+            order[i] = static_cast<int32_t>(i);
+        std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                          [&](int32_t a, int32_t c) { return l[a] != l[c] ? l[a] > l[c] : a < c; });
         const double mx = l[order[0]];
         double sum = 0;
-        for (int64_t i = 0; i < V; ++i) sum += std::exp(static_cast<double>(l[i]) - mx);
+        for (int64_t i = 0; i < V; ++i)
+            sum += std::exp(static_cast<double>(l[i]) - mx);
         const double lse = mx + std::log(sum);
         if (opt.json) {
             nlohmann::ordered_json top = nlohmann::ordered_json::array();
@@ -90,20 +92,28 @@ void predict(const GenerateOptions& opt) {
                                {"token", tok.token_text(order[r])},
                                {"prob", std::exp(l[order[r]] - lse)},
                                {"logprob", l[order[r]] - lse}});
-            j.push_back({{"batch", b}, {"position", pos}, {"stage", stage_name(in.stage)},
-                         {"layer", in.layer}, {"logit_lens", !final_layer}, {"top", top}});
+            j.push_back({{"batch", b},
+                         {"position", pos},
+                         {"stage", stage_name(in.stage)},
+                         {"layer", in.layer},
+                         {"logit_lens", !final_layer},
+                         {"top", top}});
             continue;
         }
         if (b == 0 && !lens.empty()) std::cout << "# " << lens << '\n';
         std::cout << "# batch " << b << ", position " << pos << " ("
-                  << visible_whitespace(in.token_text.empty() ? "" : in.token_text[b * T + pos]) << ")\n";
+                  << visible_whitespace(in.token_text.empty() ? "" : in.token_text[b * T + pos])
+                  << ")\n";
         std::printf("rank\tid\ttoken\tprob\tlogprob\n");
         for (int64_t r = 0; r < K; ++r)
             std::printf("%lld\t%d\t%s\t%.6f\t%.4f\n", static_cast<long long>(r + 1), order[r],
-                        visible_whitespace(tok.token_text(order[r])).c_str(), std::exp(l[order[r]] - lse),
-                        l[order[r]] - lse);
+                        visible_whitespace(tok.token_text(order[r])).c_str(),
+                        std::exp(l[order[r]] - lse), l[order[r]] - lse);
     }
-    if (opt.json) std::cout << (B == 1 ? j[0] : j).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    if (opt.json)
+        std::cout
+            << (B == 1 ? j[0] : j).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+            << '\n';
 }
 
 // Holds back generated text that could be the start of a stop string.
@@ -149,13 +159,15 @@ void generate_text(const GenerateOptions& opt) {
             throw UsageError("give TEXT, -f FILE or --tokens FILE, one of them");
         Activations in = read_activations(opt.tokens_file, false);
         check_model(in, model.model_id(), opt.common.model);
-        if (in.batch() != 1) throw ShapeError(in.file.name() + ": generation takes one sequence (batch 1)");
+        if (in.batch() != 1)
+            throw ShapeError(in.file.name() + ": generation takes one sequence (batch 1)");
         prompt.assign(in.tokens.i32(), in.tokens.i32() + in.n_pos());
     } else {
         std::string text;
         if (!opt.text.empty()) {
             if (!opt.file.empty()) throw UsageError("give TEXT or -f FILE, not both");
-            for (size_t i = 0; i < opt.text.size(); ++i) text += (i ? " " : "") + opt.text[i];
+            for (size_t i = 0; i < opt.text.size(); ++i)
+                text += (i ? " " : "") + opt.text[i];
         } else {
             require_input(opt.file);
             auto data = read_all(opt.file);
@@ -167,7 +179,8 @@ void generate_text(const GenerateOptions& opt) {
     }
     for (int32_t id : prompt)
         if (id < 0 || id >= cfg.vocab_size)
-            throw ShapeError("prompt token id " + std::to_string(id) + " is outside the vocabulary");
+            throw ShapeError("prompt token id " + std::to_string(id) +
+                             " is outside the vocabulary");
     if (prompt.empty()) {
         if (tok.eot_id() < 0) throw UsageError("empty prompt");
         prompt.push_back(tok.eot_id()); // GPT-2 starts unconditioned text after <|endoftext|>
@@ -176,7 +189,8 @@ void generate_text(const GenerateOptions& opt) {
     const int64_t total = static_cast<int64_t>(prompt.size()) + opt.n_new;
     if (total > cfg.n_ctx && !opt.slide)
         throw ShapeError("prompt (" + std::to_string(prompt.size()) + " tokens) plus -n " +
-                         std::to_string(opt.n_new) + " is longer than the model's context n_ctx = " +
+                         std::to_string(opt.n_new) +
+                         " is longer than the model's context n_ctx = " +
                          std::to_string(cfg.n_ctx) + " (use --slide to keep the last tokens)");
     if (static_cast<int64_t>(prompt.size()) > cfg.n_ctx) {
         if (!opt.slide) throw ShapeError("prompt is longer than n_ctx");
@@ -258,7 +272,8 @@ void generate_text(const GenerateOptions& opt) {
         f.set_attr("/", "stage", std::string("tokens"));
         f.set_attr("/", "layer", int64_t(-1));
         f.set_attr("/", "history", history_line(opt.common, be->describe()));
-        Tensor ids = Tensor::zeros({1, static_cast<int64_t>(prompt.size() + generated.size())}, DType::I32);
+        Tensor ids =
+            Tensor::zeros({1, static_cast<int64_t>(prompt.size() + generated.size())}, DType::I32);
         std::vector<std::string> texts;
         int64_t k = 0;
         for (auto* v : {&prompt, &generated})
@@ -269,7 +284,8 @@ void generate_text(const GenerateOptions& opt) {
         f.write("/tokens", ids);
         f.write_strings("/token_text", ids.shape(), texts);
         Tensor lp = Tensor::zeros({static_cast<int64_t>(logprobs.size())});
-        for (size_t i = 0; i < logprobs.size(); ++i) lp.f32()[i] = static_cast<float>(logprobs[i]);
+        for (size_t i = 0; i < logprobs.size(); ++i)
+            lp.f32()[i] = static_cast<float>(logprobs[i]);
         f.write("/generate/logprobs", lp);
         f.set_attr("/generate", "prompt_tokens", static_cast<int64_t>(prompt.size()));
         f.set_attr("/generate", "stop_reason", stop_reason);

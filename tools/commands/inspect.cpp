@@ -1,8 +1,8 @@
 #include "commands/inspect.hpp"
 #include "files/loss_curve.hpp"
 
-#include "commands/cli.hpp"
 #include "base/errors.hpp"
+#include "commands/cli.hpp"
 #include "files/h5file.hpp"
 #include "files/image.hpp"
 
@@ -63,8 +63,10 @@ Stats stats_of(const float* p, int64_t n) {
     double sum = 0, sq = 0;
     for (int64_t i = 0; i < n; ++i) {
         const double v = p[i];
-        if (std::isnan(v)) ++s.nan;
-        else if (std::isinf(v)) ++s.inf;
+        if (std::isnan(v))
+            ++s.nan;
+        else if (std::isinf(v))
+            ++s.inf;
         else {
             ++s.finite;
             sum += v;
@@ -89,7 +91,8 @@ Tensor read_any_as_f32(const H5File& f, const std::string& name) {
     if (in.kind == ValueKind::Integer) {
         Tensor i = f.read_i32(name);
         Tensor t = Tensor::zeros(i.shape());
-        for (int64_t k = 0; k < i.numel(); ++k) t.f32()[k] = static_cast<float>(i.i32()[k]);
+        for (int64_t k = 0; k < i.numel(); ++k)
+            t.f32()[k] = static_cast<float>(i.i32()[k]);
         return t;
     }
     throw FormatError(f.name() + ":" + name + ": not numeric (" + dtype_name(in) + ")");
@@ -98,9 +101,12 @@ Tensor read_any_as_f32(const H5File& f, const std::string& name) {
 std::string visible_token(const std::string& s, size_t max_chars = 16) {
     std::string o;
     for (unsigned char c : s) {
-        if (c == '\n') o += "\\n";
-        else if (c == '\t') o += "\\t";
-        else o += static_cast<char>(c);
+        if (c == '\n')
+            o += "\\n";
+        else if (c == '\t')
+            o += "\\t";
+        else
+            o += static_cast<char>(c);
     }
     if (o.size() > max_chars) o = o.substr(0, max_chars - 1) + "~";
     return o;
@@ -112,7 +118,9 @@ std::string summary(const H5File& f, bool as_json) {
     const std::string format = f.has_attr("/", "format") ? f.attr_str("/", "format") : "";
     json j;
     j["file"] = f.name();
-    j["kind"] = format == "qkv-activations" ? "activations" : format == "qkv-model" ? "model" : "other";
+    j["kind"] = format == "qkv-activations" ? "activations"
+                : format == "qkv-model"     ? "model"
+                                            : "other";
     if (f.has_attr("/", "model_id")) j["model_id"] = f.attr_str("/", "model_id");
     if (f.has_attr("/", "stage")) j["stage"] = f.attr_str("/", "stage");
     if (f.has_attr("/", "layer")) j["layer"] = f.attr_int("/", "layer");
@@ -151,7 +159,8 @@ std::string summary(const H5File& f, bool as_json) {
                     for (int64_t p = 0; p < in.shape[1]; ++p) {
                         double sq = 0;
                         const float* v = t.f32() + (b * in.shape[1] + p) * D;
-                        for (int64_t i = 0; i < D; ++i) sq += double(v[i]) * v[i];
+                        for (int64_t i = 0; i < D; ++i)
+                            sq += double(v[i]) * v[i];
                         row.push_back(std::sqrt(sq));
                     }
                     norms.push_back(row);
@@ -169,12 +178,14 @@ std::string summary(const H5File& f, bool as_json) {
     o << "file:     " << f.name() << "\nkind:     " << j["kind"].get<std::string>();
     if (j.contains("model_id")) o << "\nmodel_id: " << j["model_id"].get<std::string>();
     if (j.contains("stage"))
-        o << "\nstage:    " << j["stage"].get<std::string>() << ", layer " << j["layer"].get<int64_t>();
+        o << "\nstage:    " << j["stage"].get<std::string>() << ", layer "
+          << j["layer"].get<int64_t>();
     if (j.contains("modified")) o << "\nmodified: " << j["modified"].get<std::string>();
     if (j.contains("tokens"))
         for (size_t b = 0; b < j["tokens"].size(); ++b) {
             o << "\ntokens[" << b << "]: ";
-            for (auto& t : j["tokens"][b]) o << '[' << visible_token(t.get<std::string>(), 40) << ']';
+            for (auto& t : j["tokens"][b])
+                o << '[' << visible_token(t.get<std::string>(), 40) << ']';
         }
     o << "\ndatasets:\n";
     for (auto& [name, d] : ds.items()) {
@@ -182,20 +193,24 @@ std::string summary(const H5File& f, bool as_json) {
         o << "  " << std::left << std::setw(18) << name << ' ' << std::setw(18) << shape << ' '
           << std::setw(8) << d["dtype"].get<std::string>();
         if (d.contains("min"))
-            o << " min " << fmt(d["min"]) << "  max " << fmt(d["max"]) << "  mean " << fmt(d["mean"])
-              << "  std " << fmt(d["std"]) << (d["nan"].get<int64_t>() ? "  NaN " + std::to_string(d["nan"].get<int64_t>()) : "")
-              << (d["inf"].get<int64_t>() ? "  Inf " + std::to_string(d["inf"].get<int64_t>()) : "");
+            o << " min " << fmt(d["min"]) << "  max " << fmt(d["max"]) << "  mean "
+              << fmt(d["mean"]) << "  std " << fmt(d["std"])
+              << (d["nan"].get<int64_t>() ? "  NaN " + std::to_string(d["nan"].get<int64_t>()) : "")
+              << (d["inf"].get<int64_t>() ? "  Inf " + std::to_string(d["inf"].get<int64_t>())
+                                          : "");
         o << '\n';
         if (d.contains("l2_per_position"))
             for (size_t b = 0; b < d["l2_per_position"].size(); ++b) {
                 o << "    L2 norm per position [" << b << "]:";
-                for (auto& v : d["l2_per_position"][b]) o << ' ' << fmt(v.get<double>());
+                for (auto& v : d["l2_per_position"][b])
+                    o << ' ' << fmt(v.get<double>());
                 o << '\n';
             }
     }
     if (j.contains("history")) {
         o << "history:\n";
-        for (auto& h : j["history"]) o << "  " << h.get<std::string>() << '\n';
+        for (auto& h : j["history"])
+            o << "  " << h.get<std::string>() << '\n';
     }
     return o.str();
 }
@@ -203,7 +218,7 @@ std::string summary(const H5File& f, bool as_json) {
 // ---------------------------------------------------------------- slices
 
 struct Sliced {
-    std::vector<int64_t> shape;            // of the result (ranges only)
+    std::vector<int64_t> shape; // of the result (ranges only)
     std::vector<float> values;
     std::vector<std::vector<int64_t>> idx; // source index of each value
 };
@@ -214,11 +229,13 @@ Sliced take(const Tensor& t, const std::vector<SliceAxis>& axes) {
     for (auto& a : axes)
         if (a.range) r.shape.push_back(a.stop - a.start);
     std::vector<int64_t> cur(axes.size());
-    for (size_t i = 0; i < axes.size(); ++i) cur[i] = axes[i].start;
+    for (size_t i = 0; i < axes.size(); ++i)
+        cur[i] = axes[i].start;
     const int64_t total = shape_numel(r.shape);
     for (int64_t n = 0; n < total; ++n) {
         int64_t off = 0;
-        for (size_t i = 0; i < axes.size(); ++i) off = off * s[i] + cur[i];
+        for (size_t i = 0; i < axes.size(); ++i)
+            off = off * s[i] + cur[i];
         r.values.push_back(t.f32()[off]);
         r.idx.push_back(cur);
         for (int i = static_cast<int>(axes.size()) - 1; i >= 0; --i) { // odometer over ranges
@@ -236,14 +253,16 @@ std::string print_slice(const std::string& where, const Sliced& s) {
     if (s.shape.size() == 2) {
         for (int64_t r = 0; r < s.shape[0]; ++r) {
             o << r << ':';
-            for (int64_t c = 0; c < s.shape[1]; ++c) o << '\t' << fmt(s.values[r * s.shape[1] + c]);
+            for (int64_t c = 0; c < s.shape[1]; ++c)
+                o << '\t' << fmt(s.values[r * s.shape[1] + c]);
             o << '\n';
         }
         return o.str();
     }
     for (size_t i = 0; i < s.values.size(); ++i) {
         std::string idx;
-        for (size_t k = 0; k < s.idx[i].size(); ++k) idx += (k ? "," : "") + std::to_string(s.idx[i][k]);
+        for (size_t k = 0; k < s.idx[i].size(); ++k)
+            idx += (k ? "," : "") + std::to_string(s.idx[i][k]);
         o << '[' << idx << "]\t" << fmt(s.values[i]) << '\n';
     }
     return o.str();
@@ -254,8 +273,8 @@ std::string print_slice(const std::string& where, const Sliced& s) {
 struct Heatmap { // one panel
     std::string title;
     int64_t rows = 0, cols = 0;
-    std::vector<float> values;         // rows * cols
-    std::vector<bool> masked;          // rows * cols
+    std::vector<float> values; // rows * cols
+    std::vector<bool> masked;  // rows * cols
     std::vector<std::string> row_labels, col_labels;
     std::string row_axis, col_axis;
 };
@@ -286,7 +305,8 @@ void draw_panel(Canvas& c, int x0, int y0, const Heatmap& h, int cell, int label
     for (int64_t k = 0; k < h.cols; ++k) { // key labels, reading upwards, below the grid
         const std::string& l = h.col_labels[k];
         c.text(gx + static_cast<int>(k) * cell + (cell - 16) / 2,
-               gy + static_cast<int>(h.rows) * cell + 4 + Canvas::text_width(l), l, ink, true, true);
+               gy + static_cast<int>(h.rows) * cell + 4 + Canvas::text_width(l), l, ink, true,
+               true);
     }
     c.text(gx, gy + static_cast<int>(h.rows) * cell + label_w + 8, h.col_axis, {90, 90, 90});
 }
@@ -299,7 +319,8 @@ std::string render_png(const std::vector<Heatmap>& panels, const std::string& pa
     size_t longest = 0;
     for (auto& p : panels)
         for (auto* v : {&p.row_labels, &p.col_labels})
-            for (auto& l : *v) longest = std::max(longest, l.size());
+            for (auto& l : *v)
+                longest = std::max(longest, l.size());
     const int label_w = 8 * static_cast<int>(longest) + 4;
     const int panel_w = label_w + 18 + static_cast<int>(cols) * cell + 24;
     const int title_w = 8 * static_cast<int>(panels[0].title.size()) + 8;
@@ -315,7 +336,8 @@ std::string render_png(const std::vector<Heatmap>& panels, const std::string& pa
     layout["cols"] = cols;
     json pos = json::array();
     for (size_t i = 0; i < panels.size(); ++i) {
-        const int x0 = 8 + static_cast<int>(i % ncols) * pw, y0 = 8 + static_cast<int>(i / ncols) * ph;
+        const int x0 = 8 + static_cast<int>(i % ncols) * pw,
+                  y0 = 8 + static_cast<int>(i / ncols) * ph;
         draw_panel(c, x0, y0, panels[i], cell, label_w, signed_map, scale);
         pos.push_back({{"x", x0 + label_w + 18}, {"y", y0 + 24}});
     }
@@ -390,7 +412,8 @@ std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
     Tensor p = f.read_f32("/attn/pattern", 4); // [batch, head, query_pos, key_pos]
     const int64_t B = p.dim(0), H = p.dim(1), T = p.dim(2), Tk = p.dim(3);
     if (opt.batch < 0 || opt.batch >= B)
-        throw UsageError("--batch " + std::to_string(opt.batch) + ": the file has batch " + std::to_string(B));
+        throw UsageError("--batch " + std::to_string(opt.batch) + ": the file has batch " +
+                         std::to_string(B));
     Tensor scores;
     if (f.exists("/attn/scores")) scores = f.read_f32("/attn/scores", 4);
     std::vector<std::string> text;
@@ -405,7 +428,8 @@ std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
     std::vector<Heatmap> panels;
     for (int64_t h : parse_head_list(opt.heads, H, "--heads")) {
         Heatmap m;
-        m.title = "layer " + std::to_string(layer) + ", head " + std::to_string(h) + ": attention pattern";
+        m.title = "layer " + std::to_string(layer) + ", head " + std::to_string(h) +
+                  ": attention pattern";
         m.rows = T;
         m.cols = Tk;
         m.row_axis = "query";
@@ -416,8 +440,10 @@ std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
         for (int64_t i = 0; i < T * Tk; ++i) {
             m.values.push_back(v[i]);
             bool masked;
-            if (!scores.empty()) masked = std::isinf(scores.f32()[(opt.batch * H + h) * T * Tk + i]);
-            else masked = !no_mask && Tk == T && (i % Tk) > (i / Tk) && v[i] == 0.0f;
+            if (!scores.empty())
+                masked = std::isinf(scores.f32()[(opt.batch * H + h) * T * Tk + i]);
+            else
+                masked = !no_mask && Tk == T && (i % Tk) > (i / Tk) && v[i] == 0.0f;
             m.masked.push_back(masked);
         }
         panels.push_back(std::move(m));
@@ -447,11 +473,13 @@ std::string slice_picture(const H5File& f, const std::string& name, const Inspec
         n_pos = f.info("/tokens").shape[1];
     }
     const int64_t b = !axes.empty() && !axes[0].range ? axes[0].start : 0;
-    const bool rows_are_pos = axes.size() >= 2 && !axes[0].range && axes[1].range && axes[1].start == 0 &&
-                              t.dim(1) == n_pos;
-    m.row_labels = rows_are_pos ? labels_or_index(text, b, n_pos, m.rows, "") : labels_or_index({}, 0, 0, m.rows, "");
+    const bool rows_are_pos = axes.size() >= 2 && !axes[0].range && axes[1].range &&
+                              axes[1].start == 0 && t.dim(1) == n_pos;
+    m.row_labels = rows_are_pos ? labels_or_index(text, b, n_pos, m.rows, "")
+                                : labels_or_index({}, 0, 0, m.rows, "");
     m.row_axis = rows_are_pos ? "position" : "row";
-    for (int64_t k = 0; k < m.cols; ++k) m.col_labels.push_back(k % 8 == 0 ? std::to_string(k) : "");
+    for (int64_t k = 0; k < m.cols; ++k)
+        m.col_labels.push_back(k % 8 == 0 ? std::to_string(k) : "");
     m.col_axis = "column";
     double scale = 0;
     for (float v : m.values)
@@ -494,8 +522,9 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
         for (int64_t i = 0; i < x.numel(); ++i) {
             const double u = x.f32()[i], v = y.f32()[i];
             if (std::isinf(u) && u == v) continue;
-            const double dd = std::isnan(u) || std::isnan(v) ? std::numeric_limits<double>::infinity()
-                                                             : std::abs(u - v);
+            const double dd = std::isnan(u) || std::isnan(v)
+                                  ? std::numeric_limits<double>::infinity()
+                                  : std::abs(u - v);
             if (dd > 0) ++differing;
             max_abs = std::max(max_abs, dd);
             if (std::isfinite(u)) scale = std::max(scale, std::abs(u));
@@ -512,7 +541,8 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
                 for (int64_t p = 0; p < T; ++p) {
                     double sq = 0;
                     for (int64_t i = 0; i < D; ++i) {
-                        const double dd = double(x.f32()[(bb * T + p) * D + i]) - y.f32()[(bb * T + p) * D + i];
+                        const double dd =
+                            double(x.f32()[(bb * T + p) * D + i]) - y.f32()[(bb * T + p) * D + i];
                         sq += dd * dd;
                     }
                     row.push_back(std::sqrt(sq));
@@ -520,11 +550,13 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
                 }
                 norms.push_back(row);
             }
-            std::sort(order.begin(), order.end(), [](auto& l, auto& r) { return l.first > r.first; });
+            std::sort(order.begin(), order.end(),
+                      [](auto& l, auto& r) { return l.first > r.first; });
             json top = json::array();
             for (size_t i = 0; i < std::min<size_t>(5, order.size()); ++i)
                 if (order[i].first > 0)
-                    top.push_back({{"batch", order[i].second.first}, {"position", order[i].second.second},
+                    top.push_back({{"batch", order[i].second.first},
+                                   {"position", order[i].second.second},
                                    {"l2", order[i].first}});
             d["l2_per_position"] = norms;
             d["most_changed"] = top;
@@ -541,23 +573,27 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
     o << "a: " << a.name() << "\nb: " << b.name() << '\n';
     for (auto& [name, d] : ds.items()) {
         o << "  " << std::left << std::setw(18) << name << ' ';
-        if (d.contains("shape_a")) o << "shapes differ: " << shape_str(d["shape_a"].get<Shape>()) << " vs "
-                                     << shape_str(d["shape_b"].get<Shape>());
-        else if (d.contains("equal")) o << (d["equal"].get<bool>() ? "equal" : "differ");
+        if (d.contains("shape_a"))
+            o << "shapes differ: " << shape_str(d["shape_a"].get<Shape>()) << " vs "
+              << shape_str(d["shape_b"].get<Shape>());
+        else if (d.contains("equal"))
+            o << (d["equal"].get<bool>() ? "equal" : "differ");
         else {
             o << "max abs " << fmt(d["max_abs"]) << "  max rel " << fmt(d["max_rel"]) << "  ("
               << d["values_differing"].get<int64_t>() << " values differ)";
             if (d.contains("most_changed") && !d["most_changed"].empty()) {
                 o << "\n    most changed positions:";
                 for (auto& m : d["most_changed"])
-                    o << " [" << m["batch"].get<int64_t>() << "," << m["position"].get<int64_t>() << "] "
-                      << fmt(m["l2"].get<double>());
+                    o << " [" << m["batch"].get<int64_t>() << "," << m["position"].get<int64_t>()
+                      << "] " << fmt(m["l2"].get<double>());
             }
         }
         o << '\n';
     }
-    for (auto& n : only_a) o << "  only in a: " << n << '\n';
-    for (auto& n : only_b) o << "  only in b: " << n << '\n';
+    for (auto& n : only_a)
+        o << "  only in a: " << n << '\n';
+    for (auto& n : only_b)
+        o << "  only in b: " << n << '\n';
     return o.str();
 }
 
@@ -578,14 +614,15 @@ std::vector<SliceAxis> parse_slice(const std::string& text, const std::vector<in
             int64_t v = to_int(p, "--slice");
             if (v < 0) v += n;
             if (v < 0 || v >= n)
-                throw UsageError("--slice: index " + p + " out of range for axis " + std::to_string(i) +
-                                 " of length " + std::to_string(n));
+                throw UsageError("--slice: index " + p + " out of range for axis " +
+                                 std::to_string(i) + " of length " + std::to_string(n));
             a.start = v;
             a.stop = v + 1;
         } else {
             a.range = true;
             const std::string s0 = p.substr(0, colon), s1 = p.substr(colon + 1);
-            int64_t b = s0.empty() ? 0 : to_int(s0, "--slice"), e = s1.empty() ? n : to_int(s1, "--slice");
+            int64_t b = s0.empty() ? 0 : to_int(s0, "--slice"),
+                    e = s1.empty() ? n : to_int(s1, "--slice");
             if (b < 0) b += n;
             if (e < 0) e += n;
             a.start = std::clamp<int64_t>(b, 0, n);
@@ -596,16 +633,19 @@ std::vector<SliceAxis> parse_slice(const std::string& text, const std::vector<in
     return axes;
 }
 
-std::vector<int64_t> parse_head_list(const std::string& text, int64_t n_heads, const std::string& option) {
+std::vector<int64_t> parse_head_list(const std::string& text, int64_t n_heads,
+                                     const std::string& option) {
     std::vector<int64_t> out;
     if (text == "all") {
-        for (int64_t h = 0; h < n_heads; ++h) out.push_back(h);
+        for (int64_t h = 0; h < n_heads; ++h)
+            out.push_back(h);
         return out;
     }
     for (const auto& p : split(text, ',')) {
         const int64_t h = to_int(p, option);
         if (h < 0 || h >= n_heads)
-            throw UsageError(option + ": head " + p + " is out of range (0.." + std::to_string(n_heads - 1) + ")");
+            throw UsageError(option + ": head " + p + " is out of range (0.." +
+                             std::to_string(n_heads - 1) + ")");
         if (std::find(out.begin(), out.end(), h) == out.end()) out.push_back(h);
     }
     return out;

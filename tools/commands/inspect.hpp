@@ -8,18 +8,18 @@
 namespace qkv {
 
 struct InspectOptions {
-    std::string target;    // FILE.h5, or FILE.h5:/DATASET
-    std::string slice;     // numpy-like: "0,:,3", "0,1:5,:"
+    std::string target; // FILE.h5, or FILE.h5:/DATASET
+    std::string slice;  // numpy-like: "0,:,3", "0,1:5,:"
     bool json = false;
-    bool pattern = false;  // draw /attn/pattern
+    bool pattern = false;    // draw /attn/pattern
     std::string heads = "0"; // "H", "0,2,5" or "all"
     int64_t batch = 0;
-    std::string png;       // write a picture here
-    bool term = false;     // draw in the terminal
-    int width = 0;         // terminal width (0: $COLUMNS or 80)
-    bool color = true;     // false: the plain fallback (also when NO_COLOR is set)
-    std::string diff;      // compare target with this file
-    bool loss = false;     // the training log: a table, or the curves with --png
+    std::string png;   // write a picture here
+    bool term = false; // draw in the terminal
+    int width = 0;     // terminal width (0: $COLUMNS or 80)
+    bool color = true; // false: the plain fallback (also when NO_COLOR is set)
+    std::string diff;  // compare target with this file
+    bool loss = false; // the training log: a table, or the curves with --png
 };
 
 // Runs the command; returns what goes to standard output.

@@ -11,9 +11,9 @@
 namespace qkv {
 
 std::vector<std::string> param_preset_names() {
-    return {"tiny",        "gpt2",       "gpt2-medium", "gpt2-large", "gpt2-xl",
-            "gpt3-small",  "gpt3-medium", "gpt3-large", "gpt3-xl",    "gpt3-2.7b",
-            "gpt3-6.7b",   "gpt3-13b",   "gpt3"};
+    return {"tiny",       "gpt2",        "gpt2-medium", "gpt2-large", "gpt2-xl",
+            "gpt3-small", "gpt3-medium", "gpt3-large",  "gpt3-xl",    "gpt3-2.7b",
+            "gpt3-6.7b",  "gpt3-13b",    "gpt3"};
 }
 
 ParamConfig param_preset(const std::string& name) {
@@ -35,10 +35,10 @@ ParamConfig param_preset(const std::string& name) {
         const char* name;
         int64_t L, d, H, dh;
     };
-    const Row rows[] = {{"gpt3-small", 12, 768, 12, 64},   {"gpt3-medium", 24, 1024, 16, 64},
-                        {"gpt3-large", 24, 1536, 16, 96},  {"gpt3-xl", 24, 2048, 24, 128},
-                        {"gpt3-2.7b", 32, 2560, 32, 80},   {"gpt3-6.7b", 32, 4096, 32, 128},
-                        {"gpt3-13b", 40, 5140, 40, 128},   {"gpt3", 96, 12288, 96, 128}};
+    const Row rows[] = {{"gpt3-small", 12, 768, 12, 64},  {"gpt3-medium", 24, 1024, 16, 64},
+                        {"gpt3-large", 24, 1536, 16, 96}, {"gpt3-xl", 24, 2048, 24, 128},
+                        {"gpt3-2.7b", 32, 2560, 32, 80},  {"gpt3-6.7b", 32, 4096, 32, 128},
+                        {"gpt3-13b", 40, 5140, 40, 128},  {"gpt3", 96, 12288, 96, 128}};
     for (const Row& r : rows) {
         if (name != r.name) continue;
         p.n_layers = r.L;
@@ -50,8 +50,9 @@ ParamConfig param_preset(const std::string& name) {
         if (name == "gpt3-xl") {
             // 24 x 128 = 3072 != 2048; 24 heads of 128 would give about 1.52 billion.
             p.n_heads = 16;
-            p.notes.push_back("Table 2.1 prints 24 heads of 128 for d_model 2048; counted as 16 "
-                              "heads of 128 (attention width 2048) so the total is the table's 1.3B");
+            p.notes.push_back(
+                "Table 2.1 prints 24 heads of 128 for d_model 2048; counted as 16 "
+                "heads of 128 (attention width 2048) so the total is the table's 1.3B");
         } else if (name == "gpt3-13b") {
             // 40 x 128 = 5120 != 5140: the model's width is 5120 (the table's 5140 a misprint).
             p.d_model = 5120;
@@ -62,13 +63,14 @@ ParamConfig param_preset(const std::string& name) {
         return p;
     }
     std::string all;
-    for (auto& n : param_preset_names()) all += (all.empty() ? "" : ", ") + n;
+    for (auto& n : param_preset_names())
+        all += (all.empty() ? "" : ", ") + n;
     throw UsageError("--preset: unknown preset '" + name + "' (known: " + all + ")");
 }
 
 ParamCount count_params(const ParamConfig& cfg, int64_t context) {
-    for (int64_t v : {cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, cfg.vocab,
-                      cfg.n_ctx})
+    for (int64_t v :
+         {cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, cfg.vocab, cfg.n_ctx})
         if (v <= 0) throw UsageError("every size must be positive (see --help)");
     ParamCount c;
     c.cfg = cfg;
@@ -151,7 +153,8 @@ ParamCount count_params_in_file(const std::string& path, int64_t context) {
     const bool tied = is_transpose_of(f.read_f32("/embed/W_E"), f.read_f32("/unembed/W_U"));
     Tensor b_U = f.read_f32("/unembed/b_U");
     bool b_U_zero = true;
-    for (int64_t v = 0; v < k.vocab_size; ++v) b_U_zero = b_U_zero && b_U.f32()[v] == 0.0f;
+    for (int64_t v = 0; v < k.vocab_size; ++v)
+        b_U_zero = b_U_zero && b_U.f32()[v] == 0.0f;
     p.tied = tied;
     ParamCount c = count_params(p, context);
     if (!b_U_zero) {
@@ -163,10 +166,10 @@ ParamCount count_params_in_file(const std::string& path, int64_t context) {
     if (stored != in_file)
         throw FormatError(path + ": the datasets hold " + std::to_string(in_file) +
                           " values but the config implies " + std::to_string(stored));
-    c.cfg.notes.push_back("counted from the file's datasets: " + std::to_string(in_file) +
-                          " stored values, W_U " + (tied ? "tied to W_E (stored twice, counted once)"
-                                                         : "a matrix of its own") +
-                          (b_U_zero ? ", b_U all zero (not counted)" : ""));
+    c.cfg.notes.push_back(
+        "counted from the file's datasets: " + std::to_string(in_file) + " stored values, W_U " +
+        (tied ? "tied to W_E (stored twice, counted once)" : "a matrix of its own") +
+        (b_U_zero ? ", b_U all zero (not counted)" : ""));
     return c;
 }
 
@@ -184,9 +187,12 @@ std::string num(int64_t v) {
 std::string human(double v) {
     std::ostringstream o;
     o << std::setprecision(4);
-    if (v >= 1e9) o << v / 1e9 << " billion";
-    else if (v >= 1e6) o << v / 1e6 << " million";
-    else o << v;
+    if (v >= 1e9)
+        o << v / 1e9 << " billion";
+    else if (v >= 1e6)
+        o << v / 1e6 << " million";
+    else
+        o << v;
     return o.str();
 }
 std::string pct(int64_t part, int64_t total) {
@@ -207,7 +213,8 @@ std::string param_report(const ParamCount& c) {
       << " heads of d_head " << p.d_head << ", d_mlp " << p.d_mlp << ", vocab " << p.vocab
       << ", n_ctx " << p.n_ctx << (p.bias ? "" : ", no biases")
       << (p.tied ? ", tied unembedding" : ", untied unembedding") << '\n';
-    for (const auto& n : p.notes) o << "note: " << n << '\n';
+    for (const auto& n : p.notes)
+        o << "note: " << n << '\n';
     const std::string dxh = num(p.d_model) + " x " + num(p.d_head);
     o << "\none attention head\n";
     line("query  W_Q", c.head_q, dxh);
@@ -251,11 +258,14 @@ std::string param_json(const ParamCount& c) {
                    {"d_head", p.d_head},     {"d_mlp", p.d_mlp},     {"vocab", p.vocab},
                    {"n_ctx", p.n_ctx},       {"bias", p.bias},       {"tied", p.tied}};
     j["notes"] = p.notes;
-    j["head"] = {{"W_Q", c.head_q}, {"W_K", c.head_k}, {"W_V", c.head_v}, {"W_O", c.head_o},
+    j["head"] = {{"W_Q", c.head_q},
+                 {"W_K", c.head_k},
+                 {"W_V", c.head_v},
+                 {"W_O", c.head_o},
                  {"total", c.head}};
     j["block"] = {{"attention_matrices", c.attn_matrices}, {"attention_biases", c.attn_biases},
-                  {"mlp_matrices", c.mlp_matrices},       {"mlp_biases", c.mlp_biases},
-                  {"layer_norms", c.layer_norms},         {"total", c.layer}};
+                  {"mlp_matrices", c.mlp_matrices},        {"mlp_biases", c.mlp_biases},
+                  {"layer_norms", c.layer_norms},          {"total", c.layer}};
     j["model"] = {{"attention_matrices", c.all_attn_matrices},
                   {"attention", c.all_attn},
                   {"mlp", c.all_mlp},
@@ -287,10 +297,13 @@ std::string run_count_params(const CountParamsOptions& o) {
         c = count_params_in_file(o.model, o.context);
     } else {
         ParamConfig p;
-        if (!o.preset.empty()) p = param_preset(o.preset);
+        if (!o.preset.empty())
+            p = param_preset(o.preset);
         else if (!o.n_layers || !o.d_model)
-            throw UsageError("give --model FILE, --preset NAME, or at least --n-layers and --d-model");
-        else p.name = "custom";
+            throw UsageError(
+                "give --model FILE, --preset NAME, or at least --n-layers and --d-model");
+        else
+            p.name = "custom";
         if (flags && !o.preset.empty()) {
             p.name += " (modified)";
             p.notes.clear();

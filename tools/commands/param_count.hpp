@@ -23,9 +23,9 @@ struct ParamCount {
     int64_t head_q = 0, head_k = 0, head_v = 0, head_o = 0, head = 0;
     int64_t attn_matrices = 0, attn_biases = 0, attn_block = 0; // one layer
     int64_t mlp_matrices = 0, mlp_biases = 0, mlp_block = 0;    // one layer
-    int64_t layer_norms = 0;                                     // per layer (ln1 + ln2)
-    int64_t layer = 0;                                           // one whole block
-    int64_t all_attn = 0, all_mlp = 0, all_ln = 0;               // every layer
+    int64_t layer_norms = 0;                                    // per layer (ln1 + ln2)
+    int64_t layer = 0;                                          // one whole block
+    int64_t all_attn = 0, all_mlp = 0, all_ln = 0;              // every layer
     int64_t all_attn_matrices = 0;
     int64_t token_embed = 0, pos_embed = 0, unembed = 0, unembed_bias = 0, final_ln = 0;
     int64_t total = 0;

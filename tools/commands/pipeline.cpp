@@ -1,12 +1,12 @@
 #include "commands/pipeline.hpp"
 
-#include "files/activations.hpp"
-#include "model/attention.hpp"
-#include "tensor/backend.hpp"
-#include "model/embed.hpp"
 #include "commands/inspect.hpp"
-#include "model/mlp.hpp"
+#include "files/activations.hpp"
 #include "files/model_file.hpp"
+#include "model/attention.hpp"
+#include "model/embed.hpp"
+#include "model/mlp.hpp"
+#include "tensor/backend.hpp"
 
 #include <algorithm>
 
@@ -90,7 +90,8 @@ void run_embed(const EmbedOptions& opt) {
     check_order(s.in, Stage::Embed, -1, opt.common.force);
     const bool parts = wants(opt.save, "parts");
     EmbedWeights w = s.model.load_embed(*s.be);
-    EmbedResult r = embed_forward(*s.be, s.model.config(), w, s.in.tokens, 0, parts, s.in.file.name());
+    EmbedResult r =
+        embed_forward(*s.be, s.model.config(), w, s.in.tokens, 0, parts, s.in.file.name());
     ActivationWriter out(opt.common.output, s.in);
     if (parts) {
         if (out.file().exists("/embed")) out.file().remove("/embed");
@@ -120,7 +121,8 @@ void run_attend(const AttendOptions& opt) {
     std::vector<std::string> done;
     auto heads_text = [](const std::vector<int64_t>& hs) {
         std::string t;
-        for (auto h : hs) t += (t.empty() ? "" : ",") + std::to_string(h);
+        for (auto h : hs)
+            t += (t.empty() ? "" : ",") + std::to_string(h);
         return t;
     };
     if (!opt.ablate_heads.empty() || !opt.only_heads.empty() || !opt.scale_heads.empty())
@@ -128,17 +130,20 @@ void run_attend(const AttendOptions& opt) {
     if (!opt.only_heads.empty()) {
         auto keep = parse_head_list(opt.only_heads, H, "--only-heads");
         std::fill(edit.head_scale.begin(), edit.head_scale.end(), 0.0f);
-        for (auto h : keep) edit.head_scale[h] = 1.0f;
+        for (auto h : keep)
+            edit.head_scale[h] = 1.0f;
         done.push_back("only heads " + heads_text(keep));
     }
     if (!opt.ablate_heads.empty()) {
         auto hs = parse_head_list(opt.ablate_heads, H, "--ablate-heads");
-        for (auto h : hs) edit.head_scale[h] = 0.0f;
+        for (auto h : hs)
+            edit.head_scale[h] = 0.0f;
         done.push_back("ablated heads " + heads_text(hs));
     }
     for (const auto& sh : opt.scale_heads) {
         const auto eq = sh.find('=');
-        if (eq == std::string::npos) throw UsageError("--scale-head: expected H=F, got '" + sh + "'");
+        if (eq == std::string::npos)
+            throw UsageError("--scale-head: expected H=F, got '" + sh + "'");
         const int64_t h = parse_head_list(sh.substr(0, eq), H, "--scale-head")[0];
         float f = 0;
         try {
@@ -167,11 +172,13 @@ void run_attend(const AttendOptions& opt) {
         Tensor ho = src.file.read_f32("/attn/head_out", 4);
         const Shape want = {s.in.batch(), s.in.n_pos(), H, cfg.d_model};
         if (ho.shape() != want)
-            throw ShapeError(where + ": shape " + shape_str(ho.shape()) + ", expected " + shape_str(want));
+            throw ShapeError(where + ": shape " + shape_str(ho.shape()) + ", expected " +
+                             shape_str(want));
         patch = s.be->to_device(ho);
         auto hs = parse_head_list(opt.patch_heads, H, "--patch-heads");
         edit.patched.assign(H, false);
-        for (auto h : hs) edit.patched[h] = true;
+        for (auto h : hs)
+            edit.patched[h] = true;
         edit.patch = &patch;
         done.push_back("patched heads " + heads_text(hs) + " from " + opt.patch_from);
     }
@@ -188,10 +195,12 @@ void run_attend(const AttendOptions& opt) {
     if (!done.empty()) {
         // A later reader must know this stream is not a plain forward pass.
         std::string what;
-        for (auto& d : done) what += (what.empty() ? "" : ", ") + d;
+        for (auto& d : done)
+            what += (what.empty() ? "" : ", ") + d;
         const std::string before =
             s.in.file.has_attr("/", "modified") ? s.in.file.attr_str("/", "modified") + "; " : "";
-        out.file().set_attr("/", "modified", before + "layer " + std::to_string(opt.layer) + ": " + what);
+        out.file().set_attr("/", "modified",
+                            before + "layer " + std::to_string(opt.layer) + ": " + what);
     }
     Tensor host = s.be->to_host(resid);
     out.finish(Stage::Attn, opt.layer, &host, history_line(opt.common, s.be->describe()));

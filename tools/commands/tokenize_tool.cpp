@@ -1,9 +1,9 @@
 #include "commands/tokenize_tool.hpp"
 
 #include "files/activations.hpp"
-#include "tokenizer/bpe_trainer.hpp"
 #include "files/h5file.hpp"
 #include "files/model_file.hpp"
+#include "tokenizer/bpe_trainer.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 #include <chrono>
@@ -60,7 +60,8 @@ void run_decode(const TokenizeOptions& opt, const Tokenizer& tok) {
     std::vector<std::vector<int32_t>> seqs;
     bool all_ints = !opt.texts.empty();
     for (const auto& t : opt.texts)
-        all_ints = all_ints && !t.empty() && t.find_first_not_of("-0123456789") == std::string::npos;
+        all_ints =
+            all_ints && !t.empty() && t.find_first_not_of("-0123456789") == std::string::npos;
     if (all_ints) {
         std::vector<int32_t> ids;
         for (const auto& t : opt.texts) {
@@ -97,7 +98,8 @@ void run_train(const TokenizeOptions& opt) {
                          "--decode or --lines");
     std::vector<std::string> texts = input_texts(opt);
     std::string text;
-    for (auto& t : texts) text += t;
+    for (auto& t : texts)
+        text += t;
     const auto t0 = std::chrono::steady_clock::now();
     const bool tty = !opt.common.quiet && isatty(STDERR_FILENO);
     TokenizerData tok = train_bpe(text, opt.train, [&](int64_t done, int64_t total) {
@@ -106,8 +108,7 @@ void run_train(const TokenizeOptions& opt) {
     if (tty) std::cerr << '\n';
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    write_tokenizer_file(opt.common.output, tok,
-                         history_line(opt.common, "cpu"));
+    write_tokenizer_file(opt.common.output, tok, history_line(opt.common, "cpu"));
     if (!opt.common.quiet) {
         std::cerr << "tokenize: learned " << tok.merges.size() << " merges, " << tok.vocab.size()
                   << " tokens, from " << text.size() << " bytes in " << std::fixed
@@ -138,12 +139,14 @@ void run_tokenize(const TokenizeOptions& opt) {
         }
     }
     if (opt.count) {
-        for (auto& s : seqs) std::cout << s.size() << '\n';
+        for (auto& s : seqs)
+            std::cout << s.size() << '\n';
         return;
     }
     if (opt.ids) {
         for (auto& s : seqs) {
-            for (size_t i = 0; i < s.size(); ++i) std::cout << (i ? " " : "") << s[i];
+            for (size_t i = 0; i < s.size(); ++i)
+                std::cout << (i ? " " : "") << s[i];
             std::cout << '\n';
         }
         return;
@@ -153,8 +156,8 @@ void run_tokenize(const TokenizeOptions& opt) {
             if (seqs.size() > 1) std::cout << "# sequence " << b << '\n';
             std::cout << "pos\tid\ttoken\n";
             for (size_t p = 0; p < seqs[b].size(); ++p)
-                std::cout << p << '\t' << seqs[b][p] << '\t' << visible_whitespace(l.tok.token_text(seqs[b][p]))
-                          << '\n';
+                std::cout << p << '\t' << seqs[b][p] << '\t'
+                          << visible_whitespace(l.tok.token_text(seqs[b][p])) << '\n';
         }
         return;
     }

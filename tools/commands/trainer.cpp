@@ -1,13 +1,13 @@
 #include "commands/trainer.hpp"
 
-#include "train/adamw.hpp"
-#include "files/checkpoint.hpp"
 #include "base/errors.hpp"
-#include "files/h5file.hpp"
-#include "files/model_file.hpp"
 #include "base/rng.hpp"
 #include "base/thread_pool.hpp"
+#include "files/checkpoint.hpp"
+#include "files/h5file.hpp"
+#include "files/model_file.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "train/adamw.hpp"
 #include "train/train_model.hpp"
 
 #include <chrono>
@@ -266,8 +266,8 @@ void run_train(const TrainOptions& opt) {
     const int64_t T_val = std::min<int64_t>(T, static_cast<int64_t>(corpus.val.size()) - 1);
 
     Gpt gpt(c, *be, pool, B, T);
-    load_params(model.load_all(*make_cpu_backend(1)), model.path(), gpt.layout(), gpt.params().data(),
-                gpt.b_U());
+    load_params(model.load_all(*make_cpu_backend(1)), model.path(), gpt.layout(),
+                gpt.params().data(), gpt.b_U());
     const int64_t n_params = gpt.layout().total;
     if (!resuming) {
         st.m.assign(n_params, 0.0f);
