@@ -1,4 +1,5 @@
 #include "files/model_file.hpp"
+#include "model/schema.hpp"
 
 #include "base/errors.hpp"
 #include "base/rng.hpp"
@@ -33,16 +34,14 @@ ModelFile ModelFile::open(const std::string& path) {
         throw FormatError(path + ": unsupported model file version");
     m.model_id_ = f.attr_str("/", "model_id");
     Config& c = m.config_;
-    c.arch = f.attr_str("/config", "arch");
-    c.n_layers = f.attr_int("/config", "n_layers");
-    c.d_model = f.attr_int("/config", "d_model");
-    c.n_heads = f.attr_int("/config", "n_heads");
-    c.d_head = f.attr_int("/config", "d_head");
-    c.d_mlp = f.attr_int("/config", "d_mlp");
-    c.n_ctx = f.attr_int("/config", "n_ctx");
-    c.vocab_size = f.attr_int("/config", "vocab_size");
-    c.ln_eps = f.attr_double("/config", "ln_eps");
-    c.act = f.attr_str("/config", "act");
+    for (const ConfigField& field : config_fields()) {
+        if (field.integer)
+            c.*field.integer = f.attr_int("/config", field.name);
+        else if (field.real)
+            c.*field.real = f.attr_double("/config", field.name);
+        else
+            c.*field.text = f.attr_str("/config", field.name);
+    }
     if (c.arch != "gpt2") throw FormatError(path + ": architecture '" + c.arch + "' unsupported");
     c.validate(path);
     return m;
@@ -74,7 +73,7 @@ LayerNormWeights ModelFile::load_ln(const std::string& group, Backend& be) const
 AttentionWeights ModelFile::load_attention(int64_t layer, Backend& be) const {
     check_layer(layer, "--layer");
     const Config& c = config_;
-    const std::string g = "/blocks/" + std::to_string(layer) + "/attn/";
+    const std::string g = block_group(layer) + "/attn/";
     const int64_t H = c.n_heads, D = c.d_model, dh = c.d_head, HD = H * dh;
     Tensor W_QKV = Tensor::zeros({D, 3 * HD});
     Tensor b_QKV = Tensor::zeros({3 * HD});
@@ -99,7 +98,7 @@ AttentionWeights ModelFile::load_attention(int64_t layer, Backend& be) const {
 MlpWeights ModelFile::load_mlp(int64_t layer, Backend& be) const {
     check_layer(layer, "--layer");
     const Config& c = config_;
-    const std::string g = "/blocks/" + std::to_string(layer) + "/mlp/";
+    const std::string g = block_group(layer) + "/mlp/";
     return {be.to_device(read(g + "W_in", {c.d_model, c.d_mlp})),
             be.to_device(read(g + "b_in", {c.d_mlp})),
             be.to_device(read(g + "W_out", {c.d_mlp, c.d_model})),
@@ -115,7 +114,7 @@ UnembedWeights ModelFile::load_unembed(Backend& be) const {
 ModelWeights ModelFile::load_all(Backend& be) const {
     ModelWeights m{config_, load_embed(be), {}, load_unembed(be)};
     for (int64_t l = 0; l < config_.n_layers; ++l) {
-        const std::string g = "/blocks/" + std::to_string(l);
+        const std::string g = block_group(l);
         m.blocks.push_back({load_ln(g + "/ln1", be), load_attention(l, be), load_ln(g + "/ln2", be),
                             load_mlp(l, be)});
     }
@@ -196,16 +195,14 @@ ModelWriter::ModelWriter(const std::string& path, const Config& c, const std::st
     f.set_attr("/", "format", std::string("qkv-model"));
     f.set_attr("/", "version", int64_t(1));
     f.set_attr("/", "history", history_line);
-    f.set_attr("/config", "arch", c.arch);
-    f.set_attr("/config", "n_layers", c.n_layers);
-    f.set_attr("/config", "d_model", c.d_model);
-    f.set_attr("/config", "n_heads", c.n_heads);
-    f.set_attr("/config", "d_head", c.d_head);
-    f.set_attr("/config", "d_mlp", c.d_mlp);
-    f.set_attr("/config", "n_ctx", c.n_ctx);
-    f.set_attr("/config", "vocab_size", c.vocab_size);
-    f.set_attr("/config", "ln_eps", c.ln_eps);
-    f.set_attr("/config", "act", c.act);
+    for (const ConfigField& field : config_fields()) {
+        if (field.integer)
+            f.set_attr("/config", field.name, c.*field.integer);
+        else if (field.real)
+            f.set_attr("/config", field.name, c.*field.real);
+        else
+            f.set_attr("/config", field.name, c.*field.text);
+    }
 }
 
 void ModelWriter::put(const std::string& name, const Tensor& t_in) {
@@ -314,33 +311,31 @@ std::string model_init(const ModelInitOptions& opt) {
             t.f32()[i] = static_cast<float>(rng.normal() * sd);
         return t;
     };
-    const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head;
     const double init_std = 0.02, proj_std = 0.02 / std::sqrt(2.0 * c.n_layers);
     ModelWriter w(opt.output, c, opt.name.empty() ? opt.preset : opt.name, opt.history_line);
-    Tensor W_E = normal({c.vocab_size, D}, init_std);
-    w.put("/embed/W_E", W_E);
-    w.put("/pos_embed/W_pos", normal({c.n_ctx, D}, init_std));
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-        const std::string g = "/blocks/" + std::to_string(l);
-        w.put(g + "/ln1/w", filled({D}, 1.0f));
-        w.put(g + "/ln1/b", filled({D}, 0.0f));
-        for (const char* n : {"Q", "K", "V"}) {
-            w.put(g + "/attn/W_" + n, normal({H, D, dh}, init_std));
-            w.put(g + "/attn/b_" + n, filled({H, dh}, 0.0f));
+    Tensor W_E;
+    for (const ParamSpec& p : model_params(c)) {
+        Tensor t;
+        switch (p.init) {
+        case Init::Normal:
+            t = normal(p.shape, init_std);
+            break;
+        case Init::NormalResidual:
+            t = normal(p.shape, proj_std);
+            break;
+        case Init::Ones:
+            t = filled(p.shape, 1.0f);
+            break;
+        case Init::Zeros:
+            t = filled(p.shape, 0.0f);
+            break;
+        case Init::TransposeOfW_E:
+            t = transpose2d(W_E);
+            break;
         }
-        w.put(g + "/attn/W_O", normal({H, dh, D}, proj_std));
-        w.put(g + "/attn/b_O", filled({D}, 0.0f));
-        w.put(g + "/ln2/w", filled({D}, 1.0f));
-        w.put(g + "/ln2/b", filled({D}, 0.0f));
-        w.put(g + "/mlp/W_in", normal({D, c.d_mlp}, init_std));
-        w.put(g + "/mlp/b_in", filled({c.d_mlp}, 0.0f));
-        w.put(g + "/mlp/W_out", normal({c.d_mlp, D}, proj_std));
-        w.put(g + "/mlp/b_out", filled({D}, 0.0f));
+        if (p.name == "/embed/W_E") W_E = t;
+        w.put(p.name, t);
     }
-    w.put("/ln_final/w", filled({D}, 1.0f));
-    w.put("/ln_final/b", filled({D}, 0.0f));
-    w.put("/unembed/W_U", transpose2d(W_E)); // tied, as in GPT-2
-    w.put("/unembed/b_U", filled({c.vocab_size}, 0.0f));
     w.put_tokenizer(tok);
     return w.commit();
 }
@@ -450,7 +445,7 @@ std::string model_import(const ModelImportOptions& opt) {
     w.put("/pos_embed/W_pos", get("wpe.weight", {c.n_ctx, D}));
     for (int64_t l = 0; l < c.n_layers; ++l) {
         const std::string h = "h." + std::to_string(l) + ".";
-        const std::string g = "/blocks/" + std::to_string(l);
+        const std::string g = block_group(l);
         w.put(g + "/ln1/w", get(h + "ln_1.weight", {D}));
         w.put(g + "/ln1/b", get(h + "ln_1.bias", {D}));
         // c_attn is a Conv1D: x @ W with W [d_model, 3 d_model], columns (q|k|v, head, d_head).
@@ -512,22 +507,32 @@ std::string model_info(const std::string& path, bool json) {
         nlohmann::ordered_json j;
         j["file"] = path;
         j["model_id"] = m.model_id();
-        j["config"] = {{"arch", c.arch},       {"n_layers", c.n_layers},     {"d_model", c.d_model},
-                       {"n_heads", c.n_heads}, {"d_head", c.d_head},         {"d_mlp", c.d_mlp},
-                       {"n_ctx", c.n_ctx},     {"vocab_size", c.vocab_size}, {"ln_eps", c.ln_eps},
-                       {"act", c.act}};
+        nlohmann::ordered_json& config = j["config"];
+        for (const ConfigField& field : config_fields()) {
+            if (field.integer)
+                config[field.name] = c.*field.integer;
+            else if (field.real)
+                config[field.name] = c.*field.real;
+            else
+                config[field.name] = c.*field.text;
+        }
         j["tokenizer"] = tok_kind;
         j["stored_values"] = total;
         j["tensors"] = tensors;
         return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     }
     std::ostringstream o;
-    o << "file:       " << path << "\nmodel_id:   " << m.model_id() << "\narch:       " << c.arch
-      << "\nn_layers:   " << c.n_layers << "\nd_model:    " << c.d_model
-      << "\nn_heads:    " << c.n_heads << "\nd_head:     " << c.d_head
-      << "\nd_mlp:      " << c.d_mlp << "\nn_ctx:      " << c.n_ctx
-      << "\nvocab_size: " << c.vocab_size << "\nln_eps:     " << c.ln_eps
-      << "\nact:        " << c.act << "\ntokenizer:  " << tok_kind << "\nstored values: " << total
+    o << "file:       " << path << "\nmodel_id:   " << m.model_id() << '\n';
+    for (const ConfigField& field : config_fields()) {
+        o << std::left << std::setw(12) << std::string(field.name) + ":";
+        if (field.integer)
+            o << c.*field.integer << '\n';
+        else if (field.real)
+            o << c.*field.real << '\n';
+        else
+            o << c.*field.text << '\n';
+    }
+    o << "tokenizer:  " << tok_kind << "\nstored values: " << total
       << " (W_U stored apart from W_E)\ntensors:\n"
       << table.str();
     return o.str();

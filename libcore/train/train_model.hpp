@@ -4,6 +4,7 @@
 // pass reads (backprop), then the backward pass, last layer first.
 #pragma once
 #include "base/thread_pool.hpp"
+#include "model/schema.hpp"
 #include "model/weights.hpp"
 #include "tensor/backend.hpp"
 #include "train/backprop.hpp"
@@ -41,7 +42,7 @@ struct Layout {
         W_E = add("/embed/W_E", {c.vocab_size, D}, true);
         W_pos = add("/pos_embed/W_pos", {c.n_ctx, D}, true);
         for (int64_t l = 0; l < c.n_layers; ++l) {
-            const std::string g = "/blocks/" + std::to_string(l);
+            const std::string g = block_group(l);
             LayerOffsets o;
             o.ln1_w = add(g + "/ln1/w", {D}, false);
             o.ln1_b = add(g + "/ln1/b", {D}, false);

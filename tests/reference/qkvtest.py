@@ -50,6 +50,17 @@ def write_tokens(path, model_path, tokens):
     return path
 
 
+def dataset_values(path, skip=()):
+    """Every dataset of a file as {"/name": array}, but those under a group named in skip."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and not any(("/" + name).startswith(s) for s in skip):
+                out["/" + name] = obj[()]
+        f.visititems(visit)
+    return out
+
+
 def read(path, name):
     with h5py.File(path, "r") as f:
         return f[name][()]

@@ -14,20 +14,15 @@ import unittest
 import h5py
 import numpy as np
 
-from qkvtest import run, shell, tmpdir, write_tokens
+from qkvtest import dataset_values, run, shell, tmpdir, write_tokens
 
 THREADS = (1, 2, 3, 1)
 CORE = os.environ.get("OPENBLAS_CORETYPE", "")
 
 
 def all_datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and obj.dtype.kind != "O":
-                out[name] = obj[()].tobytes()
-        f.visititems(visit)
-    return out
+    """Every numeric dataset's bytes."""
+    return {k[1:]: v.tobytes() for k, v in dataset_values(path).items() if v.dtype.kind != "O"}
 
 
 class Determinism(unittest.TestCase):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 import gpt2_ref
-from qkvtest import run, tmpdir, tool
+from qkvtest import dataset_values, run, tmpdir, tool
 
 TEXT = ("The quick brown fox jumps over the lazy dog. " * 5 +
         "O Romeo, Romeo! wherefore art thou Romeo? Deny thy father and refuse thy name. " * 4 +
@@ -21,13 +21,7 @@ TEXT = ("The quick brown fox jumps over the lazy dog. " * 5 +
 
 
 def datasets(path, skip=("/train", "/tokenizer")):
-    out = {}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and not any(("/" + name).startswith(s) for s in skip):
-                out["/" + name] = obj[()]
-        f.visititems(visit)
-    return out
+    return dataset_values(path, skip)
 
 
 class Train(unittest.TestCase):

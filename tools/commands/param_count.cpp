@@ -1,4 +1,5 @@
 #include "commands/param_count.hpp"
+#include "model/schema.hpp"
 
 #include "base/errors.hpp"
 #include "files/model_file.hpp"
@@ -119,34 +120,14 @@ ParamCount count_params_in_file(const std::string& path, int64_t context) {
     p.d_mlp = k.d_mlp;
     p.vocab = k.vocab_size;
     p.n_ctx = k.n_ctx;
-    // Every dataset the config calls for, with its shape; the counts come from the file.
-    const int64_t D = k.d_model, H = k.n_heads, dh = k.d_head, F = k.d_mlp;
-    std::vector<std::pair<std::string, Shape>> expect = {{"/embed/W_E", {k.vocab_size, D}},
-                                                         {"/pos_embed/W_pos", {k.n_ctx, D}},
-                                                         {"/ln_final/w", {D}},
-                                                         {"/ln_final/b", {D}},
-                                                         {"/unembed/W_U", {D, k.vocab_size}},
-                                                         {"/unembed/b_U", {k.vocab_size}}};
-    for (int64_t l = 0; l < k.n_layers; ++l) {
-        const std::string g = "/blocks/" + std::to_string(l);
-        for (const char* n : {"/ln1/w", "/ln1/b", "/ln2/w", "/ln2/b", "/attn/b_O", "/mlp/b_out"})
-            expect.push_back({g + n, {D}});
-        for (const char* n : {"Q", "K", "V"}) {
-            expect.push_back({g + "/attn/W_" + n, {H, D, dh}});
-            expect.push_back({g + "/attn/b_" + n, {H, dh}});
-        }
-        expect.push_back({g + "/attn/W_O", {H, dh, D}});
-        expect.push_back({g + "/mlp/W_in", {D, F}});
-        expect.push_back({g + "/mlp/b_in", {F}});
-        expect.push_back({g + "/mlp/W_out", {F, D}});
-    }
     int64_t in_file = 0;
-    for (auto& [name, shape] : expect) {
-        if (!f.exists(name)) throw FormatError(path + ": missing dataset " + name);
-        const DatasetInfo in = f.info(name);
-        if (in.shape != shape)
-            throw ShapeError(path + ":" + name + ": shape " + shape_str(in.shape) +
-                             " disagrees with the config, which implies " + shape_str(shape));
+    // Every dataset the config calls for, with its shape; the counts come from the file.
+    for (const ParamSpec& spec : model_params(k)) {
+        if (!f.exists(spec.name)) throw FormatError(path + ": missing dataset " + spec.name);
+        const DatasetInfo in = f.info(spec.name);
+        if (in.shape != spec.shape)
+            throw ShapeError(path + ":" + spec.name + ": shape " + shape_str(in.shape) +
+                             " disagrees with the config, which implies " + shape_str(spec.shape));
         in_file += shape_numel(in.shape);
     }
     // Tied when W_U is exactly W_E transposed (then it is one matrix stored twice).
@@ -162,7 +143,8 @@ ParamCount count_params_in_file(const std::string& path, int64_t context) {
         c.total += k.vocab_size;
     }
     // What the file stores must be the count plus what it stores twice or as zeros.
-    const int64_t stored = c.total + (tied ? D * k.vocab_size : 0) + (b_U_zero ? k.vocab_size : 0);
+    const int64_t stored =
+        c.total + (tied ? k.d_model * k.vocab_size : 0) + (b_U_zero ? k.vocab_size : 0);
     if (stored != in_file)
         throw FormatError(path + ": the datasets hold " + std::to_string(in_file) +
                           " values but the config implies " + std::to_string(stored));

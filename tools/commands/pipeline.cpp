@@ -1,4 +1,5 @@
 #include "commands/pipeline.hpp"
+#include "model/schema.hpp"
 
 #include "commands/inspect.hpp"
 #include "files/activations.hpp"
@@ -182,7 +183,7 @@ void run_attend(const AttendOptions& opt) {
         edit.patch = &patch;
         done.push_back("patched heads " + heads_text(hs) + " from " + opt.patch_from);
     }
-    LayerNormWeights ln1 = s.model.load_ln("/blocks/" + std::to_string(opt.layer) + "/ln1", *s.be);
+    LayerNormWeights ln1 = s.model.load_ln(block_group(opt.layer) + "/ln1", *s.be);
     AttentionWeights w = s.model.load_attention(opt.layer, *s.be);
     Tensor resid = s.be->to_device(s.in.resid);
     AttentionResult r;
@@ -211,7 +212,7 @@ void run_mlp(const MlpOptions& opt) {
     StageInput s = open_stage(opt.common, opt.input, true);
     s.model.check_layer(opt.layer, "--layer");
     check_order(s.in, Stage::Mlp, opt.layer, opt.common.force);
-    LayerNormWeights ln2 = s.model.load_ln("/blocks/" + std::to_string(opt.layer) + "/ln2", *s.be);
+    LayerNormWeights ln2 = s.model.load_ln(block_group(opt.layer) + "/ln2", *s.be);
     MlpWeights w = s.model.load_mlp(opt.layer, *s.be);
     Tensor resid = s.be->to_device(s.in.resid);
     MlpSaves saves{wants(opt.save, "pre"), wants(opt.save, "post")};
@@ -231,7 +232,7 @@ void run_block(const BlockOptions& opt) {
     check_order(s.in, Stage::Attn, range.start, opt.common.force);
     Tensor resid = s.be->to_device(s.in.resid);
     for (int64_t l = range.start; l < range.stop; ++l) {
-        const std::string g = "/blocks/" + std::to_string(l);
+        const std::string g = block_group(l);
         {
             LayerNormWeights ln1 = s.model.load_ln(g + "/ln1", *s.be);
             AttentionWeights w = s.model.load_attention(l, *s.be);

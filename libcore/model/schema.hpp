@@ -1,0 +1,44 @@
+// schema: a model declared once. Every dataset of a model file, with its shape as a function of
+// the config, how `model init` fills it and whether AdamW decays it; and every attribute of the
+// config. Init, the file's reader and writer, `model info` and count-params walk these tables:
+// adding a weight or a config attribute is one row.
+#pragma once
+#include "model/config.hpp"
+#include "tensor/tensor.hpp"
+
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+enum class Init {
+    Normal,         // normal(0, 0.02)
+    NormalResidual, // normal(0, 0.02 / sqrt(2 n_layers)): projections into the residual stream
+    Ones,
+    Zeros,
+    TransposeOfW_E, // the unembedding, tied to the embedding as in GPT-2
+};
+
+struct ParamSpec {
+    std::string name; // e.g. "/blocks/3/attn/W_Q"
+    Shape shape;      // e.g. [head, d_model, d_head]
+    Init init;
+    bool decay; // AdamW's weight decay applies (matrices, not biases or LayerNorms)
+};
+
+// Every weight of a model file, in the order the file is written (which model_id hashes).
+std::vector<ParamSpec> model_params(const Config& c);
+
+// "/blocks/L": the group of layer L's weights.
+std::string block_group(int64_t layer);
+
+// One attribute of the /config group.
+struct ConfigField {
+    const char* name;
+    int64_t Config::*integer = nullptr; // exactly one of the three is set
+    double Config::*real = nullptr;
+    std::string Config::*text = nullptr;
+};
+const std::vector<ConfigField>& config_fields();
+
+} // namespace qkv
