@@ -10,7 +10,7 @@ What it runs with each: `model init` of the gpt2 preset and of tiny (fixed seeds
 prompts, tokenize | embed --save parts | attend -l 0 --save every site | mlp -l 0 --save pre,post
 | block -L 1: | generate --from - (the logits); embed | block -L all; 20 training steps of the
 tiny model (all weights, the optimizer state and the log); seeded and greedy generation
-(--json: ids and log-probabilities). Attributes that time the run are left out. Exit 0 when all are identical, 1 with the differences.
+(--json: ids and log-probabilities) and generation's file (-o). Attributes that time the run are left out. Exit 0 when all are identical, 1 with the differences.
 Both builds must run on the same machine with the same OPENBLAS_CORETYPE."""
 import json
 import os
@@ -77,6 +77,8 @@ def outputs(tools, d):
     for what, args in (("sampled", "-n 20 --seed 5"), ("greedy", "-n 10 --temperature 0")):
         g = json.loads(sh(f"generate -m {d}/gpt2.h5 '{PROMPTS[0]}' {args} --ignore-eos --json", tools))
         res[f"generate {what}"] = json.dumps([g["generated_ids"], g["logprobs"]]).encode()
+    sh(f"generate -m {d}/gpt2.h5 '{PROMPTS[1]}' -n 5 --seed 3 --ignore-eos -o {d}/g.h5", tools)
+    res.update({f"generate -o: {k}": v for k, v in contents(f"{d}/g.h5").items()})
     for k, v in contents(f"{d}/gpt2.h5").items():
         res[f"model: {k}"] = v
     return res

@@ -120,31 +120,36 @@ ActivationWriter::ActivationWriter(const std::string& path, const Activations& i
 void ActivationWriter::finish(Stage stage, int64_t layer, const Tensor* resid,
                               const std::string& history_line) {
     H5File& f = out_.file();
-    f.set_attr("/", "format", std::string("qkv-activations"));
-    f.set_attr("/", "version", int64_t(1));
-    f.set_attr("/", "model_id", in_.model_id);
-    f.set_attr("/", "stage", std::string(stage_name(stage)));
-    f.set_attr("/", "layer", layer);
-    f.set_attr("/", "history", in_.history + (in_.history.empty() ? "" : "\n") + history_line);
+    set_activation_attrs(f, in_.model_id, stage, layer,
+                         in_.history + (in_.history.empty() ? "" : "\n") + history_line);
     // What earlier tools changed (interventions) stays on record through every later stage.
     if (!f.has_attr("/", "modified") && in_.file.has_attr("/", "modified"))
         f.set_attr("/", "modified", in_.file.attr_str("/", "modified"));
     if (resid) f.write("/resid", *resid);
 }
 
+void set_activation_attrs(H5File& f, const std::string& model_id, Stage stage, int64_t layer,
+                          const std::string& history) {
+    f.set_attr("/", "format", std::string("qkv-activations"));
+    f.set_attr("/", "version", int64_t(1));
+    f.set_attr("/", "model_id", model_id);
+    f.set_attr("/", "stage", std::string(stage_name(stage)));
+    f.set_attr("/", "layer", layer);
+    f.set_attr("/", "history", history);
+}
+
+void write_tokens(H5File& f, const std::string& model_id, const Tensor& tokens,
+                  const std::vector<std::string>& token_text, const std::string& history_line) {
+    set_activation_attrs(f, model_id, Stage::Tokens, -1, history_line);
+    f.write("/tokens", tokens);
+    f.write_strings("/token_text", tokens.shape(), token_text);
+}
+
 void write_tokens_file(const std::string& path, const std::string& model_id, const Tensor& tokens,
                        const std::vector<std::string>& token_text,
                        const std::string& history_line) {
     H5Output out(path);
-    H5File& f = out.file();
-    f.set_attr("/", "format", std::string("qkv-activations"));
-    f.set_attr("/", "version", int64_t(1));
-    f.set_attr("/", "model_id", model_id);
-    f.set_attr("/", "stage", std::string("tokens"));
-    f.set_attr("/", "layer", int64_t(-1));
-    f.set_attr("/", "history", history_line);
-    f.write("/tokens", tokens);
-    f.write_strings("/token_text", tokens.shape(), token_text);
+    write_tokens(out.file(), model_id, tokens, token_text, history_line);
     out.commit();
 }
 

@@ -58,6 +58,14 @@ class ActivationWriter {
     const Activations& in_;
 };
 
+// The root attributes of an activation file (format, version, model_id, stage, layer,
+// history), written in this one place.
+void set_activation_attrs(H5File& f, const std::string& model_id, Stage stage, int64_t layer,
+                          const std::string& history);
+
+// The tokens stage into f: root attributes, /tokens [batch, pos] and /token_text.
+void write_tokens(H5File& f, const std::string& model_id, const Tensor& tokens,
+                  const std::vector<std::string>& token_text, const std::string& history_line);
 // A fresh tokens-stage file (for tokenize and tests).
 void write_tokens_file(const std::string& path, const std::string& model_id, const Tensor& tokens,
                        const std::vector<std::string>& token_text, const std::string& history_line);

@@ -266,12 +266,6 @@ void generate_text(const GenerateOptions& opt) {
     if (!opt.common.output.empty() && opt.common.output != "-") {
         H5Output out(opt.common.output);
         H5File& f = out.file();
-        f.set_attr("/", "format", std::string("qkv-activations"));
-        f.set_attr("/", "version", int64_t(1));
-        f.set_attr("/", "model_id", model.model_id());
-        f.set_attr("/", "stage", std::string("tokens"));
-        f.set_attr("/", "layer", int64_t(-1));
-        f.set_attr("/", "history", history_line(opt.common, be->describe()));
         Tensor ids =
             Tensor::zeros({1, static_cast<int64_t>(prompt.size() + generated.size())}, DType::I32);
         std::vector<std::string> texts;
@@ -281,8 +275,7 @@ void generate_text(const GenerateOptions& opt) {
                 ids.i32()[k++] = id;
                 texts.push_back(tok.token_text(id));
             }
-        f.write("/tokens", ids);
-        f.write_strings("/token_text", ids.shape(), texts);
+        write_tokens(f, model.model_id(), ids, texts, history_line(opt.common, be->describe()));
         Tensor lp = Tensor::zeros({static_cast<int64_t>(logprobs.size())});
         for (size_t i = 0; i < logprobs.size(); ++i)
             lp.f32()[i] = static_cast<float>(logprobs[i]);
