@@ -1,7 +1,6 @@
 // count-params: where a transformer's parameters live, head by head, and its FLOPs per token.
 #include "commands/cli.hpp"
 #include "commands/param_count.hpp"
-#include "version.hpp"
 
 #include <iostream>
 
@@ -14,7 +13,7 @@ int main(int argc, char** argv) {
                  "  count-params --model tiny.h5 --json\n"
                  "  count-params --n-layers 12 --d-model 768 --n-heads 12 --context 2048",
                  "count-params"};
-    app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
+    qkv::add_common_options(app, common, 0); // --version
     app.add_option("-m,--model", o.model, "Count the datasets of this model file");
     app.add_option("-p,--preset", o.preset,
                    "tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl, gpt3-small, gpt3-medium, "

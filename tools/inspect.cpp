@@ -2,7 +2,6 @@
 // the difference between two files.
 #include "commands/inspect.hpp"
 #include "commands/cli.hpp"
-#include "version.hpp"
 
 #include <iostream>
 
@@ -20,7 +19,7 @@ int main(int argc, char** argv) {
                  "  inspect clean.h5 --diff patched.h5\n"
                  "  inspect trained.h5 --loss --png loss.png",
                  "inspect"};
-    app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
+    qkv::add_common_options(app, common, 0); // --version
     app.add_option("file", o.target, "FILE.h5, or FILE.h5:/DATASET ('-': stdin)")->required();
     app.add_option("--slice", o.slice, "numpy-like selection of FILE:/DATASET, e.g. 0,:,3");
     app.add_flag("--json", o.json, "The summary (or --diff) as one JSON object");

@@ -1,14 +1,13 @@
 // model: make (init), import (Hugging Face GPT-2) and describe (info) model files.
 #include "commands/cli.hpp"
 #include "files/model_file.hpp"
-#include "version.hpp"
 
 #include <iostream>
 
 int main(int argc, char** argv) {
     qkv::CommonOptions common;
     CLI::App app{"Make, import and describe qkv model files.", "model"};
-    app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
+    qkv::add_common_options(app, common, 0); // --version
     app.require_subcommand(1);
 
     qkv::ModelInitOptions init;
@@ -26,8 +25,7 @@ int main(int argc, char** argv) {
     c_init->add_option("--d-mlp", init.d_mlp, "Hidden width of the MLP (default 4 d_model)");
     c_init->add_option("--ctx", init.n_ctx, "Context length (positions)");
     c_init->add_option("--name", init.name, "Name in the model_id (default: the preset's)");
-    c_init->add_option("-o,--output", common.output, "Output model file; '-' or absent: stdout");
-    c_init->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
+    qkv::add_common_options(*c_init, common, qkv::kOutput | qkv::kQuiet);
 
     qkv::ModelImportOptions imp;
     auto* c_imp = app.add_subcommand("import", "A Hugging Face GPT-2 checkpoint directory");
@@ -35,8 +33,7 @@ int main(int argc, char** argv) {
         ->add_option("-f,--from", imp.from_dir,
                      "Folder with config.json, model.safetensors, vocab.json, merges.txt")
         ->required();
-    c_imp->add_option("-o,--output", common.output, "Output model file; '-' or absent: stdout");
-    c_imp->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
+    qkv::add_common_options(*c_imp, common, qkv::kOutput | qkv::kQuiet);
 
     qkv::ModelExportOptions exp;
     auto* c_exp = app.add_subcommand(
@@ -44,8 +41,7 @@ int main(int argc, char** argv) {
     c_exp->add_option("file", exp.input, "Model file (from model init, import or train)")
         ->required();
     c_exp->add_option("--dtype", exp.dtype, "f16 (half the size) or f32")->capture_default_str();
-    c_exp->add_option("-o,--output", common.output, "Output file; '-' or absent: stdout");
-    c_exp->add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
+    qkv::add_common_options(*c_exp, common, qkv::kOutput | qkv::kQuiet);
 
     std::string info_path;
     bool info_json = false;
