@@ -18,11 +18,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if (++n > 64) break;
             qkv::DatasetInfo in = f.info(name);
             if (qkv::shape_numel(in.shape) > (1 << 22)) continue;
-            if (in.kind == ValueKind::Float)
+            if (in.kind == qkv::ValueKind::Float)
                 f.read_f32(name);
-            else if (in.kind == ValueKind::Integer)
+            else if (in.kind == qkv::ValueKind::Integer)
                 f.read_i32(name);
-            else if (in.kind == ValueKind::String)
+            else if (in.kind == qkv::ValueKind::String)
                 f.read_strings(name);
         }
     } catch (const qkv::Error&) {
