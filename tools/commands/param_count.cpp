@@ -17,20 +17,27 @@ std::vector<std::string> param_preset_names() {
             "gpt3-6.7b",  "gpt3-13b",    "gpt3"};
 }
 
-ParamConfig param_preset(const std::string& name) {
+namespace {
+// The sizes count_params needs, from a model's config.
+ParamConfig param_config_of(const Config& c, const std::string& name) {
     ParamConfig p;
     p.name = name;
-    if (name.rfind("gpt3", 0) != 0) {
-        Config c = preset_config(name); // GPT-2 family; throws for unknown names
-        p.n_layers = c.n_layers;
-        p.d_model = c.d_model;
-        p.n_heads = c.n_heads;
-        p.d_head = c.d_head;
-        p.d_mlp = c.d_mlp;
-        p.vocab = c.vocab_size;
-        p.n_ctx = c.n_ctx;
-        return p;
-    }
+    p.n_layers = c.n_layers;
+    p.d_model = c.d_model;
+    p.n_heads = c.n_heads;
+    p.d_head = c.d_head;
+    p.d_mlp = c.d_mlp;
+    p.vocab = c.vocab_size;
+    p.n_ctx = c.n_ctx;
+    return p;
+}
+} // namespace
+
+ParamConfig param_preset(const std::string& name) {
+    if (name.rfind("gpt3", 0) != 0) // GPT-2 family; throws for unknown names
+        return param_config_of(preset_config(name), name);
+    ParamConfig p;
+    p.name = name;
     // GPT-3 paper, Table 2.1: n_layers, d_model, n_heads, d_head; n_ctx 2048, d_mlp = 4 d_model.
     struct Row {
         const char* name;
@@ -111,15 +118,7 @@ ParamCount count_params_in_file(const std::string& path, int64_t context) {
     ModelFile m = ModelFile::open(path);
     const Config& k = m.config();
     const H5File& f = m.h5();
-    ParamConfig p;
-    p.name = path;
-    p.n_layers = k.n_layers;
-    p.d_model = k.d_model;
-    p.n_heads = k.n_heads;
-    p.d_head = k.d_head;
-    p.d_mlp = k.d_mlp;
-    p.vocab = k.vocab_size;
-    p.n_ctx = k.n_ctx;
+    ParamConfig p = param_config_of(k, path);
     int64_t in_file = 0;
     // Every dataset the config calls for, with its shape; the counts come from the file.
     for (const ParamSpec& spec : model_params(k)) {
