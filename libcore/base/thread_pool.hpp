@@ -32,8 +32,6 @@ class ThreadPool {
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
-    int threads() const { return n_; }
-
     // fn(begin, end) over [0, n) in n_ contiguous parts; small jobs run on the caller alone.
     void run(int64_t n, int64_t min_per_thread, const std::function<void(int64_t, int64_t)>& fn) {
         const int parts =

@@ -1,7 +1,6 @@
 // The CPU backend: matrix products as tiles of single-threaded OpenBLAS calls on qkv's thread
 // pool (cpu_gemm: results independent of --threads), plain loops for the rest, the row loops
 // on the same pool. (OpenMP loops beside OpenBLAS's threads once made both spin on two cores.)
-#include "base/errors.hpp"
 #include "base/thread_pool.hpp"
 #include "tensor/backend.hpp"
 #include "tensor/cpu_gemm.hpp"
@@ -9,13 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <malloc.h>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 

@@ -16,6 +16,18 @@ constexpr int64_t kTileMax = 512, kVectorMax = 256;
 // Below this many multiply-adds a product runs on the caller alone: waking threads costs more.
 constexpr int64_t kInline = 1 << 16;
 
+// The tile grid of one product: C's rows cut into row_parts and its columns into col_parts
+// near-equal parts (edges on multiples of 16, the kernels' width). A function of the shape only.
+struct GemmTiles {
+    int64_t M, N, row_parts, col_parts;
+    int64_t count() const { return row_parts * col_parts; }
+    int64_t row_edge(int64_t i) const { return edge(M, row_parts, i); } // tile row i starts here
+    int64_t col_edge(int64_t j) const { return edge(N, col_parts, j); }
+    static int64_t edge(int64_t n, int64_t parts, int64_t i) {
+        return i >= parts ? n : n * i / parts / 16 * 16;
+    }
+};
+
 int64_t even_parts(int64_t n, int64_t max_size) {
     const int64_t parts = (n + max_size - 1) / max_size;
     return parts > 1 && parts % 2 ? parts + 1 : parts;
@@ -49,19 +61,19 @@ void gemm_tile(bool ta, bool tb, int64_t m0, int64_t m, int64_t n0, int64_t n, i
                 bl(m), bl(n), bl(K), alpha, a, bl(lda), b, bl(ldb), beta, c, bl(ldc));
 }
 
-} // namespace
-
-GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t) {
+GemmTiles gemm_tiles(int64_t M, int64_t N) {
     if (M == 1) return {M, N, 1, even_parts(N, kVectorMax)};
     return {M, N, even_parts(M, kTileMax), even_parts(N, kTileMax)};
 }
+
+} // namespace
 
 void cpu_gemm_batched(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                       float alpha, const float* A, int64_t lda, int64_t sa, const float* B,
                       int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc, int64_t sc,
                       int64_t batch) {
     if (M <= 0 || N <= 0 || batch <= 0) return;
-    const GemmTiles t = gemm_tiles(M, N, K);
+    const GemmTiles t = gemm_tiles(M, N);
     auto tile = [&](int64_t i) {
         const int64_t mat = i / t.count(), r = i % t.count() / t.col_parts, c = i % t.col_parts;
         const int64_t m0 = t.row_edge(r), n0 = t.col_edge(c);

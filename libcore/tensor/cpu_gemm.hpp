@@ -13,19 +13,6 @@
 
 namespace qkv {
 
-// The tile grid of one product: C's rows cut into row_parts and its columns into col_parts
-// near-equal parts (edges on multiples of 16, the kernels' width). A function of the shape only.
-struct GemmTiles {
-    int64_t M, N, row_parts, col_parts;
-    int64_t count() const { return row_parts * col_parts; }
-    int64_t row_edge(int64_t i) const { return edge(M, row_parts, i); } // tile row i starts here
-    int64_t col_edge(int64_t j) const { return edge(N, col_parts, j); }
-    static int64_t edge(int64_t n, int64_t parts, int64_t i) {
-        return i >= parts ? n : n * i / parts / 16 * 16;
-    }
-};
-GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K);
-
 // C_i[M, N] = alpha op(A_i) op(B_i) + beta C_i for i < batch, row-major, op = transpose when
 // trans is set; A_i = A + i * stride_a, likewise B_i and C_i.
 void cpu_gemm_batched(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,

@@ -266,8 +266,7 @@ void run_train(const TrainOptions& opt) {
     const int64_t T_val = std::min<int64_t>(T, static_cast<int64_t>(corpus.val.size()) - 1);
 
     Gpt gpt(c, *be, pool, B, T);
-    load_params(model.load_all(*make_cpu_backend(1)), model.path(), gpt.layout(),
-                gpt.params().data(), gpt.b_U());
+    load_params(model.load_all(*be), model.path(), gpt.layout(), gpt.params().data(), gpt.b_U());
     const int64_t n_params = gpt.layout().total;
     if (!resuming) {
         st.m.assign(n_params, 0.0f);
