@@ -11,6 +11,11 @@ prompts, tokenize | embed --save parts | attend -l 0 --save every site | mlp -l 
 | block -L 1: | generate --from - (the logits); embed | block -L all; 20 training steps of the
 tiny model (all weights, the optimizer state and the log); seeded and greedy generation
 (--json: ids and log-probabilities) and generation's file (-o). Attributes that time the run are left out. Exit 0 when all are identical, 1 with the differences.
+
+Two changes of the training output's form are compared through them: AdamW's moments, one flat
+dataset in the fused order before the schema and a group per weight since, are compared weight
+by weight; and the model_id of train's output, hashed in the write order, which is now the
+schema's (that of model init), is left out (its weights are compared).
 Both builds must run on the same machine with the same OPENBLAS_CORETYPE."""
 import json
 import os
@@ -56,6 +61,44 @@ def contents(path):
     return out
 
 
+BLOCK = ["ln1/w", "ln1/b", "attn/W_Q", "attn/b_Q", "attn/W_K", "attn/b_K", "attn/W_V", "attn/b_V",
+         "attn/W_O", "attn/b_O", "ln2/w", "ln2/b", "mlp/W_in", "mlp/b_in", "mlp/W_out", "mlp/b_out"]
+
+
+def moments(path):
+    """AdamW's moments of a checkpoint, by weight name, whichever form the file keeps them in."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        n_layers = int(f["config"].attrs["n_layers"])
+        names = ["embed/W_E", "pos_embed/W_pos"] + [f"blocks/{l}/{b}" for l in range(n_layers)
+                                                    for b in BLOCK] + ["ln_final/w", "ln_final/b"]
+        for which in ("adam_m", "adam_v"):
+            node = f["train"][which]
+            if isinstance(node, h5py.Group):
+                out.update({f"{which}/{n}": node[n][()].tobytes() for n in names})
+                continue
+            flat, at = node[()], 0
+            for n in names:
+                if n.endswith(("b_Q", "W_K", "b_K", "W_V", "b_V")):
+                    continue
+                shape = f[n].shape
+                if n.endswith("W_Q"):  # fused [d_model, (q|k|v, head, d_head)], then the bias
+                    H, D, dh = shape
+                    fused = flat[at:at + 3 * H * D * dh].reshape(D, 3, H, dh)
+                    bias = flat[at + 3 * H * D * dh:at + 3 * H * (D + 1) * dh].reshape(3, H, dh)
+                    for x, q in enumerate("QKV"):
+                        g = n[:-3]
+                        out[f"{which}/{g}W_{q}"] = np.ascontiguousarray(fused[:, x].transpose(1, 0, 2)).tobytes()
+                        out[f"{which}/{g}b_{q}"] = np.ascontiguousarray(bias[x]).tobytes()
+                    at += 3 * H * (D + 1) * dh
+                    continue
+                size = int(np.prod(shape))
+                out[f"{which}/{n}"] = flat[at:at + size].tobytes()
+                at += size
+            assert at == flat.size, (path, at, flat.size)
+    return out
+
+
 def outputs(tools, d):
     """Runs every command with one build's tools in folder d; returns {label: bytes}."""
     res = {}
@@ -73,7 +116,9 @@ def outputs(tools, d):
         f.write(CORPUS)
     sh(f"train --model {d}/tiny.h5 -f {d}/corpus.txt --steps 20 --batch 4 --context 32 --lr 3e-3 "
        f"--warmup 4 --eval-every 10 --eval-iters 2 -o {d}/trained.h5 --quiet", tools)
-    res.update({f"train: {k}": v for k, v in contents(f"{d}/trained.h5").items()})
+    res.update({f"train: {k}": v for k, v in contents(f"{d}/trained.h5").items()
+                if not k.startswith("train/adam_") and k != "/@model_id"})
+    res.update({f"train moments: {k}": v for k, v in moments(f"{d}/trained.h5").items()})
     for what, args in (("sampled", "-n 20 --seed 5"), ("greedy", "-n 10 --temperature 0")):
         g = json.loads(sh(f"generate -m {d}/gpt2.h5 '{PROMPTS[0]}' {args} --ignore-eos --json", tools))
         res[f"generate {what}"] = json.dumps([g["generated_ids"], g["logprobs"]]).encode()

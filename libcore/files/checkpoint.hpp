@@ -42,7 +42,11 @@ void write_checkpoint(const std::string& path, const ModelFile& src, const Token
                       Gpt& gpt, const TrainState& st, double seconds, const CorpusInfo& corpus,
                       const std::string& history,
                       const std::vector<std::pair<std::string, double>>& final_stats);
-TrainState read_checkpoint(const ModelFile& m, int64_t n_params);
+TrainState read_checkpoint(const ModelFile& m, const Layout& lay);
+
+// Reads a model's trained weights into the flat buffer of lay, and b_U (not trained) apart. The
+// unembedding must be tied (W_U = W_E^T), as model init and GPT-2 make it.
+void read_params(const ModelFile& m, const Layout& lay, float* flat, std::vector<float>& b_U);
 
 // /train/log of a model file (inspect --loss reads it too); its four datasets must agree.
 LossLog read_loss_log(const H5File& f);

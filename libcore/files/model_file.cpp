@@ -75,18 +75,17 @@ AttentionWeights ModelFile::load_attention(int64_t layer, Backend& be) const {
     const Config& c = config_;
     const std::string g = block_group(layer) + "/attn/";
     const int64_t H = c.n_heads, D = c.d_model, dh = c.d_head, HD = H * dh;
+    Tensor W[3], b[3]; // W_Q, W_K, W_V [head, d_model, d_head]; b_Q, b_K, b_V [head, d_head]
+    for (int x = 0; x < 3; ++x) {
+        W[x] = read(g + "W_" + "QKV" [x], { H, D, dh });
+        b[x] = read(g + "b_" + "QKV" [x], { H, dh });
+    }
     Tensor W_QKV = Tensor::zeros({D, 3 * HD});
     Tensor b_QKV = Tensor::zeros({3 * HD});
-    const char* names[3] = {"Q", "K", "V"};
-    for (int which = 0; which < 3; ++which) {
-        Tensor W = read(g + "W_" + names[which], {H, D, dh}); // [head, d_model, d_head]
-        Tensor b = read(g + "b_" + names[which], {H, dh});    // [head, d_head]
-        for (int64_t h = 0; h < H; ++h)
-            for (int64_t i = 0; i < D; ++i)
-                std::memcpy(W_QKV.f32() + i * 3 * HD + which * HD + h * dh,
-                            W.f32() + (h * D + i) * dh, dh * sizeof(float));
-        std::memcpy(b_QKV.f32() + which * HD, b.f32(), HD * sizeof(float));
-    }
+    const float* W_src[3] = {W[0].f32(), W[1].f32(), W[2].f32()};
+    pack_qkv(W_src, H, D, dh, W_QKV.f32());
+    for (int x = 0; x < 3; ++x)
+        std::memcpy(b_QKV.f32() + x * HD, b[x].f32(), HD * sizeof(float));
     AttentionWeights w;
     w.W_QKV = be.to_device(W_QKV);
     w.b_QKV = be.to_device(b_QKV);

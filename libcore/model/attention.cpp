@@ -1,6 +1,7 @@
 #include "model/attention.hpp"
 
 #include "base/errors.hpp"
+#include "tensor/matmul.hpp"
 
 #include <cmath>
 
@@ -25,8 +26,8 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     Tensor qkv, q_only, kv;
     if (!context) {
         qkv = be.empty({rows, 3 * HD}); // [batch*pos, 3*head*d_head]
-        be.gemm(false, false, rows, 3 * HD, D, 1.0f, x.f32(), D, w.W_QKV.f32(), 3 * HD, 0.0f,
-                qkv.f32(), 3 * HD);
+        matmul(be, {x.f32(), rows, D, D}, {w.W_QKV.f32(), D, 3 * HD, 3 * HD},
+               {qkv.f32(), rows, 3 * HD, 3 * HD});
         be.add_bias(qkv.f32(), w.b_QKV.f32(), rows, 3 * HD);
         q_base = qkv.f32();
         k_base = qkv.f32() + HD;
@@ -52,14 +53,14 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
             throw ShapeError("--context: batch " + std::to_string(Bk) +
                              " does not match the input's batch " + std::to_string(B));
         q_only = be.empty({rows, HD}); // [batch*pos, head*d_head]
-        be.gemm(false, false, rows, HD, D, 1.0f, x.f32(), D, w.W_QKV.f32(), 3 * HD, 0.0f,
-                q_only.f32(), HD);
+        matmul(be, {x.f32(), rows, D, D}, {w.W_QKV.f32(), D, HD, 3 * HD},
+               {q_only.f32(), rows, HD, HD});
         be.add_bias(q_only.f32(), w.b_QKV.f32(), rows, HD);
         Tensor xc = be.empty({Bk * Tk, D}); // [batch_k*key_pos, d_model]
         be.layer_norm(context->f32(), ln1.w.f32(), ln1.b.f32(), eps, Bk * Tk, D, xc.f32());
         kv = be.empty({Bk * Tk, 2 * HD}); // [batch_k*key_pos, (k|v, head, d_head)]
-        be.gemm(false, false, Bk * Tk, 2 * HD, D, 1.0f, xc.f32(), D, w.W_QKV.f32() + HD, 3 * HD,
-                0.0f, kv.f32(), 2 * HD);
+        matmul(be, {xc.f32(), Bk * Tk, D, D}, {w.W_QKV.f32() + HD, D, 2 * HD, 3 * HD},
+               {kv.f32(), Bk * Tk, 2 * HD, 2 * HD});
         be.add_bias(kv.f32(), w.b_QKV.f32() + HD, Bk * Tk, 2 * HD);
         q_base = q_only.f32();
         k_base = kv.f32();
@@ -92,13 +93,14 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
         const float* k = k_base + bk * Tk * ld_kv; // [key_pos, head, d_head], row stride ld_kv
         const float* v = v_base + bk * Tk * ld_kv; // [key_pos, head, d_head], row stride ld_kv
         // Scores of every head: q_h k_h^T / sqrt(d_head)  [head, query_pos, key_pos].
-        be.gemm_batched(false, true, T, Tk, dh, scale, q, ld_q, dh, k, ld_kv, dh, 0.0f,
-                        scores.f32(), Tk, T * Tk, H);
+        const MatrixView q_h{q, T, dh, ld_q, dh}, k_h{k, Tk, dh, ld_kv, dh},
+            v_h{v, Tk, dh, ld_kv, dh};
+        matmul(be, q_h, k_h.T(), {scores.f32(), T, Tk, Tk, T * Tk}, H, scale);
         // Mask (keys after the query) and softmax over keys, per query and head.
         be.masked_softmax(scores.f32(), pattern.f32(), H * T, T, Tk, Tk, causal, Tk - T);
         // z: the pattern-weighted sum of values, each head into its slice [pos, head, d_head].
-        be.gemm_batched(false, false, T, dh, Tk, 1.0f, pattern.f32(), Tk, T * Tk, v, ld_kv, dh,
-                        0.0f, z.f32() + b * T * HD, HD, dh, H);
+        matmul(be, {pattern.f32(), T, Tk, Tk, T * Tk}, v_h, {z.f32() + b * T * HD, T, dh, HD, dh},
+               H);
         if (saves.scores) be.copy(result.scores.f32() + b * H * T * Tk, scores.f32(), H * T * Tk);
         if (saves.pattern)
             be.copy(result.pattern.f32() + b * H * T * Tk, pattern.f32(), H * T * Tk);
@@ -116,14 +118,13 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     // Each head's proposed change to the residual stream: z_h W_O[h]  [batch, pos, head, d_model].
     if (saves.head_out) {
         result.head_out = be.empty({B, T, H, D});
-        for (int64_t h = 0; h < H; ++h)
-            be.gemm(false, false, rows, D, dh, 1.0f, z.f32() + h * dh, HD, w.W_O.f32() + h * dh * D,
-                    D, 0.0f, result.head_out.f32() + h * D, H * D);
+        matmul(be, {z.f32(), rows, dh, HD, dh}, {w.W_O.f32(), dh, D, D, dh * D},
+               {result.head_out.f32(), rows, D, H * D, D}, H);
     }
 
     // Output: the changes of all heads in one GEMM, plus b_O, added to the residual stream.
     Tensor out = be.empty({B, T, D}); // [batch, pos, d_model]
-    be.gemm(false, false, rows, D, HD, 1.0f, z.f32(), HD, w.W_O.f32(), D, 0.0f, out.f32(), D);
+    matmul(be, {z.f32(), rows, HD, HD}, {w.W_O.f32(), HD, D, D}, {out.f32(), rows, D, D});
     be.add_bias(out.f32(), w.b_O.f32(), rows, D);
     if (edit && edit->patch) {
         for (int64_t h = 0; h < H; ++h) {

@@ -4,12 +4,13 @@ namespace qkv {
 
 namespace {
 
-// A row of the table: name (relative to a layer's group for block rows), shape, init, decay.
+// A row of the table: name (relative to a layer's group for block rows), shape, init, decay,
+// trained.
 struct Row {
     const char* name;
     Shape (*shape)(const Config&);
     Init init;
-    bool decay;
+    bool decay, trained = true;
 };
 
 Shape d_model(const Config& c) {
@@ -71,8 +72,8 @@ const Row kBlock[] = {
 const Row kAfter[] = {
     {"/ln_final/w", d_model, Init::Ones, false},
     {"/ln_final/b", d_model, Init::Zeros, false},
-    {"/unembed/W_U", d_model_vocab, Init::TransposeOfW_E, true},
-    {"/unembed/b_U", vocab, Init::Zeros, false},
+    {"/unembed/W_U", d_model_vocab, Init::TransposeOfW_E, true, false},
+    {"/unembed/b_U", vocab, Init::Zeros, false, false},
 };
 
 } // namespace
@@ -84,7 +85,7 @@ std::string block_group(int64_t layer) {
 std::vector<ParamSpec> model_params(const Config& c) {
     std::vector<ParamSpec> out;
     auto add = [&](const std::string& prefix, const Row& r) {
-        out.push_back({prefix + r.name, r.shape(c), r.init, r.decay});
+        out.push_back({prefix + r.name, r.shape(c), r.init, r.decay, r.trained});
     };
     for (const Row& r : kBefore)
         add("", r);

@@ -1,6 +1,7 @@
 // schema: a model declared once. Every dataset of a model file, with its shape as a function of
-// the config, how `model init` fills it and whether AdamW decays it; and every attribute of the
-// config. Init, the file's reader and writer, `model info` and count-params walk these tables:
+// the config, how `model init` fills it, whether train updates it and whether AdamW decays it;
+// and every attribute of the config. Init, the file's reader and writer, `model info`,
+// count-params, the trainer's parameter layout and its checkpoints walk these tables:
 // adding a weight or a config attribute is one row.
 #pragma once
 #include "model/config.hpp"
@@ -23,7 +24,8 @@ struct ParamSpec {
     std::string name; // e.g. "/blocks/3/attn/W_Q"
     Shape shape;      // e.g. [head, d_model, d_head]
     Init init;
-    bool decay; // AdamW's weight decay applies (matrices, not biases or LayerNorms)
+    bool decay;   // AdamW's weight decay applies (matrices, not biases or LayerNorms)
+    bool trained; // train updates it (not the tied W_U, nor b_U, which GPT-2 does not have)
 };
 
 // Every weight of a model file, in the order the file is written (which model_id hashes).

@@ -13,7 +13,9 @@ struct LayerNormWeights {
 };
 
 // Attention weights as the forward pass uses them: W_Q, W_K and W_V of every head side by side
-// in one matrix, so queries, keys and values of all heads come from one GEMM.
+// in one matrix (pack_qkv, the one weight not used as the file holds it), so queries, keys and
+// values of all heads come from one product. A product's rounding depends on its shape in the
+// BLAS library, so per-head products would change every result after the queries by an ulp.
 struct AttentionWeights {
     Tensor W_QKV; // [d_model, 3 * head * d_head]: columns are (q|k|v, head, d_head)
     Tensor b_QKV; // [3 * head * d_head]
@@ -54,5 +56,11 @@ struct ModelWeights {
     std::vector<BlockWeights> blocks; // [n_layers]
     UnembedWeights unembed;
 };
+
+// W_Q, W_K and W_V, each [head, d_model, d_head] (W[0] = W_Q, ...), side by side as one
+// fused [d_model, (q|k|v, head, d_head)] matrix; unpack_qkv is the inverse.
+void pack_qkv(const float* const W[3], int64_t head, int64_t d_model, int64_t d_head, float* fused);
+void unpack_qkv(const float* fused, int64_t head, int64_t d_model, int64_t d_head,
+                float* const W[3]);
 
 } // namespace qkv

@@ -1,6 +1,7 @@
 #include "train/backprop.hpp"
 
 #include "base/errors.hpp"
+#include "model/weights.hpp"
 #include "tensor/cpu_kernels.hpp"
 
 #include <algorithm>
@@ -21,11 +22,12 @@ namespace qkv::bp {
 
 namespace {
 
-// db[n] += column sums of x[rows, n]: columns split over threads, rows summed in order.
-void column_sums_add(Ctx& c, const float* x, int64_t rows, int64_t n, float* db) {
+// db[n] += column sums of x[rows, n] (row stride ld): columns split over threads, rows summed
+// in order.
+void column_sums_add(Ctx& c, const float* x, int64_t rows, int64_t n, int64_t ld, float* db) {
     c.pool.run(n, 64, [&](int64_t j0, int64_t j1) {
         for (int64_t r = 0; r < rows; ++r) {
-            const float* xr = x + r * n;
+            const float* xr = x + r * ld;
             for (int64_t j = j0; j < j1; ++j)
                 db[j] += xr[j];
         }
@@ -106,7 +108,33 @@ void linear_backward(Ctx& c, const float* dout, const float* x, const float* W, 
                      int64_t k, int64_t n, float* dx, float* dW, float* db) {
     if (dx) c.be.gemm(false, true, rows, k, n, 1.0f, dout, n, W, n, 1.0f, dx, k);
     c.be.gemm(true, false, k, n, rows, 1.0f, x, k, dout, n, 1.0f, dW, n);
-    if (db) column_sums_add(c, dout, rows, n, db);
+    if (db) column_sums_add(c, dout, rows, n, n, db);
+}
+
+void qkv_forward(Ctx& c, const float* in, const float* const W[3], const float* const b[3],
+                 int64_t rows, int64_t d_model, int64_t head, int64_t d_head, float* W_fused,
+                 float* qkv) {
+    const int64_t A = head * d_head;
+    pack_qkv(W, head, d_model, d_head, W_fused);
+    c.pool.run(rows, 64, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+            for (int x = 0; x < 3; ++x)
+                std::memcpy(qkv + r * 3 * A + x * A, b[x], A * sizeof(float));
+    });
+    linear_forward(c, in, W_fused, nullptr, rows, d_model, 3 * A, qkv, true);
+}
+
+void qkv_backward(Ctx& c, const float* dqkv, const float* in, const float* const W[3], int64_t rows,
+                  int64_t d_model, int64_t head, int64_t d_head, float* W_fused, float* dW_fused,
+                  float* din, float* const dW[3], float* const db[3]) {
+    const int64_t A = head * d_head;
+    pack_qkv(W, head, d_model, d_head, W_fused);
+    const float* dW_in[3] = {dW[0], dW[1], dW[2]};
+    pack_qkv(dW_in, head, d_model, d_head, dW_fused);
+    linear_backward(c, dqkv, in, W_fused, rows, d_model, 3 * A, din, dW_fused, nullptr);
+    unpack_qkv(dW_fused, head, d_model, d_head, dW);
+    for (int x = 0; x < 3; ++x)
+        column_sums_add(c, dqkv + x * A, rows, A, 3 * A, db[x]);
 }
 
 void gelu_forward(Ctx& c, const float* x, float* out, int64_t n) {

@@ -31,6 +31,19 @@ void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int6
 void linear_backward(Ctx& c, const float* dout, const float* x, const float* W, int64_t rows,
                      int64_t k, int64_t n, float* dx, float* dW, float* db);
 
+// Queries, keys and values of every head from weights as the model file holds them: for x in
+// (Q, K, V), qkv[rows, x, head, d_head] = in[rows, d_model] W_x[head] + b_x[head], with
+// W_x [head, d_model, d_head] and b_x [head, d_head] (W[0] = W_Q, ...). The product runs on the
+// three packed side by side in W_fused [d_model, 3 head d_head] (scratch), as inference does.
+void qkv_forward(Ctx& c, const float* in, const float* const W[3], const float* const b[3],
+                 int64_t rows, int64_t d_model, int64_t head, int64_t d_head, float* W_fused,
+                 float* qkv);
+// din += dqkv (W_Q | W_K | W_V)^T, dW_x += in^T dqkv_x, db_x += column sums of dqkv_x; W_fused
+// and dW_fused [d_model, 3 head d_head] are scratch.
+void qkv_backward(Ctx& c, const float* dqkv, const float* in, const float* const W[3], int64_t rows,
+                  int64_t d_model, int64_t head, int64_t d_head, float* W_fused, float* dW_fused,
+                  float* din, float* const dW[3], float* const db[3]);
+
 // GELU, tanh approximation (GPT-2's gelu_new). Backward: dx[n] += dout * GELU'(x).
 void gelu_forward(Ctx& c, const float* x, float* out, int64_t n);
 void gelu_backward(Ctx& c, const float* dout, const float* x, float* dx, int64_t n);

@@ -6,69 +6,35 @@
 
 namespace qkv {
 
-void put_file_layout(const Config& c, const Layout& lay, const float* flat, const PutTensor& put) {
-    const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head, A = H * dh;
-    for (const auto& p : lay.params) {
-        const float* src = flat + p.offset;
-        const std::string& n = p.name;
-        if (n.size() > 6 && n.compare(n.size() - 6, 6, "/W_QKV") == 0) {
-            const std::string g = n.substr(0, n.size() - 5);
-            for (int x = 0; x < 3; ++x) {
-                Tensor t = Tensor::zeros({H, D, dh});
-                for (int64_t h = 0; h < H; ++h)
-                    for (int64_t d = 0; d < D; ++d)
-                        for (int64_t j = 0; j < dh; ++j)
-                            t.f32()[(h * D + d) * dh + j] = src[d * 3 * A + x * A + h * dh + j];
-                put(g + "W_" + "QKV"[x], t);
-            }
-        } else if (n.size() > 6 && n.compare(n.size() - 6, 6, "/b_QKV") == 0) {
-            const std::string g = n.substr(0, n.size() - 5);
-            for (int x = 0; x < 3; ++x) {
-                Tensor t = Tensor::zeros({H, dh});
-                std::memcpy(t.f32(), src + x * A, A * sizeof(float));
-                put(g + "b_" + "QKV"[x], t);
-            }
-        } else {
-            Shape s = p.shape;
-            if (n.size() > 4 && n.compare(n.size() - 4, 4, "/W_O") == 0) s = {H, dh, D};
-            Tensor t = Tensor::zeros(s);
-            std::memcpy(t.f32(), src, t.numel() * sizeof(float));
-            put(n, t);
-        }
+Layout::Layout(const Config& c) {
+    for (const ParamSpec& p : model_params(c)) {
+        if (!p.trained) continue;
+        params.push_back({p.name, p.shape, total, p.decay});
+        total += shape_numel(p.shape);
+    }
+    auto at = [&](const std::string& name) {
+        for (const ParamInfo& p : params)
+            if (p.name == name) return p.offset;
+        throw Error("internal: the schema has no trained weight " + name);
+    };
+    W_E = at("/embed/W_E");
+    W_pos = at("/pos_embed/W_pos");
+    lnf_w = at("/ln_final/w");
+    lnf_b = at("/ln_final/b");
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+        const std::string g = block_group(l);
+        layers.push_back(
+            {at(g + "/ln1/w"), at(g + "/ln1/b"), at(g + "/attn/W_Q"), at(g + "/attn/b_Q"),
+             at(g + "/attn/W_K"), at(g + "/attn/b_K"), at(g + "/attn/W_V"), at(g + "/attn/b_V"),
+             at(g + "/attn/W_O"), at(g + "/attn/b_O"), at(g + "/ln2/w"), at(g + "/ln2/b"),
+             at(g + "/mlp/W_in"), at(g + "/mlp/b_in"), at(g + "/mlp/W_out"), at(g + "/mlp/b_out")});
     }
 }
 
-void load_params(const ModelWeights& m, const std::string& where, const Layout& lay, float* flat,
-                 std::vector<float>& b_U) {
-    const Config& c = m.config;
-    auto put = [&](int64_t off, const Tensor& t) {
-        std::memcpy(flat + off, t.f32(), t.numel() * sizeof(float));
-    };
-    put(lay.W_E, m.embed.W_E);
-    put(lay.W_pos, m.embed.W_pos);
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-        const LayerOffsets& o = lay.layers[l];
-        const BlockWeights& w = m.blocks[l];
-        put(o.ln1_w, w.ln1.w);
-        put(o.ln1_b, w.ln1.b);
-        put(o.W_QKV, w.attn.W_QKV);
-        put(o.b_QKV, w.attn.b_QKV);
-        put(o.W_O, w.attn.W_O);
-        put(o.b_O, w.attn.b_O);
-        put(o.ln2_w, w.ln2.w);
-        put(o.ln2_b, w.ln2.b);
-        put(o.W_in, w.mlp.W_in);
-        put(o.b_in, w.mlp.b_in);
-        put(o.W_out, w.mlp.W_out);
-        put(o.b_out, w.mlp.b_out);
-    }
-    const UnembedWeights& u = m.unembed;
-    put(lay.lnf_w, u.ln_final.w);
-    put(lay.lnf_b, u.ln_final.b);
-    if (!is_transpose_of(m.embed.W_E, u.W_U))
-        throw FormatError(where + ":/unembed/W_U: train ties the unembedding to W_E (as "
-                                  "GPT-2 does), but this model's W_U is not W_E transposed");
-    b_U.assign(u.b_U.f32(), u.b_U.f32() + c.vocab_size);
+Tensor param_tensor(const ParamInfo& p, const float* flat) {
+    Tensor t = Tensor::zeros(p.shape);
+    std::memcpy(t.f32(), flat + p.offset, t.numel() * sizeof(float));
+    return t;
 }
 
 Gpt::Gpt(const Config& c, Backend& be, ThreadPool& pool, int64_t batch, int64_t pos)
@@ -93,6 +59,8 @@ Gpt::Gpt(const Config& c, Backend& be, ThreadPool& pool, int64_t batch, int64_t 
     dz_.assign(BT * A, 0.0f);
     dpost_.assign(BT * M, 0.0f);
     dpre_.assign(BT * M, 0.0f);
+    W_QKV_.assign(D * 3 * A, 0.0f);
+    dW_QKV_.assign(D * 3 * A, 0.0f);
 }
 
 double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t pos, bool grad) {
@@ -118,7 +86,9 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
         // pattern-weighted values z, then every head's change through W_O added to the stream
         bp::layer_norm_forward(ctx_, res(2 * l), P + o.ln1_w, P + o.ln1_b, eps, BT, D, ln(2 * l),
                                mean(2 * l), rstd(2 * l));
-        bp::linear_forward(ctx_, ln(2 * l), P + o.W_QKV, P + o.b_QKV, BT, D, 3 * A, qkv(l));
+        const float* W_qkv[3] = {P + o.W_Q, P + o.W_K, P + o.W_V};
+        const float* b_qkv[3] = {P + o.b_Q, P + o.b_K, P + o.b_V};
+        bp::qkv_forward(ctx_, ln(2 * l), W_qkv, b_qkv, BT, D, H, dh, W_QKV_.data(), qkv(l));
         bp::attention_forward(ctx_, qkv(l), batch, pos, H, dh, pattern(l), z(l));
         std::memcpy(res(2 * l + 1), res(2 * l), BT * D * sizeof(float));
         bp::linear_forward(ctx_, z(l), P + o.W_O, P + o.b_O, BT, A, D, res(2 * l + 1), true);
@@ -172,8 +142,11 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
         bp::attention_backward(ctx_, dz_.data(), qkv(l), pattern(l), batch, pos, H, dh,
                                dqkv_.data());
         std::memset(dln, 0, BT * D * sizeof(float));
-        bp::linear_backward(ctx_, dqkv_.data(), ln(2 * l), P + o.W_QKV, BT, D, 3 * A, dln,
-                            G + o.W_QKV, G + o.b_QKV);
+        const float* W_qkv[3] = {P + o.W_Q, P + o.W_K, P + o.W_V};
+        float* dW_qkv[3] = {G + o.W_Q, G + o.W_K, G + o.W_V};
+        float* db_qkv[3] = {G + o.b_Q, G + o.b_K, G + o.b_V};
+        bp::qkv_backward(ctx_, dqkv_.data(), ln(2 * l), W_qkv, BT, D, H, dh, W_QKV_.data(),
+                         dW_QKV_.data(), dln, dW_qkv, db_qkv);
         bp::layer_norm_backward(ctx_, dln, res(2 * l), P + o.ln1_w, mean(2 * l), rstd(2 * l), BT, D,
                                 dres, G + o.ln1_w, G + o.ln1_b);
     }

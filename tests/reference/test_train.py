@@ -191,6 +191,41 @@ class Train(unittest.TestCase):
             np.testing.assert_array_equal(got[n], ref[n], n)
         self.assertEqual([n for n in os.listdir(self.d) if ".tmp" in n], [])
 
+    def test_moments_by_weight_and_resume_from_fused(self):
+        """The moments are kept under each weight's name; a checkpoint of the earlier form (one
+        flat dataset, each layer's W_Q, W_K, W_V fused) resumes to the same result."""
+        ck = os.path.join(self.d, "ck-moments.h5")
+        rc, err = self.interrupted_run(ck, signal.SIGTERM, 6)
+        self.assertEqual(rc, 143, err.decode())
+        fused = os.path.join(self.d, "ck-fused.h5")
+        with open(ck, "rb") as a, open(fused, "wb") as b:
+            b.write(a.read())
+        with h5py.File(fused, "r+") as f:
+            n_layers = int(f["config"].attrs["n_layers"])
+            for which in ("adam_m", "adam_v"):
+                g = f["train"][which]
+                self.assertEqual(g["blocks/0/attn/W_Q"].shape, f["blocks/0/attn/W_Q"].shape)
+                parts = [g["embed/W_E"][()], g["pos_embed/W_pos"][()]]
+                for l in range(n_layers):
+                    b = g[f"blocks/{l}"]
+                    parts += [b["ln1/w"][()], b["ln1/b"][()]]
+                    parts.append(np.concatenate([b[f"attn/W_{q}"][()].transpose(1, 0, 2) for q in "QKV"], 1))
+                    parts.append(np.concatenate([b[f"attn/b_{q}"][()] for q in "QKV"]))
+                    parts += [b[n][()] for n in ("attn/W_O", "attn/b_O", "ln2/w", "ln2/b", "mlp/W_in",
+                                                  "mlp/b_in", "mlp/W_out", "mlp/b_out")]
+                parts += [g["ln_final/w"][()], g["ln_final/b"][()]]
+                del f["train"][which]
+                f["train"][which] = np.concatenate([p.reshape(-1) for p in parts])
+        for path in (ck, fused):
+            run("train", "--resume", path, "-f", self.corpus, "--quiet")
+        a, b = datasets(ck), datasets(fused)
+        self.assertEqual(set(a), set(b))
+        for n in a:
+            np.testing.assert_array_equal(a[n], b[n], n)
+        with h5py.File(ck, "r") as f, h5py.File(fused, "r") as g:
+            np.testing.assert_array_equal(f["train/log/train_loss"][()], g["train/log/train_loss"][()])
+            self.assertIsInstance(g["train/adam_v"], h5py.Group)  # rewritten in the new form
+
     def test_export_half_precision(self):
         src, out = os.path.join(self.d, "src.h5"), os.path.join(self.d, "export.h5")
         run("train", *self.train_args(src, steps=6, eval_every=3), "--quiet")

@@ -246,7 +246,7 @@ void run_train(const TrainOptions& opt) {
     ThreadPool pool(threads);
 
     // Settings come from the checkpoint when resuming; read them before sizing buffers.
-    if (resuming) st = read_checkpoint(model, Layout(c).total);
+    if (resuming) st = read_checkpoint(model, Layout(c));
     TrainSettings& s = st.s;
     check_settings(s, c);
     Corpus corpus = load_corpus(opt.corpus, tok, s.val_fraction);
@@ -266,7 +266,7 @@ void run_train(const TrainOptions& opt) {
     const int64_t T_val = std::min<int64_t>(T, static_cast<int64_t>(corpus.val.size()) - 1);
 
     Gpt gpt(c, *be, pool, B, T);
-    load_params(model.load_all(*be), model.path(), gpt.layout(), gpt.params().data(), gpt.b_U());
+    read_params(model, gpt.layout(), gpt.params().data(), gpt.b_U());
     const int64_t n_params = gpt.layout().total;
     if (!resuming) {
         st.m.assign(n_params, 0.0f);
@@ -297,8 +297,8 @@ void run_train(const TrainOptions& opt) {
         std::memcpy(ty.i32(), y.data(), y.size() * sizeof(int32_t));
         f.write("/batch/x", tx);
         f.write("/batch/y", ty);
-        put_file_layout(c, gpt.layout(), gpt.grads().data(),
-                        [&](const std::string& n, const Tensor& t) { f.write(n, t); });
+        for (const ParamInfo& p : gpt.layout().params)
+            f.write(p.name, param_tensor(p, gpt.grads().data()));
         o.commit();
         if (talk)
             std::cerr << "train: loss " << loss << "; gradients written to " << opt.dump_grads
