@@ -1,6 +1,7 @@
 #include "files/checkpoint.hpp"
 
 #include "base/errors.hpp"
+#include "base/fields.hpp"
 #include "files/h5file.hpp"
 
 #include <cstring>
@@ -17,20 +18,23 @@ std::string hex64(uint64_t v) {
 
 namespace {
 
-// The settings a checkpoint records, by attribute name: written and read from one table.
-constexpr std::pair<const char*, int64_t TrainSettings::*> kIntSettings[] = {
-    {"steps", &TrainSettings::steps},           {"batch", &TrainSettings::batch},
-    {"context", &TrainSettings::context},       {"warmup", &TrainSettings::warmup},
-    {"eval_every", &TrainSettings::eval_every}, {"eval_iters", &TrainSettings::eval_iters},
-    {"save_every", &TrainSettings::save_every}};
-constexpr std::pair<const char*, double TrainSettings::*> kRealSettings[] = {
-    {"lr", &TrainSettings::lr},
-    {"min_lr", &TrainSettings::min_lr},
-    {"weight_decay", &TrainSettings::weight_decay},
-    {"beta1", &TrainSettings::beta1},
-    {"beta2", &TrainSettings::beta2},
-    {"grad_clip", &TrainSettings::grad_clip},
-    {"val_fraction", &TrainSettings::val_fraction}};
+// The settings a checkpoint records, by attribute name (the seed apart: a hex string).
+const std::vector<Field<TrainSettings>> kSettings = {
+    {"steps", &TrainSettings::steps},
+    {"batch", &TrainSettings::batch},
+    {"context", &TrainSettings::context},
+    {"warmup", &TrainSettings::warmup},
+    {"eval_every", &TrainSettings::eval_every},
+    {"eval_iters", &TrainSettings::eval_iters},
+    {"save_every", &TrainSettings::save_every},
+    {"lr", nullptr, &TrainSettings::lr},
+    {"min_lr", nullptr, &TrainSettings::min_lr},
+    {"weight_decay", nullptr, &TrainSettings::weight_decay},
+    {"beta1", nullptr, &TrainSettings::beta1},
+    {"beta2", nullptr, &TrainSettings::beta2},
+    {"grad_clip", nullptr, &TrainSettings::grad_clip},
+    {"val_fraction", nullptr, &TrainSettings::val_fraction},
+};
 
 } // namespace
 
@@ -57,10 +61,7 @@ void write_checkpoint(const std::string& path, const ModelFile& src, const Token
     const std::string g = "/train";
     f.make_group(g);
     f.set_attr(g, "step", st.step);
-    for (auto [k, member] : kIntSettings)
-        f.set_attr(g, k, s.*member);
-    for (auto [k, member] : kRealSettings)
-        f.set_attr(g, k, s.*member);
+    visit_fields(kSettings, s, [&](const char* name, const auto& v) { f.set_attr(g, name, v); });
     f.set_attr(g, "seconds", seconds);
     f.set_attr(g, "seed", hex64(s.seed));
     f.set_attr(g, "corpus_fnv1a", hex64(corpus.hash));
@@ -144,10 +145,7 @@ TrainState read_checkpoint(const ModelFile& m, const Layout& lay) {
     TrainState st;
     const std::string g = "/train";
     st.step = f.attr_int(g, "step");
-    for (auto [k, member] : kIntSettings)
-        st.s.*member = f.attr_int(g, k);
-    for (auto [k, member] : kRealSettings)
-        st.s.*member = f.attr_double(g, k);
+    visit_fields(kSettings, st.s, [&](const char* name, auto& v) { f.get_attr(g, name, v); });
     st.s.seed = std::stoull(f.attr_str(g, "seed"), nullptr, 16);
     st.seconds = f.attr_double(g, "seconds");
     read_moments(m, lay, g + "/adam_m", st.m);

@@ -71,6 +71,16 @@ class H5File {
     std::string attr_str(const std::string& obj, const std::string& attr) const;
     int64_t attr_int(const std::string& obj, const std::string& attr) const;
     double attr_double(const std::string& obj, const std::string& attr) const;
+    // The same by the type of value (for tables of fields, base/fields.hpp).
+    void get_attr(const std::string& obj, const std::string& attr, std::string& value) const {
+        value = attr_str(obj, attr);
+    }
+    void get_attr(const std::string& obj, const std::string& attr, int64_t& value) const {
+        value = attr_int(obj, attr);
+    }
+    void get_attr(const std::string& obj, const std::string& attr, double& value) const {
+        value = attr_double(obj, attr);
+    }
     std::vector<std::string> list(const std::string& group) const; // member names
     bool is_group(const std::string& path) const;
     // Every dataset below group, depth first, as absolute paths.

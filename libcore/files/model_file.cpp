@@ -34,14 +34,8 @@ ModelFile ModelFile::open(const std::string& path) {
         throw FormatError(path + ": unsupported model file version");
     m.model_id_ = f.attr_str("/", "model_id");
     Config& c = m.config_;
-    for (const ConfigField& field : config_fields()) {
-        if (field.integer)
-            c.*field.integer = f.attr_int("/config", field.name);
-        else if (field.real)
-            c.*field.real = f.attr_double("/config", field.name);
-        else
-            c.*field.text = f.attr_str("/config", field.name);
-    }
+    visit_fields(config_fields(), c,
+                 [&](const char* name, auto& value) { f.get_attr("/config", name, value); });
     if (c.arch != "gpt2") throw FormatError(path + ": architecture '" + c.arch + "' unsupported");
     c.validate(path);
     return m;
@@ -194,14 +188,8 @@ ModelWriter::ModelWriter(const std::string& path, const Config& c, const std::st
     f.set_attr("/", "format", std::string("qkv-model"));
     f.set_attr("/", "version", int64_t(1));
     f.set_attr("/", "history", history_line);
-    for (const ConfigField& field : config_fields()) {
-        if (field.integer)
-            f.set_attr("/config", field.name, c.*field.integer);
-        else if (field.real)
-            f.set_attr("/config", field.name, c.*field.real);
-        else
-            f.set_attr("/config", field.name, c.*field.text);
-    }
+    visit_fields(config_fields(), c,
+                 [&](const char* name, const auto& value) { f.set_attr("/config", name, value); });
 }
 
 void ModelWriter::put(const std::string& name, const Tensor& t_in) {
@@ -507,14 +495,8 @@ std::string model_info(const std::string& path, bool json) {
         j["file"] = path;
         j["model_id"] = m.model_id();
         nlohmann::ordered_json& config = j["config"];
-        for (const ConfigField& field : config_fields()) {
-            if (field.integer)
-                config[field.name] = c.*field.integer;
-            else if (field.real)
-                config[field.name] = c.*field.real;
-            else
-                config[field.name] = c.*field.text;
-        }
+        visit_fields(config_fields(), c,
+                     [&](const char* name, const auto& value) { config[name] = value; });
         j["tokenizer"] = tok_kind;
         j["stored_values"] = total;
         j["tensors"] = tensors;
@@ -522,15 +504,9 @@ std::string model_info(const std::string& path, bool json) {
     }
     std::ostringstream o;
     o << "file:       " << path << "\nmodel_id:   " << m.model_id() << '\n';
-    for (const ConfigField& field : config_fields()) {
-        o << std::left << std::setw(12) << std::string(field.name) + ":";
-        if (field.integer)
-            o << c.*field.integer << '\n';
-        else if (field.real)
-            o << c.*field.real << '\n';
-        else
-            o << c.*field.text << '\n';
-    }
+    visit_fields(config_fields(), c, [&](const char* name, const auto& value) {
+        o << std::left << std::setw(12) << std::string(name) + ":" << value << '\n';
+    });
     o << "tokenizer:  " << tok_kind << "\nstored values: " << total
       << " (W_U stored apart from W_E)\ntensors:\n"
       << table.str();

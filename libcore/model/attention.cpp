@@ -18,7 +18,7 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
 
     // LayerNorm 1 over every position of every sequence.
     Tensor x = be.empty({rows, D}); // [batch*pos, d_model]
-    be.layer_norm(resid.f32(), ln1.w.f32(), ln1.b.f32(), eps, rows, D, x.f32());
+    be.layer_norm(resid.f32(), ln1.w.f32(), ln1.b.f32(), eps, rows, D, x.f32(), nullptr, nullptr);
 
     // Queries, keys and values of all heads in one GEMM: [batch*pos, (q|k|v, head, d_head)].
     const float *q_base, *k_base, *v_base;
@@ -57,7 +57,8 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
                {q_only.f32(), rows, HD, HD});
         be.add_bias(q_only.f32(), w.b_QKV.f32(), rows, HD);
         Tensor xc = be.empty({Bk * Tk, D}); // [batch_k*key_pos, d_model]
-        be.layer_norm(context->f32(), ln1.w.f32(), ln1.b.f32(), eps, Bk * Tk, D, xc.f32());
+        be.layer_norm(context->f32(), ln1.w.f32(), ln1.b.f32(), eps, Bk * Tk, D, xc.f32(), nullptr,
+                      nullptr);
         kv = be.empty({Bk * Tk, 2 * HD}); // [batch_k*key_pos, (k|v, head, d_head)]
         matmul(be, {xc.f32(), Bk * Tk, D, D}, {w.W_QKV.f32() + HD, D, 2 * HD, 3 * HD},
                {kv.f32(), Bk * Tk, 2 * HD, 2 * HD});

@@ -10,7 +10,7 @@ void mlp_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln2, co
     // 1. LayerNorm 2.
     Tensor x = be.empty({rows, D}); // [batch*pos, d_model]
     be.layer_norm(resid.f32(), ln2.w.f32(), ln2.b.f32(), static_cast<float>(cfg.ln_eps), rows, D,
-                  x.f32());
+                  x.f32(), nullptr, nullptr);
     // 2. Up-projection: pre = x W_in + b_in.
     Tensor hidden = be.empty({rows, F}); // [batch*pos, d_mlp]
     be.gemm(false, false, rows, F, D, 1.0f, x.f32(), D, w.W_in.f32(), F, 0.0f, hidden.f32(), F);

@@ -97,8 +97,8 @@ std::vector<ParamSpec> model_params(const Config& c) {
     return out;
 }
 
-const std::vector<ConfigField>& config_fields() {
-    static const std::vector<ConfigField> fields = {
+const std::vector<Field<Config>>& config_fields() {
+    static const std::vector<Field<Config>> fields = {
         {"arch", nullptr, nullptr, &Config::arch},
         {"n_layers", &Config::n_layers},
         {"d_model", &Config::d_model},

@@ -4,6 +4,7 @@
 // count-params, the trainer's parameter layout and its checkpoints walk these tables:
 // adding a weight or a config attribute is one row.
 #pragma once
+#include "base/fields.hpp"
 #include "model/config.hpp"
 #include "tensor/tensor.hpp"
 
@@ -34,13 +35,7 @@ std::vector<ParamSpec> model_params(const Config& c);
 // "/blocks/L": the group of layer L's weights.
 std::string block_group(int64_t layer);
 
-// One attribute of the /config group.
-struct ConfigField {
-    const char* name;
-    int64_t Config::*integer = nullptr; // exactly one of the three is set
-    double Config::*real = nullptr;
-    std::string Config::*text = nullptr;
-};
-const std::vector<ConfigField>& config_fields();
+// The attributes of the /config group.
+const std::vector<Field<Config>>& config_fields();
 
 } // namespace qkv

@@ -37,9 +37,10 @@ class Backend {
                               const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
                               int64_t ldc, int64_t stride_c, int64_t batch) = 0;
 
-    // out[rows, d] = (x - mean) / sqrt(var + eps) * w + b, statistics per row.
+    // out[rows, d] = (x - mean) / sqrt(var + eps) * w + b, statistics per row; mean and
+    // rstd = 1 / sqrt(var + eps) [rows] are kept where not null (training's backward reads them).
     virtual void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
-                            int64_t d, float* out) = 0;
+                            int64_t d, float* out, float* mean, float* rstd) = 0;
     // x[rows, n] += bias[n]
     virtual void add_bias(float* x, const float* bias, int64_t rows, int64_t n) = 0;
     // y[n] += x[n]

@@ -64,15 +64,12 @@ class CpuBackend : public Backend {
     }
 
     void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
-                    int64_t d, float* out) override {
-        pool_->run(rows, 16,
-                   [&](int64_t r0, int64_t r1) { layer_norm_rows(x, w, b, eps, r0, r1, d, out); });
-    }
-
-    static void layer_norm_rows(const float* x, const float* w, const float* b, float eps,
-                                int64_t r0, int64_t r1, int64_t d, float* out) {
-        for (int64_t r = r0; r < r1; ++r)
-            layer_norm_row(x + r * d, w, b, eps, d, out + r * d);
+                    int64_t d, float* out, float* mean, float* rstd) override {
+        pool_->run(rows, 16, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r)
+                layer_norm_row(x + r * d, w, b, eps, d, out + r * d, mean ? mean + r : nullptr,
+                               rstd ? rstd + r : nullptr);
+        });
     }
 
     void add_bias(float* x, const float* bias, int64_t rows, int64_t n) override {
@@ -127,17 +124,7 @@ class CpuBackend : public Backend {
             const int64_t visible = causal ? std::min(k_len, q + offset + 1) : k_len;
             for (int64_t k = visible; k < k_len; ++k)
                 s[k] = neg_inf;
-            float mx = neg_inf;
-            for (int64_t k = 0; k < visible; ++k)
-                mx = std::max(mx, s[k]);
-            double sum = 0;
-            for (int64_t k = 0; k < visible; ++k) {
-                p[k] = std::exp(s[k] - mx);
-                sum += p[k];
-            }
-            const float inv = static_cast<float>(1.0 / sum);
-            for (int64_t k = 0; k < visible; ++k)
-                p[k] *= inv;
+            softmax_row(s, p, visible);
             for (int64_t k = visible; k < k_len; ++k)
                 p[k] = 0.0f;
         }

@@ -26,11 +26,37 @@ inline void layer_norm_row(const float* x, const float* w, const float* b, float
     if (rstd_out) *rstd_out = rstd;
 }
 
+constexpr float kGeluC = 0.7978845608028654f; // sqrt(2 / pi)
+
 // GPT-2's GELU (tanh approximation), 0.5 v (1 + tanh(u)) with u = sqrt(2/pi) (v + 0.044715 v^3),
 // written as v / (1 + exp(-2u)): the same function with one expf instead of a tanhf.
 inline float gelu_value(float v) {
-    constexpr float k2 = -2.0f * 0.7978845608028654f; // -2 sqrt(2/pi)
-    return v / (1.0f + std::exp(k2 * (v + 0.044715f * v * v * v)));
+    return v / (1.0f + std::exp(-2.0f * kGeluC * (v + 0.044715f * v * v * v)));
+}
+
+// Its derivative, 0.5 (1 + tanh(u)) + 0.5 v (1 - tanh(u)^2) du/dv.
+inline float gelu_derivative(float v) {
+    const float u = kGeluC * (v + 0.044715f * v * v * v);
+    const float t = 2.0f / (1.0f + std::exp(-2.0f * u)) - 1.0f; // tanh(u)
+    const float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
+    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du;
+}
+
+// p[n] = softmax(s[n]): exponentials of s - max, summed in double, times the sum's inverse.
+// p may be s.
+inline void softmax_row(const float* s, float* p, int64_t n) {
+    if (n <= 0) return;
+    float mx = s[0];
+    for (int64_t k = 1; k < n; ++k)
+        mx = mx < s[k] ? s[k] : mx;
+    double sum = 0;
+    for (int64_t k = 0; k < n; ++k) {
+        p[k] = std::exp(s[k] - mx);
+        sum += p[k];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t k = 0; k < n; ++k)
+        p[k] *= inv;
 }
 
 } // namespace qkv

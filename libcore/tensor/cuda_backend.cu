@@ -76,7 +76,7 @@ class CudaStorage : public Storage {
 };
 
 __global__ void k_layer_norm(const float* x, const float* w, const float* b, float eps, int64_t d,
-                             float* out) {
+                             float* out, float* mean_out, float* rstd_out) {
     // one block per row
     const float* xr = x + blockIdx.x * d;
     float* o = out + blockIdx.x * d;
@@ -114,6 +114,8 @@ __global__ void k_layer_norm(const float* x, const float* w, const float* b, flo
     }
     __syncthreads();
     const float rstd = red[0];
+    if (threadIdx.x == 0 && mean_out) mean_out[blockIdx.x] = mean;
+    if (threadIdx.x == 0 && rstd_out) rstd_out[blockIdx.x] = rstd;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
         o[i] = (xr[i] - mean) * rstd * w[i] + b[i];
 }
@@ -272,8 +274,8 @@ class CudaBackend : public Backend {
               "sgemm strided batched");
     }
     void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
-                    int64_t d, float* out) override {
-        if (rows) k_layer_norm<<<(unsigned)rows, 256>>>(x, w, b, eps, d, out);
+                    int64_t d, float* out, float* mean, float* rstd) override {
+        if (rows) k_layer_norm<<<(unsigned)rows, 256>>>(x, w, b, eps, d, out, mean, rstd);
         check(cudaGetLastError(), "layer_norm");
     }
     void add_bias(float* x, const float* bias, int64_t rows, int64_t n) override {

@@ -40,17 +40,7 @@ std::vector<float>& scratch(size_t n) { // per-thread, grows once
     return buf;
 }
 
-constexpr float kGeluC = 0.7978845608028654f; // sqrt(2 / pi)
-
 } // namespace
-
-void layer_norm_forward(Ctx& c, const float* x, const float* w, const float* b, float eps,
-                        int64_t rows, int64_t d, float* out, float* mean, float* rstd) {
-    c.pool.run(rows, 16, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-            layer_norm_row(x + r * d, w, b, eps, d, out + r * d, mean + r, rstd + r);
-    });
-}
 
 void layer_norm_backward(Ctx& c, const float* dout, const float* x, const float* w,
                          const float* mean, const float* rstd, int64_t rows, int64_t d, float* dx,
@@ -137,22 +127,10 @@ void qkv_backward(Ctx& c, const float* dqkv, const float* in, const float* const
         column_sums_add(c, dqkv + x * A, rows, A, 3 * A, db[x]);
 }
 
-void gelu_forward(Ctx& c, const float* x, float* out, int64_t n) {
-    c.pool.run(n, 16384, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i)
-            out[i] = gelu_value(x[i]);
-    });
-}
-
 void gelu_backward(Ctx& c, const float* dout, const float* x, float* dx, int64_t n) {
     c.pool.run(n, 16384, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-            const float v = x[i];
-            const float u = kGeluC * (v + 0.044715f * v * v * v);
-            const float t = 2.0f / (1.0f + std::exp(-2.0f * u)) - 1.0f; // tanh(u)
-            const float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
-            dx[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
-        }
+        for (int64_t i = i0; i < i1; ++i)
+            dx[i] += dout[i] * gelu_derivative(x[i]);
     });
 }
 
@@ -224,18 +202,7 @@ QKV_CLONES void attention_forward_head(const float* q, const float* k, const flo
         float tmp[2048 + kBlock];
         const int64_t n = t + 1;
         dot_rows(qs, kT, Tp, dh, n, tmp);
-        // softmax over the visible keys
-        float mx = tmp[0];
-        for (int64_t s = 1; s < n; ++s)
-            mx = std::max(mx, tmp[s]);
-        double sum = 0;
-        for (int64_t s = 0; s < n; ++s) {
-            tmp[s] = std::exp(tmp[s] - mx);
-            sum += tmp[s];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t s = 0; s < n; ++s)
-            row[s] = tmp[s] * inv;
+        softmax_row(tmp, row, n); // over the visible keys
         for (int64_t s = n; s < T; ++s)
             row[s] = 0.0f;
         // values: z_t = sum_s pattern[t, s] v_s
@@ -344,18 +311,6 @@ double cross_entropy(Ctx& c, float* logits, const int32_t* targets, int64_t rows
     for (int64_t r = 0; r < rows; ++r)
         total += losses[r];
     return total / rows;
-}
-
-void embed_forward(const int32_t* tokens, const float* W_E, const float* W_pos, int64_t batch,
-                   int64_t pos, int64_t d_model, float* out) {
-    for (int64_t b = 0; b < batch; ++b)
-        for (int64_t t = 0; t < pos; ++t) {
-            const float* e = W_E + static_cast<int64_t>(tokens[b * pos + t]) * d_model;
-            const float* p = W_pos + t * d_model;
-            float* o = out + (b * pos + t) * d_model;
-            for (int64_t i = 0; i < d_model; ++i)
-                o[i] = e[i] + p[i];
-        }
 }
 
 void embed_backward(const float* dout, const int32_t* tokens, int64_t batch, int64_t pos,

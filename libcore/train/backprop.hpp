@@ -1,5 +1,6 @@
-// backprop: each layer of GPT-2 as training needs it: a forward pass that keeps what its
-// backward pass reads, and the backward pass. Host memory, row-major, rows = batch * pos.
+// backprop: each layer of GPT-2 as training needs it: the backward pass, and the forward pass
+// where training computes it otherwise than inference (LayerNorm, GELU and the embedding are
+// the Backend's own, as inference runs them). Host memory, row-major, rows = batch * pos.
 // Backward passes add into their gradients (dx +=, dW +=), so the residual stream's gradient
 // and shared weights (the tied embedding) simply accumulate. Every sum runs in a fixed order,
 // so results do not depend on the thread count.
@@ -16,9 +17,8 @@ struct Ctx {
     ThreadPool& pool; // our own loops
 };
 
-// out[rows, d] = (x - mean) * rstd * w + b; mean and rstd [rows] are kept.
-void layer_norm_forward(Ctx& c, const float* x, const float* w, const float* b, float eps,
-                        int64_t rows, int64_t d, float* out, float* mean, float* rstd);
+// dx, dw, db += the gradients of out = (x - mean) * rstd * w + b (mean, rstd [rows] kept by
+// Backend::layer_norm).
 void layer_norm_backward(Ctx& c, const float* dout, const float* x, const float* w,
                          const float* mean, const float* rstd, int64_t rows, int64_t d, float* dx,
                          float* dw, float* db);
@@ -44,8 +44,7 @@ void qkv_backward(Ctx& c, const float* dqkv, const float* in, const float* const
                   int64_t d_model, int64_t head, int64_t d_head, float* W_fused, float* dW_fused,
                   float* din, float* const dW[3], float* const db[3]);
 
-// GELU, tanh approximation (GPT-2's gelu_new). Backward: dx[n] += dout * GELU'(x).
-void gelu_forward(Ctx& c, const float* x, float* out, int64_t n);
+// GELU, tanh approximation (GPT-2's gelu_new): dx[n] += dout * GELU'(x).
 void gelu_backward(Ctx& c, const float* dout, const float* x, float* dx, int64_t n);
 
 // Causal self-attention of every head. qkv[batch, pos, 3, head, d_head] holds the queries,
@@ -62,9 +61,6 @@ void attention_backward(Ctx& c, const float* dz, const float* qkv, const float* 
 double cross_entropy(Ctx& c, float* logits, const int32_t* targets, int64_t rows, int64_t vocab,
                      float* losses, bool grad);
 
-// out[batch * pos, d_model] = W_E[tokens] + W_pos[pos]
-void embed_forward(const int32_t* tokens, const float* W_E, const float* W_pos, int64_t batch,
-                   int64_t pos, int64_t d_model, float* out);
 // dW_E[tokens] += dout, dW_pos[pos] += dout summed over the batch
 void embed_backward(const float* dout, const int32_t* tokens, int64_t batch, int64_t pos,
                     int64_t d_model, float* dW_E, float* dW_pos);

@@ -79,13 +79,15 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
     auto pre = [&](int64_t l) { return pre_.data() + l * B_ * T_ * M; };
     auto post = [&](int64_t l) { return post_.data() + l * B_ * T_ * M; };
 
-    bp::embed_forward(x, P + lay_.W_E, P + lay_.W_pos, batch, pos, D, res(0));
+    for (int64_t b = 0; b < batch; ++b) // token and position embeddings, per sequence
+        ctx_.be.embed(x + b * pos, pos, 0, P + lay_.W_E, P + lay_.W_pos, D, nullptr, nullptr,
+                      res(0) + b * pos * D);
     for (int64_t l = 0; l < L; ++l) {
         const LayerOffsets& o = lay_.layers[l];
         // attention: LayerNorm, queries/keys/values of all heads in one product, the
         // pattern-weighted values z, then every head's change through W_O added to the stream
-        bp::layer_norm_forward(ctx_, res(2 * l), P + o.ln1_w, P + o.ln1_b, eps, BT, D, ln(2 * l),
-                               mean(2 * l), rstd(2 * l));
+        ctx_.be.layer_norm(res(2 * l), P + o.ln1_w, P + o.ln1_b, eps, BT, D, ln(2 * l), mean(2 * l),
+                           rstd(2 * l));
         const float* W_qkv[3] = {P + o.W_Q, P + o.W_K, P + o.W_V};
         const float* b_qkv[3] = {P + o.b_Q, P + o.b_K, P + o.b_V};
         bp::qkv_forward(ctx_, ln(2 * l), W_qkv, b_qkv, BT, D, H, dh, W_QKV_.data(), qkv(l));
@@ -93,16 +95,17 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
         std::memcpy(res(2 * l + 1), res(2 * l), BT * D * sizeof(float));
         bp::linear_forward(ctx_, z(l), P + o.W_O, P + o.b_O, BT, A, D, res(2 * l + 1), true);
         // MLP: LayerNorm, W_in, GELU, W_out added to the stream
-        bp::layer_norm_forward(ctx_, res(2 * l + 1), P + o.ln2_w, P + o.ln2_b, eps, BT, D,
-                               ln(2 * l + 1), mean(2 * l + 1), rstd(2 * l + 1));
+        ctx_.be.layer_norm(res(2 * l + 1), P + o.ln2_w, P + o.ln2_b, eps, BT, D, ln(2 * l + 1),
+                           mean(2 * l + 1), rstd(2 * l + 1));
         bp::linear_forward(ctx_, ln(2 * l + 1), P + o.W_in, P + o.b_in, BT, D, M, pre(l));
-        bp::gelu_forward(ctx_, pre(l), post(l), BT * M);
+        ctx_.be.copy(post(l), pre(l), BT * M);
+        ctx_.be.gelu(post(l), BT * M);
         std::memcpy(res(2 * l + 2), res(2 * l + 1), BT * D * sizeof(float));
         bp::linear_forward(ctx_, post(l), P + o.W_out, P + o.b_out, BT, M, D, res(2 * l + 2), true);
     }
     // unembedding, tied: logits = LayerNorm(resid) W_E^T + b_U
-    bp::layer_norm_forward(ctx_, res(2 * L), P + lay_.lnf_w, P + lay_.lnf_b, eps, BT, D, ln(2 * L),
-                           mean(2 * L), rstd(2 * L));
+    ctx_.be.layer_norm(res(2 * L), P + lay_.lnf_w, P + lay_.lnf_b, eps, BT, D, ln(2 * L),
+                       mean(2 * L), rstd(2 * L));
     float* logits = logits_.data();
     ctx_.pool.run(BT, 16, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)

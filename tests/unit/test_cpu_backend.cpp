@@ -37,7 +37,7 @@ TEST_CASE("cpu backend: gemm against a naive triple loop, with transposes and st
 TEST_CASE("cpu backend: layer norm, GELU, softmax with mask") {
     auto be = make_cpu_backend(1);
     std::vector<float> x = {1, 2, 3, 4}, w = {1, 1, 2, 2}, b = {0, 0, 0, 1}, out(4);
-    be->layer_norm(x.data(), w.data(), b.data(), 1e-5f, 1, 4, out.data());
+    be->layer_norm(x.data(), w.data(), b.data(), 1e-5f, 1, 4, out.data(), nullptr, nullptr);
     const double sd = std::sqrt(1.25 + 1e-5);
     REQUIRE(out[0] == Approx(-1.5 / sd));
     REQUIRE(out[3] == Approx(2 * 1.5 / sd + 1));
@@ -87,8 +87,10 @@ TEST_CASE("cpu backend: results do not depend on the thread count") {
     std::vector<float> x(n * d), w(d, 1.0f), b(d, 0.0f), o1(n * d), o2(n * d);
     for (int i = 0; i < n * d; ++i)
         x[i] = std::sin(0.37f * i);
-    make_cpu_backend(1)->layer_norm(x.data(), w.data(), b.data(), 1e-5f, n, d, o1.data());
-    make_cpu_backend(2)->layer_norm(x.data(), w.data(), b.data(), 1e-5f, n, d, o2.data());
+    make_cpu_backend(1)->layer_norm(x.data(), w.data(), b.data(), 1e-5f, n, d, o1.data(), nullptr,
+                                    nullptr);
+    make_cpu_backend(2)->layer_norm(x.data(), w.data(), b.data(), 1e-5f, n, d, o2.data(), nullptr,
+                                    nullptr);
     REQUIRE(o1 == o2);
 }
 

@@ -65,8 +65,8 @@ TEST_CASE("cuda backend: every op equals the CPU backend") {
     Tensor out = Tensor::zeros({M, N});
     Tensor xg = gpu->to_device(x), wg = gpu->to_device(w), bg = gpu->to_device(b);
     Tensor outg = gpu->empty({M, N});
-    cpu->layer_norm(x.f32(), w.f32(), b.f32(), 1e-5f, M, N, out.f32());
-    gpu->layer_norm(xg.f32(), wg.f32(), bg.f32(), 1e-5f, M, N, outg.f32());
+    cpu->layer_norm(x.f32(), w.f32(), b.f32(), 1e-5f, M, N, out.f32(), nullptr, nullptr);
+    gpu->layer_norm(xg.f32(), wg.f32(), bg.f32(), 1e-5f, M, N, outg.f32(), nullptr, nullptr);
     require_close(out, gpu->to_host(outg));
 
     cpu->add_bias(x.f32(), b.f32(), M, N);
