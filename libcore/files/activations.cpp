@@ -29,8 +29,12 @@ Stage parse_stage(const std::string& s, const std::string& where) {
 }
 
 Activations read_activations(const std::string& path, bool need_resid, int64_t d_model) {
+    return read_activations(H5File::open_read(path), need_resid, d_model);
+}
+
+Activations read_activations(H5File file, bool need_resid, int64_t d_model) {
     Activations a;
-    a.file = H5File::open_read(path);
+    a.file = std::move(file);
     const H5File& f = a.file;
     const std::string& name = f.name();
     const std::string format = f.has_attr("/", "format") ? f.attr_str("/", "format") : "";

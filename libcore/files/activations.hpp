@@ -34,6 +34,7 @@ struct Activations {
 // Reads and validates an activation file ("" or "-": stdin). When need_resid is set, /resid
 // must be present, finite and of width d_model (d_model <= 0: any width).
 Activations read_activations(const std::string& path, bool need_resid, int64_t d_model = -1);
+Activations read_activations(H5File file, bool need_resid, int64_t d_model = -1);
 
 // Refuses a file made with another model.
 void check_model(const Activations& in, const std::string& model_id, const std::string& model_path);

@@ -1,8 +1,7 @@
 #include "files/h5file.hpp"
 
 #include "base/errors.hpp"
-
-#include <hdf5.h>
+#include "files/h5_api.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -19,28 +18,7 @@
 
 namespace qkv {
 
-static_assert(std::is_same_v<hid_t, int64_t>, "H5Handle holds an hid_t as int64_t");
 static_assert(std::is_same_v<haddr_t, uint64_t>, "walk() keeps haddr_t as uint64_t");
-
-// An owned hid_t of any kind, closed with the right H5*close function.
-class H5Id {
-  public:
-    H5Id() = default;
-    H5Id(hid_t id, herr_t (*closer)(hid_t)) : id_(id), closer_(closer) {}
-    H5Id(const H5Id&) = delete;
-    H5Id& operator=(const H5Id&) = delete;
-    H5Id(H5Id&& o) noexcept { *this = std::move(o); }
-    H5Id& operator=(H5Id&& o) noexcept;
-    ~H5Id() { reset(); }
-    void reset();
-    hid_t get() const { return id_; }
-    operator hid_t() const { return id_; }
-    bool valid() const { return id_ >= 0; }
-
-  private:
-    hid_t id_ = -1;
-    herr_t (*closer_)(hid_t) = nullptr;
-};
 
 namespace {
 
@@ -129,42 +107,10 @@ uint64_t superblock_eof(const std::vector<char>& img) {
     return v == ~uint64_t(0) ? 0 : v;
 }
 
-H5Id plist(hid_t cls) {
-    return H5Id(H5Pcreate(cls), H5Pclose);
-}
-
-H5Id lcpl_intermediate() {
-    H5Id p = plist(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(p, 1);
-    return p;
-}
-
-H5Id utf8_vlen_string_type() {
-    H5Id t(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
 } // namespace
-
-H5Id& H5Id::operator=(H5Id&& o) noexcept {
-    if (this != &o) {
-        reset();
-        id_ = o.id_;
-        closer_ = o.closer_;
-        o.id_ = -1;
-    }
-    return *this;
-}
 
 void H5Handle::reset() {
     if (id_ >= 0) H5Fclose(id_);
-    id_ = -1;
-}
-
-void H5Id::reset() {
-    if (id_ >= 0 && closer_) closer_(id_);
     id_ = -1;
 }
 
@@ -230,50 +176,65 @@ void check_not_same_file(const std::string& in, const std::string& out) {
 
 // ---------------------------------------------------------------- reading
 
-H5File H5File::open_read(const std::string& path) {
-    if (is_stdio(path)) return from_image(read_all(path), "<stdin>");
+H5Input H5Input::start(const std::string& path) {
+    if (is_stdio(path)) return start_image(read_all(path), "<stdin>");
     struct stat st;
     if (stat(path.c_str(), &st) != 0)
         throw IoError(path + ": cannot open: " + std::strerror(errno));
     if (S_ISDIR(st.st_mode)) throw IoError(path + ": is a directory, expected an HDF5 file");
     // A named pipe or process substitution (<(embed ...)) is read whole, like stdin.
-    if (!S_ISREG(st.st_mode)) return from_image(read_all(path), path);
+    if (!S_ISREG(st.st_mode)) return start_image(read_all(path), path);
     if (st.st_size == 0) throw FormatError(path + ": empty file, expected an HDF5 file");
     if (H5Fis_hdf5(path.c_str()) <= 0)
         throw FormatError(path + ": not an HDF5 file (no HDF5 signature)");
-    H5File f;
-    f.name_ = path;
-    f.file_ = H5Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    if (!f.file_.valid())
-        throw FormatError(path + ": cannot open as HDF5 (truncated or damaged file?)");
-    return f;
+    H5Input in;
+    in.name_ = in.path_ = path;
+    in.probe_ = Probe::start(path, path.c_str(), nullptr);
+    return in;
 }
 
-H5File H5File::from_image(std::vector<char> image, const std::string& name) {
+H5Input H5Input::start_image(std::vector<char> image, const std::string& name) {
     if (image.empty()) throw FormatError(name + ": empty input, expected an HDF5 file");
     if (image.size() < 8 || std::memcmp(image.data(), kSignature, 8) != 0)
         throw FormatError(name + ": not an HDF5 file (no HDF5 signature)");
+    H5Input in;
+    in.name_ = name;
+    in.image_ = std::move(image);
+    in.probe_ = Probe::start(name, nullptr, &in.image_);
+    return in;
+}
+
+H5File H5Input::open() {
+    probe_.finish();
     H5File f;
-    f.name_ = name;
-    f.image_ = std::move(image);
-    H5Id fapl = plist(H5P_FILE_ACCESS);
-    H5Pset_fapl_core(fapl, 1 << 20, 0);
-    // The library copies the image: our buffer can go once the file is open.
-    if (H5Pset_file_image(fapl, f.image_.data(), f.image_.size()) < 0)
-        throw FormatError(name + ": cannot use the input as an HDF5 image");
-    // The name only labels the in-memory file; it must not be a path HDF5 could open itself.
-    f.file_ = H5Handle(H5Fopen("qkv-in-memory-image", H5F_ACC_RDONLY, fapl));
+    f.name_ = name_;
+    if (!path_.empty()) {
+        f.file_ = H5Handle(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+        if (!f.file_.valid())
+            throw FormatError(name_ + ": cannot open as HDF5 (truncated or damaged file?)");
+        return f;
+    }
+    // The library copies the image: ours can go once the file is open.
+    f.file_ = H5Handle(open_image(image_));
     if (!f.file_.valid())
-        throw FormatError(name + ": cannot open as HDF5 (truncated or damaged file?)");
+        throw FormatError(name_ + ": cannot open as HDF5 (truncated or damaged file?)");
     // The core driver does not notice a short image by itself: compare with the end-of-file
     // address in the superblock.
-    const uint64_t eof = superblock_eof(f.image_);
-    if (eof > f.image_.size())
-        throw FormatError(name + ": truncated HDF5 file (" + std::to_string(f.image_.size()) +
+    const uint64_t eof = superblock_eof(image_);
+    if (eof > image_.size())
+        throw FormatError(name_ + ": truncated HDF5 file (" + std::to_string(image_.size()) +
                           " of " + std::to_string(eof) + " bytes)");
-    f.image_.clear();
-    f.image_.shrink_to_fit();
+    image_.clear();
+    image_.shrink_to_fit();
     return f;
+}
+
+H5File H5File::open_read(const std::string& path) {
+    return H5Input::start(path).open();
+}
+
+H5File H5File::from_image(std::vector<char> image, const std::string& name) {
+    return H5Input::start_image(std::move(image), name).open();
 }
 
 std::string H5File::where(const std::string& obj) const {
@@ -832,6 +793,7 @@ void H5Output::commit() {
     }
     if (std::rename(temp_.c_str(), target_.c_str()) != 0)
         throw IoError(target_ + ": cannot rename into place: " + std::strerror(errno));
+    remember_written(target_);
     committed_ = true;
     clear_signal_cleanup();
 }

@@ -3,6 +3,7 @@
 // into place on commit(), or to stdout through an in-memory image. Every error names the file and
 // the dataset.
 #pragma once
+#include "files/h5_probe.hpp"
 #include "tensor/tensor.hpp"
 
 #include <functional>
@@ -107,6 +108,7 @@ class H5File {
 
   private:
     friend class H5Output;
+    friend class H5Input;
     void read_floats(const std::string& dataset, const DatasetInfo& in,
                      const std::function<float*()>& allocate) const;
     void walk(const std::string& group, int depth, std::vector<uint64_t>& seen,
@@ -114,7 +116,21 @@ class H5File {
     std::string where(const std::string& obj) const; // "file.h5:/resid"
     std::string name_;
     H5Handle file_;
-    std::vector<char> image_; // keeps an in-memory image alive
+};
+
+// An HDF5 input opened in two steps, so that the tool can work while the file is checked
+// (h5_probe.hpp): start() reads stdin or a pipe whole and starts the check in a child process;
+// open() waits for its verdict and opens the file. H5File::open_read(path) is the two at once.
+class H5Input {
+  public:
+    static H5Input start(const std::string& path); // "" or "-": stdin
+    static H5Input start_image(std::vector<char> image, const std::string& name);
+    H5File open();
+
+  private:
+    std::string name_, path_; // path_ empty for an image
+    std::vector<char> image_;
+    Probe probe_;
 };
 
 // A file being written. Nothing appears under the target name unless commit() succeeds.

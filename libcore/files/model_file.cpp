@@ -21,9 +21,14 @@ namespace qkv {
 
 ModelFile ModelFile::open(const std::string& path) {
     if (path.empty()) throw UsageError("--model: a model file is required");
+    return open(path, H5Input::start(path));
+}
+
+ModelFile ModelFile::open(const std::string& path, H5Input started) {
+    if (path.empty()) throw UsageError("--model: a model file is required");
     ModelFile m;
     m.path_ = path;
-    m.file_ = H5File::open_read(path);
+    m.file_ = started.open();
     const H5File& f = m.file_;
     const std::string format = f.has_attr("/", "format") ? f.attr_str("/", "format") : "";
     if (format == "qkv-activations")

@@ -18,6 +18,8 @@ namespace qkv {
 class ModelFile {
   public:
     static ModelFile open(const std::string& path);
+    // The same for a file whose check has started (H5Input::start(path)).
+    static ModelFile open(const std::string& path, H5Input started);
     const Config& config() const { return config_; }
     const std::string& model_id() const { return model_id_; }
     std::string name() const; // model_id without its weights hash: what a rewrite keeps

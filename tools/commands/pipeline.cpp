@@ -10,6 +10,7 @@
 #include "tensor/backend.hpp"
 
 #include <algorithm>
+#include <functional>
 
 namespace qkv {
 
@@ -26,18 +27,25 @@ struct StageInput {
     std::unique_ptr<Backend> be;
 };
 
-StageInput open_stage(const CommonOptions& c, const std::string& input, bool need_resid) {
+// The files are checked in child processes (h5_probe.hpp) while the tool works: the model's
+// check runs while the input arrives, the input's while `meanwhile` loads the stage's weights.
+StageInput open_stage(const CommonOptions& c, const std::string& input, bool need_resid,
+                      const std::function<void(StageInput&)>& meanwhile = {}) {
     require_input(input);
     check_not_same_file(input, c.output);
+    if (c.model.empty()) throw UsageError("--model: a model file is required");
+    H5Input model = H5Input::start(c.model);
+    H5Input in = H5Input::start(input);
     StageInput s;
-    s.model = ModelFile::open(c.model);
-    s.in = read_activations(input, need_resid, s.model.config().d_model);
+    s.model = ModelFile::open(c.model, std::move(model));
+    s.be = make_backend(parse_device(c.device), c.threads);
+    if (meanwhile) meanwhile(s);
+    s.in = read_activations(in.open(), need_resid, s.model.config().d_model);
     check_model(s.in, s.model.model_id(), c.model);
     if (s.in.n_pos() > s.model.config().n_ctx)
         throw ShapeError(s.in.file.name() + ": sequence of " + std::to_string(s.in.n_pos()) +
                          " tokens is longer than the model's context n_ctx = " +
                          std::to_string(s.model.config().n_ctx));
-    s.be = make_backend(parse_device(c.device), c.threads);
     return s;
 }
 
@@ -87,10 +95,11 @@ const std::vector<std::string>& attend_save_names() {
 }
 
 void run_embed(const EmbedOptions& opt) {
-    StageInput s = open_stage(opt.common, opt.input, false);
+    EmbedWeights w;
+    StageInput s = open_stage(opt.common, opt.input, false,
+                              [&](StageInput& s) { w = s.model.load_embed(*s.be); });
     check_order(s.in, Stage::Embed, -1, opt.common.force);
     const bool parts = wants(opt.save, "parts");
-    EmbedWeights w = s.model.load_embed(*s.be);
     EmbedResult r =
         embed_forward(*s.be, s.model.config(), w, s.in.tokens, 0, parts, s.in.file.name());
     ActivationWriter out(opt.common.output, s.in);
@@ -105,9 +114,14 @@ void run_embed(const EmbedOptions& opt) {
 }
 
 void run_attend(const AttendOptions& opt) {
-    StageInput s = open_stage(opt.common, opt.input, true);
+    LayerNormWeights ln1;
+    AttentionWeights w;
+    StageInput s = open_stage(opt.common, opt.input, true, [&](StageInput& s) {
+        s.model.check_layer(opt.layer, "--layer");
+        ln1 = s.model.load_ln(block_group(opt.layer) + "/ln1", *s.be);
+        w = s.model.load_attention(opt.layer, *s.be);
+    });
     const Config& cfg = s.model.config();
-    s.model.check_layer(opt.layer, "--layer");
     check_order(s.in, Stage::Attn, opt.layer, opt.common.force);
     Tensor context;
     if (!opt.context.empty()) {
@@ -183,8 +197,6 @@ void run_attend(const AttendOptions& opt) {
         edit.patch = &patch;
         done.push_back("patched heads " + heads_text(hs) + " from " + opt.patch_from);
     }
-    LayerNormWeights ln1 = s.model.load_ln(block_group(opt.layer) + "/ln1", *s.be);
-    AttentionWeights w = s.model.load_attention(opt.layer, *s.be);
     Tensor resid = s.be->to_device(s.in.resid);
     AttentionResult r;
     attention_forward(*s.be, cfg, ln1, w, resid, context.empty() ? nullptr : &context, causal,
@@ -209,11 +221,14 @@ void run_attend(const AttendOptions& opt) {
 }
 
 void run_mlp(const MlpOptions& opt) {
-    StageInput s = open_stage(opt.common, opt.input, true);
-    s.model.check_layer(opt.layer, "--layer");
+    LayerNormWeights ln2;
+    MlpWeights w;
+    StageInput s = open_stage(opt.common, opt.input, true, [&](StageInput& s) {
+        s.model.check_layer(opt.layer, "--layer");
+        ln2 = s.model.load_ln(block_group(opt.layer) + "/ln2", *s.be);
+        w = s.model.load_mlp(opt.layer, *s.be);
+    });
     check_order(s.in, Stage::Mlp, opt.layer, opt.common.force);
-    LayerNormWeights ln2 = s.model.load_ln(block_group(opt.layer) + "/ln2", *s.be);
-    MlpWeights w = s.model.load_mlp(opt.layer, *s.be);
     Tensor resid = s.be->to_device(s.in.resid);
     MlpSaves saves{wants(opt.save, "pre"), wants(opt.save, "post")};
     MlpResult r;

@@ -1,0 +1,45 @@
+#include "files/h5_api.hpp"
+
+namespace qkv {
+
+H5Id& H5Id::operator=(H5Id&& o) noexcept {
+    if (this != &o) {
+        reset();
+        id_ = o.id_;
+        closer_ = o.closer_;
+        o.id_ = -1;
+    }
+    return *this;
+}
+
+void H5Id::reset() {
+    if (id_ >= 0 && closer_) closer_(id_);
+    id_ = -1;
+}
+
+H5Id plist(hid_t cls) {
+    return H5Id(H5Pcreate(cls), H5Pclose);
+}
+
+H5Id lcpl_intermediate() {
+    H5Id p = plist(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(p, 1);
+    return p;
+}
+
+H5Id utf8_vlen_string_type() {
+    H5Id t(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+hid_t open_image(const std::vector<char>& image) {
+    H5Id fapl = plist(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, 1 << 20, 0);
+    if (H5Pset_file_image(fapl, const_cast<char*>(image.data()), image.size()) < 0) return -1;
+    // The name only labels the in-memory file; it must not be a path HDF5 could open itself.
+    return H5Fopen("qkv-in-memory-image", H5F_ACC_RDONLY, fapl);
+}
+
+} // namespace qkv

@@ -1,0 +1,41 @@
+// h5_api: what the HDF5 file code shares of the HDF5 C API (h5file.cpp, h5_probe.cpp): owned
+// ids, property lists, the string type qkv writes, opening an in-memory image. The only header
+// that includes <hdf5.h>; private to libcore/files.
+#pragma once
+#include <hdf5.h>
+
+#include <type_traits>
+#include <vector>
+
+namespace qkv {
+
+static_assert(std::is_same_v<hid_t, int64_t>, "H5Handle holds an hid_t as int64_t");
+
+// An owned hid_t of any kind, closed with the right H5*close function.
+class H5Id {
+  public:
+    H5Id() = default;
+    H5Id(hid_t id, herr_t (*closer)(hid_t)) : id_(id), closer_(closer) {}
+    H5Id(const H5Id&) = delete;
+    H5Id& operator=(const H5Id&) = delete;
+    H5Id(H5Id&& o) noexcept { *this = std::move(o); }
+    H5Id& operator=(H5Id&& o) noexcept;
+    ~H5Id() { reset(); }
+    void reset();
+    hid_t get() const { return id_; }
+    operator hid_t() const { return id_; }
+    bool valid() const { return id_ >= 0; }
+
+  private:
+    hid_t id_ = -1;
+    herr_t (*closer_)(hid_t) = nullptr;
+};
+
+H5Id plist(hid_t cls);
+H5Id lcpl_intermediate();
+H5Id utf8_vlen_string_type();
+
+// An HDF5 file from the bytes of an image (read-only; the library copies them); < 0 on failure.
+hid_t open_image(const std::vector<char>& image);
+
+} // namespace qkv

@@ -1,0 +1,26 @@
+// qkv-h5check: the walker of an untrusted HDF5 file (libcore/files/h5_probe.hpp), started by the
+// tools before they read a file, not by people. Walks FILE, or the image on stdin for "-", under
+// limits of time and memory (h5_walk.hpp), and exits 0 when the walk completes, whatever errors
+// the HDF5 library reported; any other end (a crash, a signal of its limits) tells the tool that
+// the library failed on the file.
+#include "files/h5_walk.hpp"
+
+#include <cstring>
+#include <unistd.h>
+#include <vector>
+
+int main(int argc, char** argv) {
+    if (argc != 2) return 2;
+    const bool image = std::strcmp(argv[1], "-") == 0;
+    std::vector<char> bytes;
+    if (image) {
+        char buf[1 << 16];
+        ssize_t n;
+        while ((n = read(STDIN_FILENO, buf, sizeof buf)) > 0)
+            bytes.insert(bytes.end(), buf, buf + n);
+        if (n < 0) return 3;
+    }
+    qkv::limit_walker();
+    qkv::walk_hdf5(image ? nullptr : argv[1], image ? &bytes : nullptr);
+    _exit(0); // no exit handlers
+}
