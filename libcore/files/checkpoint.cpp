@@ -16,27 +16,25 @@ std::string hex64(uint64_t v) {
     return o.str();
 }
 
-namespace {
-
-// The settings a checkpoint records, by attribute name (the seed apart: a hex string).
-const std::vector<Field<TrainSettings>> kSettings = {
-    {"steps", &TrainSettings::steps},
-    {"batch", &TrainSettings::batch},
-    {"context", &TrainSettings::context},
-    {"warmup", &TrainSettings::warmup},
-    {"eval_every", &TrainSettings::eval_every},
-    {"eval_iters", &TrainSettings::eval_iters},
-    {"save_every", &TrainSettings::save_every},
-    {"lr", nullptr, &TrainSettings::lr},
-    {"min_lr", nullptr, &TrainSettings::min_lr},
-    {"weight_decay", nullptr, &TrainSettings::weight_decay},
-    {"beta1", nullptr, &TrainSettings::beta1},
-    {"beta2", nullptr, &TrainSettings::beta2},
-    {"grad_clip", nullptr, &TrainSettings::grad_clip},
-    {"val_fraction", nullptr, &TrainSettings::val_fraction},
-};
-
-} // namespace
+const std::vector<Field<TrainSettings>>& train_setting_fields() {
+    static const std::vector<Field<TrainSettings>> fields = {
+        {"steps", &TrainSettings::steps},
+        {"batch", &TrainSettings::batch},
+        {"context", &TrainSettings::context},
+        {"warmup", &TrainSettings::warmup},
+        {"eval_every", &TrainSettings::eval_every},
+        {"eval_iters", &TrainSettings::eval_iters},
+        {"save_every", &TrainSettings::save_every},
+        {"lr", nullptr, &TrainSettings::lr},
+        {"min_lr", nullptr, &TrainSettings::min_lr},
+        {"weight_decay", nullptr, &TrainSettings::weight_decay},
+        {"beta1", nullptr, &TrainSettings::beta1},
+        {"beta2", nullptr, &TrainSettings::beta2},
+        {"grad_clip", nullptr, &TrainSettings::grad_clip},
+        {"val_fraction", nullptr, &TrainSettings::val_fraction},
+    };
+    return fields;
+}
 
 void write_checkpoint(const std::string& path, const ModelFile& src, const TokenizerData& tok,
                       Gpt& gpt, const TrainState& st, double seconds, const CorpusInfo& corpus,
@@ -61,7 +59,8 @@ void write_checkpoint(const std::string& path, const ModelFile& src, const Token
     const std::string g = "/train";
     f.make_group(g);
     f.set_attr(g, "step", st.step);
-    visit_fields(kSettings, s, [&](const char* name, const auto& v) { f.set_attr(g, name, v); });
+    visit_fields(train_setting_fields(), s,
+                 [&](const char* name, const auto& v) { f.set_attr(g, name, v); });
     f.set_attr(g, "seconds", seconds);
     f.set_attr(g, "seed", hex64(s.seed));
     f.set_attr(g, "corpus_fnv1a", hex64(corpus.hash));
@@ -145,7 +144,8 @@ TrainState read_checkpoint(const ModelFile& m, const Layout& lay) {
     TrainState st;
     const std::string g = "/train";
     st.step = f.attr_int(g, "step");
-    visit_fields(kSettings, st.s, [&](const char* name, auto& v) { f.get_attr(g, name, v); });
+    visit_fields(train_setting_fields(), st.s,
+                 [&](const char* name, auto& v) { f.get_attr(g, name, v); });
     st.s.seed = std::stoull(f.attr_str(g, "seed"), nullptr, 16);
     st.seconds = f.attr_double(g, "seconds");
     read_moments(m, lay, g + "/adam_m", st.m);

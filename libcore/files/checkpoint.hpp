@@ -2,6 +2,7 @@
 // settings, AdamW's moments, the loss log), written atomically, and read back so that
 // `train --resume` continues exactly. See qkv-files(5).
 #pragma once
+#include "base/fields.hpp"
 #include "files/model_file.hpp"
 #include "train/train_model.hpp"
 
@@ -17,6 +18,10 @@ struct TrainSettings { // what a checkpoint records, so that --resume continues 
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, val_fraction;
     uint64_t seed;
 };
+
+// The settings by attribute name, written and read from this one table (the seed apart: a hex
+// string).
+const std::vector<Field<TrainSettings>>& train_setting_fields();
 
 struct LossLog { // one entry per step
     std::vector<int32_t> step;

@@ -2,9 +2,12 @@
 
 #include "files/h5_api.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 // Under AddressSanitizer the address space is not limited: it reserves terabytes of it.
@@ -51,14 +54,39 @@ void read_values(hid_t obj, bool attr, hid_t type, hid_t space, hssize_t n) {
     }
 }
 
-herr_t probe_attribute(hid_t loc, const char* name, const H5A_info_t*, void*) {
-    H5Id a(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
-    if (!a.valid()) return 0;
+void probe_attribute(hid_t a) {
+    if (a < 0) return;
     H5Id type(H5Aget_type(a), H5Tclose), space(H5Aget_space(a), H5Sclose);
-    if (!type.valid() || !space.valid()) return 0;
+    if (!type.valid() || !space.valid()) return;
     const hssize_t n = H5Sget_simple_extent_npoints(space);
     if (n > 0 && n <= kMaxValues) read_values(a, true, type, space, n);
-    return 0;
+}
+
+// Every attribute of the object at path, read three ways: by position in both orders, and by
+// name from the file as qkv's readers open them (the library's failures can depend on the
+// order in which its caches are filled).
+void probe_attributes(hid_t file, const char* path, hsize_t count) {
+    for (const char* name : walked_attribute_names())
+        if (H5Aexists_by_name(file, path, name, H5P_DEFAULT) > 0) {
+            H5Id a(H5Aopen_by_name(file, path, name, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+            probe_attribute(a);
+        }
+    const hsize_t n = std::min<hsize_t>(count, 4096);
+    for (H5_iter_order_t order : {H5_ITER_INC, H5_ITER_DEC})
+        for (hsize_t i = 0; i < n; ++i) {
+            H5Id a(H5Aopen_by_idx(file, path, H5_INDEX_NAME, order, i, H5P_DEFAULT, H5P_DEFAULT),
+                   H5Aclose);
+            probe_attribute(a);
+        }
+    for (hsize_t i = 0; i < n; ++i) {
+        char name[1024];
+        if (H5Aget_name_by_idx(file, path, H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
+                               H5P_DEFAULT) < 0)
+            continue;
+        if (H5Aexists_by_name(file, path, name, H5P_DEFAULT) <= 0) continue;
+        H5Id a(H5Aopen_by_name(file, path, name, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+        probe_attribute(a);
+    }
 }
 
 void probe_dataset(hid_t d) {
@@ -78,11 +106,12 @@ void probe_dataset(hid_t d) {
         read_values(d, false, type, space, n);
 }
 
-herr_t probe_object(hid_t root, const char* name, const H5O_info_t* info, void*) {
-    H5Id o(H5Oopen(root, name, H5P_DEFAULT), H5Oclose);
-    if (!o.valid()) return 0;
-    H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_NATIVE, nullptr, probe_attribute, nullptr);
-    if (info->type == H5O_TYPE_DATASET) probe_dataset(o);
+herr_t probe_object(hid_t file, const char* name, const H5O_info_t* info, void*) {
+    probe_attributes(file, name, info->num_attrs);
+    if (info->type == H5O_TYPE_DATASET) {
+        H5Id d(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
+        if (d.valid()) probe_dataset(d);
+    }
     return 0;
 }
 
@@ -92,10 +121,35 @@ herr_t probe_link(hid_t, const char*, const H5L_info_t*, void*) {
 
 } // namespace
 
+const std::vector<const char*>& walked_attribute_names() {
+    static const std::vector<const char*> names = {
+        // every file
+        "format", "version", "model_id", "history", "kind",
+        // activation files
+        "stage", "layer", "modified",
+        // /config
+        "arch", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_ctx", "vocab_size",
+        "ln_eps", "act",
+        // /train
+        "step", "steps", "batch", "context", "warmup", "eval_every", "eval_iters", "save_every",
+        "lr", "min_lr", "weight_decay", "beta1", "beta2", "grad_clip", "val_fraction", "seed",
+        "seconds", "corpus_fnv1a", "corpus_bytes", "train_tokens", "val_tokens",
+        "val_nats_per_token", "val_nats_per_char", "val_chars", "tokens_per_s"};
+    return names;
+}
+
 void limit_walker() {
+    double seconds = kProbeSeconds;
+    if (const char* env = std::getenv("QKV_HDF5_CHECK_SECONDS")) {
+        const double v = std::strtod(env, nullptr);
+        if (v >= 0.1 && v <= 3600) seconds = v;
+    }
     signal(SIGALRM, SIG_DFL);
-    alarm(kProbeSeconds);
-    rlimit cpu{kProbeSeconds, kProbeSeconds + 1};
+    const auto whole = static_cast<time_t>(seconds);
+    itimerval wall{{0, 0}, {whole, static_cast<suseconds_t>((seconds - whole) * 1e6)}};
+    setitimer(ITIMER_REAL, &wall, nullptr);
+    const auto cpu_seconds = static_cast<rlim_t>(seconds) + 1;
+    rlimit cpu{cpu_seconds, cpu_seconds + 1};
     setrlimit(RLIMIT_CPU, &cpu);
 #ifndef QKV_ASAN
     long pages = 0;
@@ -114,6 +168,10 @@ void walk_hdf5(const char* path, const std::vector<char>* image) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); // the library's errors are not the walk's
     H5Id file(path ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : open_image(*image), H5Fclose);
     if (!file.valid()) return;
+    // The root's attributes first, as every reader reads them first (format, version).
+    H5O_info_t root;
+    if (H5Oget_info_by_name2(file, "/", &root, H5O_INFO_NUM_ATTRS, H5P_DEFAULT) >= 0)
+        probe_attributes(file, "/", root.num_attrs);
     H5Lvisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, probe_link, nullptr);
     H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_NATIVE, probe_object, nullptr,
               H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS);

@@ -9,9 +9,17 @@ namespace qkv {
 constexpr int kProbeSeconds = 10;                            // CPU and wall time of a walk
 constexpr long long kProbeMemory = 2LL * 1024 * 1024 * 1024; // address space beyond the start's
 
-// Bounds the calling process: kProbeSeconds of CPU and wall time (SIGALRM, SIGXCPU), and its
-// present address space plus kProbeMemory (not under AddressSanitizer, which reserves terabytes).
+// Bounds the calling process: kProbeSeconds of wall time (SIGALRM), or the seconds of
+// QKV_HDF5_CHECK_SECONDS (0.1 to 3600) where set, and as many of CPU time plus one (SIGXCPU);
+// and its present address space plus kProbeMemory (not under AddressSanitizer, which reserves
+// terabytes; the helper built with it bounds its resident memory instead).
 void limit_walker();
+
+// The attribute names qkv's readers look up: a corrupt attribute can make a file's attributes
+// impossible to list, while a lookup by name still reaches (and trips on) another one, so the
+// walk looks each of these up on every object too. tests/unit/test_h5file.cpp checks that the
+// config's and the checkpoint's names are here; tests/architecture that the readers' are.
+const std::vector<const char*>& walked_attribute_names();
 
 // Opens the file at path, or the in-memory image, and walks every link and object, every
 // attribute's value, every dataset's type, shape and layout, and every string dataset's strings.

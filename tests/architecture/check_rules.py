@@ -9,6 +9,9 @@
    files (and tools/commands above them all).
 5. The library never prints and never reads options: no std::cout, std::cerr, printf, isatty
    or CLI11 in libcore/ (but h5file.cpp's isatty, which keeps HDF5 off a terminal).
+6. Every attribute name that the readers look up as a literal (has_attr, attr_str, attr_int,
+   attr_double, get_attr) is among the names the check of untrusted files looks up
+   (walked_attribute_names in libcore/files/h5_walk.cpp).
 Prints each broken rule as FILE:LINE: and exits 1; exits 0 when all hold."""
 import os
 import re
@@ -25,6 +28,32 @@ ALLOWED = {  # what each folder may include besides itself
 }
 PRINTS = re.compile(r"std::cout|std::cerr|(?<![sn])printf\(|isatty\(|CLI::|<CLI/")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
+
+
+ATTR_READ = re.compile(r'(?:has_attr|attr_str|attr_int|attr_double|get_attr)\([^;]*?"([A-Za-z_0-9]+)"')
+
+
+def unwalked_attribute_names(root):
+    """Rule 6: attribute names read by libcore/ and tools/ that the HDF5 check does not walk."""
+    with open(os.path.join(root, "files", "h5_walk.cpp"), encoding="utf-8") as f:
+        src = f.read()
+    listed = src[src.index("walked_attribute_names()"):]
+    walked = set(re.findall(r'"([A-Za-z_0-9]+)"', listed[:listed.index("return names;")]))
+    broken = []
+    for base in (root, os.path.join(root, "..", "tools")):
+        for dirpath, _, files in os.walk(base):
+            for name in sorted(files):
+                if not name.endswith((".cpp", ".hpp")):
+                    continue
+                path = os.path.join(dirpath, name)
+                with open(path, encoding="utf-8") as f:
+                    for n, line in enumerate(f, 1):
+                        for attr in ATTR_READ.findall(line):
+                            if attr not in walked:
+                                broken.append(f"{os.path.relpath(path, os.path.join(root, '..'))}:{n}: "
+                                              f"reads attribute '{attr}', which the HDF5 check "
+                                              "does not look up (walked_attribute_names)")
+    return broken
 
 
 def main(root):
@@ -55,6 +84,7 @@ def main(root):
                     if part in ALLOWED and part != folder and part not in ALLOWED[folder]:
                         broken.append(f"{where}: {folder}/ includes {inc} ({folder}/ may use "
                                       f"{', '.join(sorted(ALLOWED[folder])) or 'nothing else'})")
+    broken += unwalked_attribute_names(root)
     for b in broken:
         print(b)
     print(f"architecture rules: {len(broken)} broken")

@@ -1,9 +1,13 @@
 #include "base/errors.hpp"
+#include "files/checkpoint.hpp"
+#include "files/h5_walk.hpp"
 #include "files/h5file.hpp"
+#include "model/schema.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <unistd.h>
 
 using namespace qkv;
@@ -83,4 +87,14 @@ TEST_CASE("h5file: a file whose groups link in a cycle is walked once (fuzz regr
     } catch (const FormatError&) {
     }
     REQUIRE(names.size() < 100000);
+}
+
+TEST_CASE("h5file: the check of untrusted files looks up every attribute name qkv reads") {
+    std::set<std::string> walked;
+    for (const char* n : walked_attribute_names())
+        walked.insert(n);
+    for (const auto& f : config_fields())
+        CHECK(walked.count(f.name) == 1);
+    for (const auto& f : train_setting_fields())
+        CHECK(walked.count(f.name) == 1);
 }
