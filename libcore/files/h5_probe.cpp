@@ -12,6 +12,7 @@
 #include <set>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -182,8 +183,12 @@ Probe Probe::start(const std::string& name, const char* path, const std::vector<
     if (!g_probe || (path && known_readable(path))) return p;
     p.name_ = name;
     p.path_ = path ? path : "";
+    // The helper is built with AddressSanitizer, which cannot start under a limit on the
+    // address space (ulimit -v): there, a forked child walks the file.
+    rlimit as{};
+    const bool as_limited = getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY;
     const std::string& helper = helper_path();
-    p.pid_ = helper.empty() ? -1 : spawn_helper(helper, path, image);
+    p.pid_ = helper.empty() || as_limited ? -1 : spawn_helper(helper, path, image);
     if (p.pid_ < 0) p.pid_ = fork_walker(path, image);
     if (p.pid_ < 0)
         throw IoError(name + ": cannot start the reader's check: " + std::strerror(errno));

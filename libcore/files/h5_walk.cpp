@@ -157,8 +157,10 @@ void limit_walker() {
         if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
         std::fclose(f);
     }
+    rlimit mem{};
+    getrlimit(RLIMIT_AS, &mem);
     const rlim_t limit = static_cast<rlim_t>(pages) * sysconf(_SC_PAGESIZE) + kProbeMemory;
-    rlimit mem{limit, limit};
+    if (mem.rlim_cur == RLIM_INFINITY || limit < mem.rlim_cur) mem.rlim_cur = limit;
     setrlimit(RLIMIT_AS, &mem);
 #endif
 }
