@@ -4,10 +4,19 @@
 // the HDF5 library reported; any other end (a crash, a signal of its limits) tells the tool that
 // the library failed on the file.
 #include "files/h5_walk.hpp"
+#include "version.hpp"
 
+#include <cstdio>
 #include <cstring>
 #include <unistd.h>
 #include <vector>
+
+namespace {
+const char* kUsage =
+    "Usage: qkv-h5check FILE|-\n"
+    "Walks an HDF5 file's metadata (or the image on stdin) for the qkv tools, under\n"
+    "limits of time and memory; exit 0 when the walk completes. See qkv-h5check(1).\n";
+}
 
 // Under AddressSanitizer: a fault ends the walk at once, an absurd allocation is refused as a
 // fault, and resident memory is bounded (the address space cannot be: ASan reserves terabytes).
@@ -17,7 +26,18 @@ extern "C" const char* __asan_default_options() {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 2) return 2;
+    if (argc == 2 && std::strcmp(argv[1], "--help") == 0) {
+        std::fputs(kUsage, stdout);
+        return 0;
+    }
+    if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+        std::puts("qkv " QKV_VERSION);
+        return 0;
+    }
+    if (argc != 2 || (argv[1][0] == '-' && argv[1][1] != '\0')) {
+        std::fputs(kUsage, stderr);
+        return 2;
+    }
     const bool image = std::strcmp(argv[1], "-") == 0;
     std::vector<char> bytes;
     if (image) {

@@ -153,7 +153,8 @@ pid_t spawn_helper(const std::string& helper, const char* path, const std::vecto
         posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    const std::string arg = path ? path : "-";
+    // A path that starts with '-' goes as ./-name: the helper takes '-' for stdin.
+    const std::string arg = !path ? "-" : path[0] == '-' ? std::string("./") + path : path;
     char* argv[] = {const_cast<char*>(helper.c_str()), const_cast<char*>(arg.c_str()), nullptr};
     pid_t pid = -1;
     if (posix_spawn(&pid, helper.c_str(), &fa, nullptr, argv, environ) != 0) pid = -1;
