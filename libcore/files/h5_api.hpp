@@ -31,6 +31,9 @@ class H5Id {
     herr_t (*closer_)(hid_t) = nullptr;
 };
 
+// The most bytes a string dataset's strings may claim in all before anything is read for them.
+constexpr hsize_t kMaxStringBytes = hsize_t(1) << 30;
+
 H5Id plist(hid_t cls);
 H5Id lcpl_intermediate();
 H5Id utf8_vlen_string_type();

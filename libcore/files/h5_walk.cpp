@@ -38,7 +38,7 @@ void read_values(hid_t obj, bool attr, hid_t type, hid_t space, hssize_t n) {
         H5Id mtype = utf8_vlen_string_type();
         if (!attr) { // as H5File::read_strings: the total length first
             hsize_t total = 0;
-            if (H5Dvlen_get_buf_size(obj, mtype, space, &total) < 0 || total > (hsize_t(1) << 30))
+            if (H5Dvlen_get_buf_size(obj, mtype, space, &total) < 0 || total > kMaxStringBytes)
                 return;
         }
         std::vector<char*> p(static_cast<size_t>(n), nullptr);
@@ -62,9 +62,10 @@ void probe_attribute(hid_t a) {
     if (n > 0 && n <= kMaxValues) read_values(a, true, type, space, n);
 }
 
-// Every attribute of the object at path, read three ways: by position in both orders, and by
-// name from the file as qkv's readers open them (the library's failures can depend on the
-// order in which its caches are filled).
+// Every attribute of the object at path, read four ways: by each name qkv's readers look up,
+// by position in both orders, and by the names the object lists (the library's failures can
+// depend on the order in which its caches are filled, and a table that cannot be listed can
+// still be looked up by name).
 void probe_attributes(hid_t file, const char* path, hsize_t count) {
     for (const char* name : walked_attribute_names())
         if (H5Aexists_by_name(file, path, name, H5P_DEFAULT) > 0) {

@@ -384,7 +384,7 @@ std::vector<std::string> H5File::read_strings(const std::string& dataset) const 
         // The strings' total length, from their descriptors, before HDF5 allocates for them
         // (a forged length made HDF5 ask for gigabytes).
         hsize_t total = 0;
-        if (H5Dvlen_get_buf_size(d, mtype, space, &total) < 0 || total > (hsize_t(1) << 30))
+        if (H5Dvlen_get_buf_size(d, mtype, space, &total) < 0 || total > kMaxStringBytes)
             throw FormatError(where(dataset) + ": strings claim an implausible total length");
         std::vector<char*> ptrs(n, nullptr);
         if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)

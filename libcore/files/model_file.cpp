@@ -25,7 +25,6 @@ ModelFile ModelFile::open(const std::string& path) {
 }
 
 ModelFile ModelFile::open(const std::string& path, H5Input started) {
-    if (path.empty()) throw UsageError("--model: a model file is required");
     ModelFile m;
     m.path_ = path;
     m.file_ = started.open();
@@ -74,10 +73,11 @@ AttentionWeights ModelFile::load_attention(int64_t layer, Backend& be) const {
     const Config& c = config_;
     const std::string g = block_group(layer) + "/attn/";
     const int64_t H = c.n_heads, D = c.d_model, dh = c.d_head, HD = H * dh;
+    const char* const names[3] = {"Q", "K", "V"};
     Tensor W[3], b[3]; // W_Q, W_K, W_V [head, d_model, d_head]; b_Q, b_K, b_V [head, d_head]
     for (int x = 0; x < 3; ++x) {
-        W[x] = read(g + "W_" + "QKV" [x], { H, D, dh });
-        b[x] = read(g + "b_" + "QKV" [x], { H, dh });
+        W[x] = read(g + "W_" + names[x], {H, D, dh});
+        b[x] = read(g + "b_" + names[x], {H, dh});
     }
     Tensor W_QKV = Tensor::zeros({D, 3 * HD});
     Tensor b_QKV = Tensor::zeros({3 * HD});

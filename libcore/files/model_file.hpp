@@ -18,7 +18,7 @@ namespace qkv {
 class ModelFile {
   public:
     static ModelFile open(const std::string& path);
-    // The same for a file whose check has started (H5Input::start(path)).
+    // The same for a file whose check has started (H5Input::start(path), path not empty).
     static ModelFile open(const std::string& path, H5Input started);
     const Config& config() const { return config_; }
     const std::string& model_id() const { return model_id_; }
