@@ -1,5 +1,8 @@
 #include "files/h5_api.hpp"
 
+#include <atomic>
+#include <string>
+
 namespace qkv {
 
 H5Id& H5Id::operator=(H5Id&& o) noexcept {
@@ -15,6 +18,20 @@ H5Id& H5Id::operator=(H5Id&& o) noexcept {
 void H5Id::reset() {
     if (id_ >= 0 && closer_) closer_(id_);
     id_ = -1;
+}
+
+void configure_hdf5() {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+
+void reset_hdf5_between_files() {
+    if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) != 0) {
+        H5garbage_collect();
+        return;
+    }
+    H5close();
+    configure_hdf5();
 }
 
 H5Id plist(hid_t cls) {
@@ -38,8 +55,12 @@ hid_t open_image(const std::vector<char>& image) {
     H5Id fapl = plist(H5P_FILE_ACCESS);
     H5Pset_fapl_core(fapl, 1 << 20, 0);
     if (H5Pset_file_image(fapl, const_cast<char*>(image.data()), image.size()) < 0) return -1;
-    // The name only labels the in-memory file; it must not be a path HDF5 could open itself.
-    return H5Fopen("qkv-in-memory-image", H5F_ACC_RDONLY, fapl);
+    // The name only labels the in-memory file; it must not be a path HDF5 could open itself,
+    // and it differs for every image: HDF5 takes an open of a name it still holds open for the
+    // same file, and a damaged image can stay half-open after its close.
+    static std::atomic<unsigned long> images{0};
+    const std::string name = "qkv-in-memory-image-" + std::to_string(++images);
+    return H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl);
 }
 
 } // namespace qkv

@@ -167,8 +167,8 @@ void limit_walker() {
 }
 
 void walk_hdf5(const char* path, const std::vector<char>* image) {
-    H5dont_atexit();
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); // the library's errors are not the walk's
+    configure_hdf5();
+    reset_hdf5_between_files(); // a forked walker starts from its parent's library
     H5Id file(path ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : open_image(*image), H5Fclose);
     if (!file.valid()) return;
     // The root's attributes first, as every reader reads them first (format, version).

@@ -22,15 +22,9 @@ static_assert(std::is_same_v<haddr_t, uint64_t>, "walk() keeps haddr_t as uint64
 
 namespace {
 
-// HDF5 prints its error stack by default; we report errors ourselves. And HDF5's own exit
-// handler crashes (H5F__close_cb, HDF5 1.10.8) on a file whose writes failed, as on a full
-// disk: it is not installed; the operating system reclaims what the library holds.
-struct SilenceHdf5 {
-    SilenceHdf5() {
-        H5dont_atexit();
-        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-    }
-} silence_hdf5;
+struct ConfigureHdf5 {
+    ConfigureHdf5() { configure_hdf5(); }
+} configure_hdf5_at_start;
 
 // The temporary file of the output in progress, removed if a signal stops the run.
 char g_temp_path[4096] = {0};
@@ -110,7 +104,10 @@ uint64_t superblock_eof(const std::vector<char>& img) {
 } // namespace
 
 void H5Handle::reset() {
-    if (id_ >= 0) H5Fclose(id_);
+    if (id_ >= 0) {
+        H5Fclose(id_);
+        reset_hdf5_between_files();
+    }
     id_ = -1;
 }
 
@@ -231,6 +228,11 @@ H5File H5Input::open() {
 
 H5File H5File::open_read(const std::string& path) {
     return H5Input::start(path).open();
+}
+
+size_t open_hdf5_objects() {
+    const ssize_t n = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+    return n < 0 ? 0 : static_cast<size_t>(n);
 }
 
 H5File H5File::from_image(std::vector<char> image, const std::string& name) {

@@ -155,6 +155,9 @@ class H5Output {
 uint16_t f32_to_f16(float x);
 float f16_to_f32(uint16_t h);
 
+// How many HDF5 files and objects this process holds open (0 once every H5File is gone).
+size_t open_hdf5_objects();
+
 // Throws UsageError when out would overwrite in (the same file).
 void check_not_same_file(const std::string& in, const std::string& out);
 bool is_stdio(const std::string& path);
