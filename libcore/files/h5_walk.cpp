@@ -166,11 +166,16 @@ void limit_walker() {
 #endif
 }
 
-void walk_hdf5(const char* path, const std::vector<char>* image) {
-    configure_hdf5();
-    reset_hdf5_between_files(); // a forked walker starts from its parent's library
-    H5Id file(path ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : open_image(*image), H5Fclose);
-    if (!file.valid()) return;
+namespace {
+
+bool g_library_failed = false;
+
+herr_t note_failure(hid_t, void*) {
+    g_library_failed = true;
+    return 0;
+}
+
+void walk_open_file(hid_t file) {
     // The root's attributes first, as every reader reads them first (format, version).
     H5O_info_t root;
     if (H5Oget_info_by_name2(file, "/", &root, H5O_INFO_NUM_ATTRS, H5P_DEFAULT) >= 0)
@@ -178,6 +183,20 @@ void walk_hdf5(const char* path, const std::vector<char>* image) {
     H5Lvisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, probe_link, nullptr);
     H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_NATIVE, probe_object, nullptr,
               H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS);
+}
+
+} // namespace
+
+bool walk_hdf5(const char* path, const std::vector<char>* image) {
+    // A forked walker has its parent's library: fresh since the parent's last close, or holding
+    // the parent's open files (reset_hdf5_between_files), which are not the walker's to close.
+    configure_hdf5();
+    H5Eset_auto2(H5E_DEFAULT, note_failure, nullptr); // counted, not printed
+    {
+        H5Id file(path ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : open_image(*image), H5Fclose);
+        if (file.valid()) walk_open_file(file);
+    }
+    return g_library_failed;
 }
 
 } // namespace qkv

@@ -23,8 +23,9 @@ const std::vector<const char*>& walked_attribute_names();
 
 // Opens the file at path, or the in-memory image, and walks every link and object, every
 // attribute's value, every dataset's type, shape and layout, and every string dataset's strings.
-// Returns normally whatever errors the library reported; a failure of the library itself ends
-// the process.
-void walk_hdf5(const char* path, const std::vector<char>* image);
+// Returns normally whatever errors the library reported, and whether it reported any (only then
+// can it have lost memory: the helper looks for leaks then); a failure of the library itself
+// ends the process.
+bool walk_hdf5(const char* path, const std::vector<char>* image);
 
 } // namespace qkv
