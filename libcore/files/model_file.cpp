@@ -5,6 +5,7 @@
 #include "base/rng.hpp"
 #include "files/resources.hpp"
 #include "files/safetensors.hpp"
+#include "files/tokenizer_json.hpp"
 #include "version.hpp"
 
 #include <cmath>
@@ -228,6 +229,14 @@ void write_tokenizer_group(H5File& f, const TokenizerData& tok) {
     f.write_strings("/tokenizer/vocab", {static_cast<int64_t>(tok.vocab.size())}, tok.vocab);
     f.write_strings("/tokenizer/merges", {static_cast<int64_t>(tok.merges.size())}, tok.merges);
     f.set_attr("/tokenizer", "kind", tok.kind);
+    if (tok.kind == "gpt2-bpe") return; // GPT-2's pattern and <|endoftext|>: nothing more
+    f.set_attr("/tokenizer", "pattern", tok.pattern);
+    f.set_attr("/tokenizer", "ignore_merges", int64_t(tok.ignore_merges));
+    f.set_attr("/tokenizer", "bos", int64_t(tok.bos));
+    f.set_attr("/tokenizer", "add_bos", int64_t(tok.add_bos));
+    Tensor added = Tensor::zeros({static_cast<int64_t>(tok.added.size())}, DType::I32);
+    std::copy(tok.added.begin(), tok.added.end(), added.i32());
+    f.write("/tokenizer/added", added);
 }
 
 TokenizerData read_tokenizer_group(const H5File& f) {
@@ -237,6 +246,15 @@ TokenizerData read_tokenizer_group(const H5File& f) {
     t.kind = f.attr_str("/tokenizer", "kind");
     t.vocab = f.read_strings("/tokenizer/vocab");
     t.merges = f.read_strings("/tokenizer/merges");
+    if (t.kind == "gpt2-bpe") return t;
+    t.pattern = f.attr_str("/tokenizer", "pattern");
+    t.ignore_merges = f.attr_int("/tokenizer", "ignore_merges") != 0;
+    t.bos = static_cast<int32_t>(f.attr_int("/tokenizer", "bos"));
+    t.add_bos = f.attr_int("/tokenizer", "add_bos") != 0;
+    if (f.exists("/tokenizer/added")) {
+        const Tensor added = f.read_i32("/tokenizer/added", 1);
+        t.added.assign(added.i32(), added.i32() + added.numel());
+    }
     return t;
 }
 
@@ -257,7 +275,12 @@ void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
 
 TokenizerData load_tokenizer_data(const std::string& path) {
     struct stat st;
-    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return tokenizer_data_from_dir(path);
+    const bool dir = stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    const std::string json = dir ? path + "/tokenizer.json" : path;
+    const bool is_json = json.size() >= 5 && json.compare(json.size() - 5, 5, ".json") == 0;
+    if (is_json && (!dir || stat(json.c_str(), &st) == 0))
+        return tokenizer_data_from_json(slurp(json), json);
+    if (dir) return tokenizer_data_from_dir(path);
     return read_tokenizer_group(H5File::open_read(path));
 }
 

@@ -61,7 +61,8 @@ class ModelWriter {
     bool f16_ = false;
 };
 
-// The /tokenizer group (vocab, merges, kind) of a model or tokenizer file.
+// The /tokenizer group (vocab, merges, kind; for byte-level-bpe also pattern, ignore_merges,
+// bos, add_bos and the added token ids) of a model or tokenizer file.
 void write_tokenizer_group(H5File& f, const TokenizerData& tok);
 TokenizerData read_tokenizer_group(const H5File& f);
 
@@ -69,7 +70,8 @@ TokenizerData read_tokenizer_group(const H5File& f);
 void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
                           const std::string& history_line);
 
-// A tokenizer from a folder (vocab.json + merges.txt) or an HDF5 file with a /tokenizer group
+// A tokenizer from a Hugging Face tokenizer.json (a file whose name ends in .json, or a folder
+// holding one), a folder with vocab.json + merges.txt, or an HDF5 file with a /tokenizer group
 // (a tokenizer file or a model file).
 TokenizerData load_tokenizer_data(const std::string& path);
 

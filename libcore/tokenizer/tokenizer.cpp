@@ -5,17 +5,13 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <queue>
 
 namespace qkv {
 
 namespace {
-
-// GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols, whitespace.
-constexpr const char* kPattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-constexpr std::string_view kEndOfText = kEndOfTextToken;
 
 std::string utf8(uint32_t cp) {
     std::string s;
@@ -136,12 +132,18 @@ struct PreTokenizer::Regex {
     }
 };
 
-PreTokenizer::PreTokenizer() : regex_(std::make_unique<Regex>()) {
+PreTokenizer::PreTokenizer(const std::string& pattern) : regex_(std::make_unique<Regex>()) {
     int err = 0;
     PCRE2_SIZE off = 0;
-    regex_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
-                                 PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, nullptr);
-    if (!regex_->code) throw Error("tokenizer: cannot compile the pre-tokenizer pattern");
+    regex_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                 PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+    if (!regex_->code) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(err, msg, sizeof msg);
+        throw FormatError("tokenizer: cannot compile the pre-tokenizer pattern (" +
+                          std::string(reinterpret_cast<const char*>(msg)) + " at offset " +
+                          std::to_string(off) + ")");
+    }
     pcre2_jit_compile(regex_->code, PCRE2_JIT_COMPLETE); // falls back to the interpreter
     regex_->match = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
 }
@@ -151,16 +153,18 @@ PreTokenizer::PreTokenizer(PreTokenizer&&) noexcept = default;
 bool PreTokenizer::next(std::string_view text, size_t& pos, std::string_view& piece) const {
     if (pos >= text.size()) return false;
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-    const int rc = pcre2_match(regex_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK,
-                               regex_->match, nullptr);
+    // An empty match is no piece: the engine looks on for a non-empty one.
+    const int rc = pcre2_match(regex_->code, subject, text.size(), pos,
+                               PCRE2_NO_UTF_CHECK | PCRE2_NOTEMPTY, regex_->match, nullptr);
     size_t start = text.size(), end = text.size();
     if (rc > 0) {
         const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(regex_->match);
         start = ov[0];
         end = ov[1];
+        if (start < pos || end <= start) start = end = text.size(); // (\K could do it)
     }
     if (start > pos)
-        end = start; // an unmatched gap (never in practice) is a piece of its own
+        end = start; // an unmatched gap (never with GPT-2's pattern) is a piece of its own
     else if (end <= start)
         return false;
     piece = text.substr(pos, end - pos);
@@ -171,9 +175,23 @@ bool PreTokenizer::next(std::string_view text, size_t& pos, std::string_view& pi
 Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 
-Tokenizer::Tokenizer(const TokenizerData& data) {
-    if (data.kind != "gpt2-bpe")
-        throw FormatError("tokenizer kind '" + data.kind + "' is not supported (gpt2-bpe)");
+Tokenizer::Tokenizer(const TokenizerData& data)
+    : pre_(data.kind == "byte-level-bpe" ? data.pattern : std::string(kGpt2Pattern)) {
+    if (data.kind != "gpt2-bpe" && data.kind != "byte-level-bpe")
+        throw FormatError("tokenizer kind '" + data.kind +
+                          "' is not supported (gpt2-bpe, byte-level-bpe)");
+    const int64_t n = static_cast<int64_t>(data.vocab.size());
+    std::vector<bool> is_added(data.vocab.size(), false);
+    std::vector<int32_t> added =
+        data.kind == "byte-level-bpe" ? data.added : std::vector<int32_t>{};
+    for (int64_t id = 0; id < n && data.kind == "gpt2-bpe"; ++id)
+        if (data.vocab[id] == kEndOfTextToken) added.push_back(static_cast<int32_t>(id));
+    for (int32_t id : added) {
+        if (id < 0 || id >= n || data.vocab[id].empty())
+            throw FormatError("tokenizer: added token " + std::to_string(id) +
+                              " is not a token of the vocabulary");
+        is_added[id] = true;
+    }
     // Token strings are in the byte-to-unicode alphabet: map them back to bytes.
     std::unordered_map<std::string, int> char_to_byte;
     const auto& b2u = byte_to_unicode();
@@ -183,12 +201,11 @@ Tokenizer::Tokenizer(const TokenizerData& data) {
     bytes_.resize(data.vocab.size());
     for (size_t id = 0; id < data.vocab.size(); ++id) {
         const std::string& tok = data.vocab[id];
-        id_of[tok] = static_cast<int32_t>(id);
-        if (tok == kEndOfText) {
-            eot_ = static_cast<int32_t>(id);
+        if (is_added[id]) { // its text as it is
             bytes_[id] = tok;
             continue;
         }
+        id_of[tok] = static_cast<int32_t>(id);
         std::string raw;
         const auto* p = reinterpret_cast<const unsigned char*>(tok.data());
         for (size_t i = 0; i < tok.size();) {
@@ -201,7 +218,19 @@ Tokenizer::Tokenizer(const TokenizerData& data) {
             i += len;
         }
         bytes_[id] = raw;
+        if (data.ignore_merges) whole_.emplace(raw, static_cast<int32_t>(id));
     }
+    for (int32_t id : added)
+        added_by_first_[static_cast<unsigned char>(bytes_[id][0])].push_back(id);
+    for (auto& list : added_by_first_)
+        std::stable_sort(list.begin(), list.end(),
+                         [&](int32_t a, int32_t b) { return bytes_[a].size() > bytes_[b].size(); });
+    if (data.kind == "gpt2-bpe" && !added.empty()) eot_ = added.front();
+    if (data.add_bos && (data.bos < 0 || data.bos >= n))
+        throw FormatError("tokenizer: the BOS token " + std::to_string(data.bos) +
+                          " is not in the vocabulary");
+    bos_ = data.bos;
+    add_bos_ = data.add_bos;
     for (int b = 0; b < 256; ++b) {
         auto it = id_of.find(b2u[b]);
         if (it == id_of.end())
@@ -291,6 +320,13 @@ void Tokenizer::encode_ordinary(std::string_view text, bool raw_bytes,
     size_t pos = 0;
     std::string_view piece;
     while (pre_.next(text, pos, piece)) {
+        if (!whole_.empty()) { // ignore_merges: a piece that is a token stays whole
+            auto it = whole_.find(std::string(piece));
+            if (it != whole_.end()) {
+                out.push_back(it->second);
+                continue;
+            }
+        }
         if (piece.size() <= 64) {
             auto it = cache_.find(std::string(piece));
             if (it != cache_.end()) {
@@ -316,17 +352,29 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
                               " (use --bytes to tokenize raw bytes)");
     }
     std::vector<int32_t> out;
-    out.reserve(text.size() / 3 + 1);
-    size_t pos = 0;
-    while (opt.allow_special && eot_ >= 0) {
-        const size_t hit = text.find(kEndOfText, pos);
-        if (hit == std::string_view::npos) break;
-        encode_ordinary(text.substr(pos, hit - pos), opt.raw_bytes, out);
-        out.push_back(eot_);
-        pos = hit + kEndOfText.size();
+    out.reserve(text.size() / 3 + 2);
+    if (opt.bos && add_bos_) out.push_back(bos_);
+    size_t pos = 0, at = 0;
+    int32_t id = -1;
+    while (opt.allow_special && find_added(text, pos, id, at)) {
+        encode_ordinary(text.substr(pos, at - pos), opt.raw_bytes, out);
+        out.push_back(id);
+        pos = at + bytes_[id].size();
     }
     encode_ordinary(text.substr(pos), opt.raw_bytes, out);
     return out;
+}
+
+bool Tokenizer::find_added(std::string_view text, size_t pos, int32_t& id, size_t& at) const {
+    for (at = pos; at < text.size(); ++at) {
+        for (int32_t a : added_by_first_[static_cast<unsigned char>(text[at])]) {
+            if (text.compare(at, bytes_[a].size(), bytes_[a]) == 0) {
+                id = a;
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 const std::string& Tokenizer::token_bytes(int32_t id) const {

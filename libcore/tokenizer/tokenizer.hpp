@@ -1,6 +1,8 @@
-// tokenizer: GPT-2's byte-level BPE. Text is split by GPT-2's pre-tokenizer pattern (PCRE2
-// with Unicode properties), each piece's bytes are mapped to GPT-2's byte-to-unicode alphabet
-// and merged by rank; <|endoftext|> is recognised as a special token unless turned off.
+// tokenizer: byte-level BPE (GPT-2's, and that of Hugging Face tokenizer.json files: Llama 3,
+// Qwen2, GPT-NeoX). Added tokens (<|endoftext|>, <|begin_of_text|>, ...) are found in the text
+// first, unless turned off; the rest is split by the pre-tokenizer pattern (PCRE2 with Unicode
+// properties), each piece's bytes are mapped to GPT-2's byte-to-unicode alphabet and merged by
+// rank; a beginning-of-sequence token goes first where the tokenizer adds one.
 #pragma once
 #include "tokenizer/tokenizer_data.hpp"
 
@@ -14,14 +16,20 @@
 namespace qkv {
 
 struct EncodeOptions {
-    bool allow_special = true; // recognise "<|endoftext|>" in the text
+    bool allow_special = true; // recognise the added tokens ("<|endoftext|>") in the text
     bool raw_bytes = false;    // accept invalid UTF-8, each bad byte a token of its own
+    bool bos = true;           // begin with the BOS token where the tokenizer adds one
 };
 
-// GPT-2's pre-tokenizer: splits text (valid UTF-8) into the pieces that BPE merges within.
+// GPT-2's pre-tokenizer pattern: contractions, letters, numbers, other symbols, whitespace.
+inline constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+// Splits text (valid UTF-8) into the pieces that BPE merges within: each match of the pattern,
+// and each stretch of text between matches, is a piece.
 class PreTokenizer {
   public:
-    PreTokenizer();
+    explicit PreTokenizer(const std::string& pattern = kGpt2Pattern);
     ~PreTokenizer();
     PreTokenizer(PreTokenizer&&) noexcept;
     // The piece of text starting at pos; advances pos. False at the end of text.
@@ -46,15 +54,21 @@ class Tokenizer {
     const std::string& token_bytes(int32_t id) const;          // one token's bytes
     std::string token_text(int32_t id) const; // valid UTF-8: invalid bytes written as \xNN
     int64_t vocab_size() const { return static_cast<int64_t>(bytes_.size()); }
-    int32_t eot_id() const { return eot_; } // -1 when the vocabulary has none
+    int32_t eot_id() const { return eot_; }                 // -1 when the vocabulary has none
+    int32_t bos_id() const { return add_bos_ ? bos_ : -1; } // -1 when none is added
 
   private:
     void bpe(std::string_view piece, std::vector<int32_t>& out) const;
     void encode_ordinary(std::string_view text, bool raw_bytes, std::vector<int32_t>& out) const;
+    // The leftmost added token in text from pos (the longest there): its id and offset.
+    bool find_added(std::string_view text, size_t pos, int32_t& id, size_t& at) const;
     std::vector<std::string> bytes_; // id -> bytes
     int32_t byte_id_[256];           // single-byte token of each byte
     std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_; // (a,b) -> (rank, merged)
-    int32_t eot_ = -1;
+    std::unordered_map<std::string, int32_t> whole_; // bytes -> id, with ignore_merges
+    std::vector<int32_t> added_by_first_[256];       // added tokens by first byte, longest first
+    int32_t eot_ = -1, bos_ = -1;
+    bool add_bos_ = false;
     PreTokenizer pre_;
     mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };

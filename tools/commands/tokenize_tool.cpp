@@ -129,6 +129,7 @@ void run_tokenize(const TokenizeOptions& opt) {
     EncodeOptions eo;
     eo.allow_special = !opt.no_special;
     eo.raw_bytes = opt.raw_bytes;
+    eo.bos = !opt.no_bos;
     std::vector<std::vector<int32_t>> seqs;
     for (size_t i = 0; i < texts.size(); ++i) {
         try {

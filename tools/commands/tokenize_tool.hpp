@@ -17,6 +17,7 @@ struct TokenizeOptions {
     bool show = false, ids = false, count = false;
     bool decode = false;
     bool no_special = false;
+    bool no_bos = false;
     bool raw_bytes = false; // --bytes
     int64_t train = 0;      // --train N: learn a tokenizer of N tokens from the text
 };
