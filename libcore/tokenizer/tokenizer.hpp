@@ -1,8 +1,8 @@
-// tokenizer: byte-level BPE (GPT-2's, and that of Hugging Face tokenizer.json files: Llama 3,
-// Qwen2, GPT-NeoX). Added tokens (<|endoftext|>, <|begin_of_text|>, ...) are found in the text
-// first, unless turned off; the rest is split by the pre-tokenizer pattern (PCRE2 with Unicode
-// properties), each piece's bytes are mapped to GPT-2's byte-to-unicode alphabet and merged by
-// rank; a beginning-of-sequence token goes first where the tokenizer adds one.
+// tokenizer: byte-level BPE (GPT-2's, and that of Hugging Face tokenizer.json files without a
+// normalizer: Llama 3, SmolLM). Added tokens (<|endoftext|>, <|begin_of_text|>, ...) are found
+// in the text first, unless turned off; the rest is split by the pre-tokenizer pattern (PCRE2
+// with Unicode properties), each piece's bytes are mapped to GPT-2's byte-to-unicode alphabet
+// and merged by rank; a beginning-of-sequence token goes first where the tokenizer adds one.
 #pragma once
 #include "tokenizer/tokenizer_data.hpp"
 

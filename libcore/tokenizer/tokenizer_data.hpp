@@ -10,7 +10,7 @@ namespace qkv {
 
 struct TokenizerData {
     // "gpt2-bpe": GPT-2's pattern, <|endoftext|> its one added token (the fields below unused);
-    // "byte-level-bpe": as a Hugging Face tokenizer.json gives it (Llama 3, Qwen2, GPT-NeoX).
+    // "byte-level-bpe": as a Hugging Face tokenizer.json gives it (Llama 3, SmolLM).
     std::string kind;
     std::vector<std::string> vocab;  // id -> token in GPT-2's byte-to-unicode alphabet; added
                                      // tokens (below) hold their text as it is
