@@ -231,6 +231,7 @@ void write_tokenizer_group(H5File& f, const TokenizerData& tok) {
     f.set_attr("/tokenizer", "kind", tok.kind);
     if (tok.kind == "gpt2-bpe") return; // GPT-2's pattern and <|endoftext|>: nothing more
     f.set_attr("/tokenizer", "pattern", tok.pattern);
+    if (!tok.normalizer.empty()) f.set_attr("/tokenizer", "normalizer", tok.normalizer);
     f.set_attr("/tokenizer", "ignore_merges", int64_t(tok.ignore_merges));
     f.set_attr("/tokenizer", "bos", int64_t(tok.bos));
     f.set_attr("/tokenizer", "add_bos", int64_t(tok.add_bos));
@@ -248,6 +249,8 @@ TokenizerData read_tokenizer_group(const H5File& f) {
     t.merges = f.read_strings("/tokenizer/merges");
     if (t.kind == "gpt2-bpe") return t;
     t.pattern = f.attr_str("/tokenizer", "pattern");
+    if (f.has_attr("/tokenizer", "normalizer"))
+        t.normalizer = f.attr_str("/tokenizer", "normalizer");
     t.ignore_merges = f.attr_int("/tokenizer", "ignore_merges") != 0;
     t.bos = static_cast<int32_t>(f.attr_int("/tokenizer", "bos"));
     t.add_bos = f.attr_int("/tokenizer", "add_bos") != 0;

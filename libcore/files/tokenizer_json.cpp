@@ -218,16 +218,20 @@ TokenizerData tokenizer_data_from_json(const std::string& text, const std::strin
     if (r.flag(model, "byte_fallback", false))
         r.fail("model.byte_fallback (SentencePiece-style BPE) is not supported yet");
     for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix", "dropout"})
-        if (model.contains(k) && !model[k].is_null())
+        if (model.contains(k) && !model[k].is_null() && model[k] != "")
             r.fail(std::string("model.") + k + " is not supported");
-    if (root.contains("normalizer") && !root["normalizer"].is_null())
-        r.fail("normalizer " + r.type_of(root["normalizer"], "normalizer") + " is not supported");
+    std::string normalizer;
+    if (root.contains("normalizer") && !root["normalizer"].is_null()) {
+        normalizer = r.type_of(root["normalizer"], "normalizer");
+        if (normalizer != "NFC") r.fail("normalizer " + normalizer + " is not supported (NFC)");
+    }
     if (root.contains("decoder") && !root["decoder"].is_null() &&
         r.type_of(root["decoder"], "decoder") != "ByteLevel")
         r.fail("decoder " + r.type_of(root["decoder"], "decoder") +
                " is not supported (ByteLevel)");
     TokenizerData t;
     t.kind = "byte-level-bpe";
+    t.normalizer = normalizer;
     t.pattern = read_pattern(r, root.contains("pre_tokenizer") ? root["pre_tokenizer"] : json());
     t.ignore_merges = r.flag(model, "ignore_merges", false);
     read_vocab(r, root, model, t);

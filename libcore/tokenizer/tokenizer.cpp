@@ -4,6 +4,8 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <unicode/normalizer2.h>
+#include <unicode/unistr.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -61,6 +63,24 @@ int utf8_seq(const unsigned char* p, size_t n, bool* incomplete = nullptr) {
         }
     }
     return cp >= min ? len : 0;
+}
+
+// Text (valid UTF-8) in Unicode normalization form C.
+std::string nfc(std::string_view text) {
+    bool ascii = true;
+    for (char c : text)
+        ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+    if (ascii) return std::string(text); // ASCII is its own NFC
+    UErrorCode status = U_ZERO_ERROR;
+    const icu::Normalizer2* form = icu::Normalizer2::getNFCInstance(status);
+    if (U_FAILURE(status)) throw Error("tokenizer: ICU's NFC normalizer is not available");
+    const icu::UnicodeString in = icu::UnicodeString::fromUTF8(
+        icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
+    icu::UnicodeString out = form->normalize(in, status);
+    if (U_FAILURE(status)) throw Error("tokenizer: NFC normalization failed");
+    std::string s;
+    out.toUTF8String(s);
+    return s;
 }
 
 uint64_t pair_key(int32_t a, int32_t b) {
@@ -231,6 +251,9 @@ Tokenizer::Tokenizer(const TokenizerData& data)
                           " is not in the vocabulary");
     bos_ = data.bos;
     add_bos_ = data.add_bos;
+    if (!data.normalizer.empty() && data.normalizer != "NFC")
+        throw FormatError("tokenizer: normalizer '" + data.normalizer + "' is not supported (NFC)");
+    nfc_ = data.normalizer == "NFC";
     for (int b = 0; b < 256; ++b) {
         auto it = id_of.find(b2u[b]);
         if (it == id_of.end())
@@ -316,6 +339,11 @@ void Tokenizer::encode_ordinary(std::string_view text, bool raw_bytes,
         }
         encode_ordinary(text.substr(start), false, out);
         return;
+    }
+    std::string normalized;
+    if (nfc_) {
+        normalized = nfc(text);
+        text = normalized;
     }
     size_t pos = 0;
     std::string_view piece;

