@@ -6,9 +6,11 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <vector>
 
 // Under AddressSanitizer the address space is not limited: it reserves terabytes of it.
 #if defined(__SANITIZE_ADDRESS__)
@@ -26,6 +28,10 @@ namespace {
 // No more values than this are read from one attribute or string dataset (the real reads refuse
 // larger ones too).
 constexpr hssize_t kMaxValues = hssize_t(1) << 24;
+// Numbers are read from datasets, in the walk's order, while their bytes stay within this for
+// the file: all of an activation file, the first few of a model's weights.
+constexpr hsize_t kNumericBudget = hsize_t(64) << 20;
+hsize_t g_numeric_read = 0;
 
 // Reads the values of an attribute (attr set) or of a string dataset as qkv's readers would.
 void read_values(hid_t obj, bool attr, hid_t type, hid_t space, hssize_t n) {
@@ -66,12 +72,16 @@ void probe_attribute(hid_t a) {
 // by position in both orders, and by the names the object lists (the library's failures can
 // depend on the order in which its caches are filled, and a table that cannot be listed can
 // still be looked up by name).
-void probe_attributes(hid_t file, const char* path, hsize_t count) {
+void probe_attributes_by_name(hid_t file, const char* path) {
     for (const char* name : walked_attribute_names())
         if (H5Aexists_by_name(file, path, name, H5P_DEFAULT) > 0) {
             H5Id a(H5Aopen_by_name(file, path, name, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
             probe_attribute(a);
         }
+}
+
+void probe_attributes(hid_t file, const char* path, hsize_t count) {
+    probe_attributes_by_name(file, path);
     const hsize_t n = std::min<hsize_t>(count, 4096);
     for (H5_iter_order_t order : {H5_ITER_INC, H5_ITER_DEC})
         for (hsize_t i = 0; i < n; ++i) {
@@ -101,10 +111,19 @@ void probe_dataset(hid_t d) {
         H5Pget_layout(dcpl);
         H5Pget_nfilters(dcpl);
     }
-    // Numeric values are not read here (a model's weights would be read twice); strings are.
+    // Strings are read; numbers as qkv's readers read them (float32, int32) within a budget (a
+    // model's weights are not all read twice).
     const hssize_t n = H5Sget_simple_extent_npoints(space);
-    if (H5Tget_class(type) == H5T_STRING && n > 0 && n <= kMaxValues)
-        read_values(d, false, type, space, n);
+    if (n <= 0) return;
+    const H5T_class_t cls = H5Tget_class(type);
+    if (cls == H5T_STRING && n <= kMaxValues) read_values(d, false, type, space, n);
+    const hsize_t bytes = static_cast<hsize_t>(n) * 4;
+    if ((cls == H5T_FLOAT || cls == H5T_INTEGER) && bytes <= kNumericBudget - g_numeric_read) {
+        g_numeric_read += bytes;
+        std::vector<float> buf(static_cast<size_t>(n)); // int32 has float's size
+        H5Dread(d, cls == H5T_FLOAT ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, H5S_ALL, H5S_ALL,
+                H5P_DEFAULT, buf.data());
+    }
 }
 
 herr_t probe_object(hid_t file, const char* name, const H5O_info_t* info, void*) {
@@ -118,6 +137,43 @@ herr_t probe_object(hid_t file, const char* name, const H5O_info_t* info, void*)
 
 herr_t probe_link(hid_t, const char*, const H5L_info_t*, void*) {
     return 0;
+}
+
+// The groups as H5File::datasets lists them, with the same calls (exists by each path component,
+// the group's link count, each link's name by position, each object opened by path, a group's
+// address), since a damaged file can fail on one way of reaching an object and not on another.
+bool path_exists(hid_t file, const std::string& path) {
+    for (size_t pos = path.find('/', 1);; pos = path.find('/', pos + 1)) {
+        const std::string part = path.substr(0, pos);
+        if (part != "/" && !part.empty() && H5Lexists(file, part.c_str(), H5P_DEFAULT) <= 0)
+            return false;
+        if (pos == std::string::npos) return true;
+    }
+}
+
+void walk_groups(hid_t file, const std::string& group, int depth, std::vector<haddr_t>& seen) {
+    if (depth > 32 || seen.size() > 100000 || !path_exists(file, group)) return;
+    H5Id g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
+    H5G_info_t info;
+    if (!g.valid() || H5Gget_info(g, &info) < 0) return;
+    const std::string base = group == "/" ? "" : group;
+    for (hsize_t i = 0; i < std::min<hsize_t>(info.nlinks, 100000); ++i) {
+        char name[1024];
+        const ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name,
+                                               sizeof name, H5P_DEFAULT);
+        if (len < 0) return;
+        if (static_cast<size_t>(len) >= sizeof name) continue;
+        const std::string path = base + "/" + name;
+        if (!path_exists(file, path)) continue;
+        H5Id o(H5Oopen(file, path.c_str(), H5P_DEFAULT), H5Oclose);
+        if (!o.valid() || H5Iget_type(o) != H5I_GROUP) continue;
+        H5O_info_t oi;
+        if (H5Oget_info_by_name2(file, path.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+            std::find(seen.begin(), seen.end(), oi.addr) != seen.end())
+            continue;
+        seen.push_back(oi.addr);
+        walk_groups(file, path, depth + 1, seen);
+    }
 }
 
 } // namespace
@@ -178,10 +234,13 @@ herr_t note_failure(hid_t, void*) {
 }
 
 void walk_open_file(hid_t file) {
-    // The root's attributes first, as every reader reads them first (format, version).
     H5O_info_t root;
-    if (H5Oget_info_by_name2(file, "/", &root, H5O_INFO_NUM_ATTRS, H5P_DEFAULT) >= 0)
+    std::vector<haddr_t> seen;
+    if (H5Oget_info_by_name2(file, "/", &root, H5O_INFO_NUM_ATTRS, H5P_DEFAULT) >= 0) {
         probe_attributes(file, "/", root.num_attrs);
+        seen.push_back(root.addr);
+    }
+    walk_groups(file, "/", 0, seen);
     H5Lvisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, probe_link, nullptr);
     H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_NATIVE, probe_object, nullptr,
               H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS);
@@ -194,8 +253,23 @@ bool walk_hdf5(const char* path, const std::vector<char>* image) {
     // the parent's open files (reset_hdf5_between_files), which are not the walker's to close.
     configure_hdf5();
     H5Eset_auto2(H5E_DEFAULT, note_failure, nullptr); // counted, not printed
+    auto open = [&] {
+        return H5Id(path ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : open_image(*image),
+                    H5Fclose);
+    };
     {
-        H5Id file(path ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : open_image(*image), H5Fclose);
+        // First what every reader does first, on a fresh library: look up the root's
+        // attributes by name (format, version, ...). What the library reads, and so how it
+        // fails, depends on what it read before: the whole walk alone would fill its caches
+        // in another order than the tools do.
+        H5Id file = open();
+        if (!file.valid()) return g_library_failed;
+        probe_attributes_by_name(file, "/");
+    }
+    reset_hdf5_between_files();
+    H5Eset_auto2(H5E_DEFAULT, note_failure, nullptr);
+    {
+        H5Id file = open(); // then everything, in the library's order
         if (file.valid()) walk_open_file(file);
     }
     return g_library_failed;
