@@ -185,7 +185,7 @@ const std::vector<const char*>& walked_attribute_names() {
         // activation files
         "stage", "layer", "modified",
         // /tokenizer
-        "normalizer", "pattern", "ignore_merges", "bos", "add_bos",
+        "normalizer", "pattern", "ignore_merges", "bos", "add_bos", "unk", "fuse_unk",
         // /config
         "arch", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_ctx", "vocab_size",
         "ln_eps", "act",

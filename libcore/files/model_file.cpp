@@ -230,8 +230,12 @@ void write_tokenizer_group(H5File& f, const TokenizerData& tok) {
     f.write_strings("/tokenizer/merges", {static_cast<int64_t>(tok.merges.size())}, tok.merges);
     f.set_attr("/tokenizer", "kind", tok.kind);
     if (tok.kind == "gpt2-bpe") return; // GPT-2's pattern and <|endoftext|>: nothing more
-    f.set_attr("/tokenizer", "pattern", tok.pattern);
+    if (!tok.pattern.empty()) f.set_attr("/tokenizer", "pattern", tok.pattern);
     if (!tok.normalizer.empty()) f.set_attr("/tokenizer", "normalizer", tok.normalizer);
+    if (tok.kind == "sentencepiece-bpe") {
+        f.set_attr("/tokenizer", "unk", int64_t(tok.unk));
+        f.set_attr("/tokenizer", "fuse_unk", int64_t(tok.fuse_unk));
+    }
     f.set_attr("/tokenizer", "ignore_merges", int64_t(tok.ignore_merges));
     f.set_attr("/tokenizer", "bos", int64_t(tok.bos));
     f.set_attr("/tokenizer", "add_bos", int64_t(tok.add_bos));
@@ -248,7 +252,11 @@ TokenizerData read_tokenizer_group(const H5File& f) {
     t.vocab = f.read_strings("/tokenizer/vocab");
     t.merges = f.read_strings("/tokenizer/merges");
     if (t.kind == "gpt2-bpe") return t;
-    t.pattern = f.attr_str("/tokenizer", "pattern");
+    if (f.has_attr("/tokenizer", "pattern")) t.pattern = f.attr_str("/tokenizer", "pattern");
+    if (f.has_attr("/tokenizer", "unk"))
+        t.unk = static_cast<int32_t>(f.attr_int("/tokenizer", "unk"));
+    if (f.has_attr("/tokenizer", "fuse_unk"))
+        t.fuse_unk = f.attr_int("/tokenizer", "fuse_unk") != 0;
     if (f.has_attr("/tokenizer", "normalizer"))
         t.normalizer = f.attr_str("/tokenizer", "normalizer");
     t.ignore_merges = f.attr_int("/tokenizer", "ignore_merges") != 0;

@@ -201,10 +201,26 @@ void read_post_processor(const Reader& r, const json& post, TokenizerData& t) {
     t.add_bos = true;
 }
 
+// Llama 2's and Mistral's: Sequence [Prepend "▁", Replace " " by "▁"].
+bool is_sentencepiece_normalizer(const json& n) {
+    const std::string space = "\xE2\x96\x81";
+    if (!n.is_object() || n.value("type", "") != "Sequence" || !n.contains("normalizers"))
+        return false;
+    const json& list = n["normalizers"];
+    if (!list.is_array() || list.size() != 2 || !list[0].is_object() || !list[1].is_object())
+        return false;
+    const json& prepend = list[0];
+    const json& replace = list[1];
+    return prepend.value("type", "") == "Prepend" && prepend.value("prepend", "") == space &&
+           replace.value("type", "") == "Replace" && replace.value("content", "") == space &&
+           replace.contains("pattern") && replace["pattern"].is_object() &&
+           replace["pattern"].value("String", "") == " ";
+}
+
 } // namespace
 
-TokenizerData tokenizer_data_from_json(const std::string& text, const std::string& where) {
-    const Reader r(where);
+namespace {
+TokenizerData read_tokenizer_json(const Reader& r, const std::string& text) {
     json root;
     try {
         root = json::parse(text);
@@ -215,31 +231,59 @@ TokenizerData tokenizer_data_from_json(const std::string& text, const std::strin
     const json& model = r.member(root, "model", "");
     const std::string type = r.type_of(model, "model");
     if (type != "BPE") r.fail("model type " + type + " is not supported (BPE)");
-    if (r.flag(model, "byte_fallback", false))
-        r.fail("model.byte_fallback (SentencePiece-style BPE) is not supported yet");
     for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix", "dropout"})
         if (model.contains(k) && !model[k].is_null() && model[k] != "")
             r.fail(std::string("model.") + k + " is not supported");
-    std::string normalizer;
-    if (root.contains("normalizer") && !root["normalizer"].is_null()) {
-        normalizer = r.type_of(root["normalizer"], "normalizer");
-        if (normalizer != "NFC") r.fail("normalizer " + normalizer + " is not supported (NFC)");
-    }
-    if (root.contains("decoder") && !root["decoder"].is_null() &&
-        r.type_of(root["decoder"], "decoder") != "ByteLevel")
-        r.fail("decoder " + r.type_of(root["decoder"], "decoder") +
-               " is not supported (ByteLevel)");
+    const json none;
+    const json& normalizer = root.contains("normalizer") ? root["normalizer"] : none;
+    const json& pre = root.contains("pre_tokenizer") ? root["pre_tokenizer"] : none;
+    const json& decoder = root.contains("decoder") ? root["decoder"] : none;
     TokenizerData t;
-    t.kind = "byte-level-bpe";
-    t.normalizer = normalizer;
-    t.pattern = read_pattern(r, root.contains("pre_tokenizer") ? root["pre_tokenizer"] : json());
-    t.ignore_merges = r.flag(model, "ignore_merges", false);
+    if (r.flag(model, "byte_fallback", false)) {
+        // SentencePiece-style BPE: spaces as U+2581 with one in front, then one word.
+        t.kind = "sentencepiece-bpe";
+        if (!is_sentencepiece_normalizer(normalizer))
+            r.fail("byte_fallback BPE with normalizer " + normalizer.dump().substr(0, 200) +
+                   " is not supported (only Prepend \"\u2581\" then Replace \" \" by "
+                   "\"\u2581\", as Llama 2 and Mistral write it)");
+        if (!pre.is_null()) r.fail("byte_fallback BPE with a pre_tokenizer is not supported");
+        t.fuse_unk = r.flag(model, "fuse_unk", false);
+    } else {
+        t.kind = "byte-level-bpe";
+        if (!normalizer.is_null()) {
+            t.normalizer = r.type_of(normalizer, "normalizer");
+            if (t.normalizer != "NFC")
+                r.fail("normalizer " + t.normalizer + " is not supported (NFC)");
+        }
+        if (!decoder.is_null() && r.type_of(decoder, "decoder") != "ByteLevel")
+            r.fail("decoder " + r.type_of(decoder, "decoder") + " is not supported (ByteLevel)");
+        t.pattern = read_pattern(r, pre);
+        t.ignore_merges = r.flag(model, "ignore_merges", false);
+    }
     read_vocab(r, root, model, t);
     read_merges(r, model, t);
+    if (t.kind == "sentencepiece-bpe") {
+        const json& unk = r.member(model, "unk_token", "model");
+        auto it = unk.is_string()
+                      ? std::find(t.vocab.begin(), t.vocab.end(), unk.get<std::string>())
+                      : t.vocab.end();
+        if (it == t.vocab.end()) r.fail("model.unk_token is not a token of the vocabulary");
+        t.unk = static_cast<int32_t>(it - t.vocab.begin());
+    }
     read_post_processor(r, root.contains("post_processor") ? root["post_processor"] : json(), t);
     if (t.add_bos && static_cast<size_t>(t.bos) >= t.vocab.size())
         r.fail("post_processor: the BOS id " + std::to_string(t.bos) + " is not in the vocabulary");
     return t;
+}
+} // namespace
+
+TokenizerData tokenizer_data_from_json(const std::string& text, const std::string& where) {
+    const Reader r(where);
+    try {
+        return read_tokenizer_json(r, text);
+    } catch (const nlohmann::json::exception& e) { // a value of the wrong kind met by value()
+        r.fail(std::string("unexpected JSON (") + e.what() + ")");
+    }
 }
 
 } // namespace qkv

@@ -65,6 +65,24 @@ int utf8_seq(const unsigned char* p, size_t n, bool* incomplete = nullptr) {
     return cp >= min ? len : 0;
 }
 
+// A SentencePiece token's bytes: <0xNN> is the byte NN; U+2581 (▁) stands for a space.
+std::string sentencepiece_bytes(const std::string& tok) {
+    static const std::string kSpace = "\xE2\x96\x81";
+    unsigned byte = 0;
+    if (tok.size() == 6 && std::sscanf(tok.c_str(), "<0x%2X>", &byte) == 1)
+        return std::string(1, static_cast<char>(byte));
+    std::string s;
+    for (size_t i = 0; i < tok.size();) {
+        if (tok.compare(i, 3, kSpace) == 0) {
+            s += ' ';
+            i += 3;
+        } else {
+            s += tok[i++];
+        }
+    }
+    return s;
+}
+
 // Text (valid UTF-8) in Unicode normalization form C.
 std::string nfc(std::string_view text) {
     bool ascii = true;
@@ -197,13 +215,15 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 
 Tokenizer::Tokenizer(const TokenizerData& data)
     : pre_(data.kind == "byte-level-bpe" ? data.pattern : std::string(kGpt2Pattern)) {
-    if (data.kind != "gpt2-bpe" && data.kind != "byte-level-bpe")
+    if (data.kind != "gpt2-bpe" && data.kind != "byte-level-bpe" &&
+        data.kind != "sentencepiece-bpe")
         throw FormatError("tokenizer kind '" + data.kind +
-                          "' is not supported (gpt2-bpe, byte-level-bpe)");
+                          "' is not supported (gpt2-bpe, byte-level-bpe, sentencepiece-bpe)");
+    sentencepiece_ = data.kind == "sentencepiece-bpe";
     const int64_t n = static_cast<int64_t>(data.vocab.size());
     std::vector<bool> is_added(data.vocab.size(), false);
     std::vector<int32_t> added =
-        data.kind == "byte-level-bpe" ? data.added : std::vector<int32_t>{};
+        data.kind != "gpt2-bpe" ? data.added : std::vector<int32_t>{};
     for (int64_t id = 0; id < n && data.kind == "gpt2-bpe"; ++id)
         if (data.vocab[id] == kEndOfTextToken) added.push_back(static_cast<int32_t>(id));
     for (int32_t id : added) {
@@ -226,6 +246,13 @@ Tokenizer::Tokenizer(const TokenizerData& data)
             continue;
         }
         id_of[tok] = static_cast<int32_t>(id);
+        if (sentencepiece_) { // U+2581 is a space; <0xNN> is the byte NN
+            bytes_[id] = sentencepiece_bytes(tok);
+            if (utf8_seq(reinterpret_cast<const unsigned char*>(tok.data()), tok.size()) ==
+                static_cast<int>(tok.size()))
+                char_id_.emplace(tok, static_cast<int32_t>(id)); // one character
+            continue;
+        }
         std::string raw;
         const auto* p = reinterpret_cast<const unsigned char*>(tok.data());
         for (size_t i = 0; i < tok.size();) {
@@ -254,8 +281,15 @@ Tokenizer::Tokenizer(const TokenizerData& data)
     if (!data.normalizer.empty() && data.normalizer != "NFC")
         throw FormatError("tokenizer: normalizer '" + data.normalizer + "' is not supported (NFC)");
     nfc_ = data.normalizer == "NFC";
+    if (sentencepiece_ && (data.unk < 0 || data.unk >= n))
+        throw FormatError("tokenizer: the unknown token " + std::to_string(data.unk) +
+                          " is not in the vocabulary");
+    unk_ = data.unk;
+    fuse_unk_ = data.fuse_unk;
     for (int b = 0; b < 256; ++b) {
-        auto it = id_of.find(b2u[b]);
+        char name[8];
+        std::snprintf(name, sizeof name, "<0x%02X>", b);
+        auto it = id_of.find(sentencepiece_ ? std::string(name) : b2u[b]);
         if (it == id_of.end())
             throw FormatError("tokenizer: the vocabulary lacks the token of byte " +
                               std::to_string(b));
@@ -274,22 +308,30 @@ Tokenizer::Tokenizer(const TokenizerData& data)
     }
 }
 
-// Byte-pair merges on one piece: repeatedly merge the adjacent pair of lowest rank (leftmost
-// first on ties), with a heap so long pieces stay O(n log n).
+// Byte-pair merges on one piece of byte-level text: its bytes' tokens, merged.
 void Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
-    const size_t n = piece.size();
-    if (n == 1) {
+    if (piece.size() == 1) {
         out.push_back(byte_id_[static_cast<unsigned char>(piece[0])]);
         return;
     }
+    std::vector<int32_t> symbols(piece.size());
+    for (size_t i = 0; i < piece.size(); ++i)
+        symbols[i] = byte_id_[static_cast<unsigned char>(piece[i])];
+    merge(symbols, out);
+}
+
+// Repeatedly merges the adjacent pair of lowest rank (leftmost first on ties), with a heap so
+// long pieces stay O(n log n); appends the result to out.
+void Tokenizer::merge(std::vector<int32_t>& symbols, std::vector<int32_t>& out) const {
+    const size_t n = symbols.size();
+    if (n == 0) return;
     struct Sym {
         int32_t id;
         int prev, next;
     };
     std::vector<Sym> sym(n);
     for (size_t i = 0; i < n; ++i)
-        sym[i] = {byte_id_[static_cast<unsigned char>(piece[i])], static_cast<int>(i) - 1,
-                  i + 1 < n ? static_cast<int>(i + 1) : -1};
+        sym[i] = {symbols[i], static_cast<int>(i) - 1, i + 1 < n ? static_cast<int>(i + 1) : -1};
     struct Cand {
         int32_t rank;
         int pos;
@@ -322,6 +364,32 @@ void Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
         out.push_back(sym[i].id);
 }
 
+// SentencePiece-style: the text between added tokens, spaces as U+2581 and one in front, is one
+// word; each character is its token, or its bytes' <0xNN> tokens, or the unknown token.
+void Tokenizer::encode_sentencepiece(std::string_view text, std::vector<int32_t>& out) const {
+    if (text.empty()) return;
+    static const std::string kSpace = "\xE2\x96\x81";
+    std::string word = kSpace;
+    for (char c : text)
+        word += c == ' ' ? kSpace : std::string(1, c);
+    std::vector<int32_t> symbols;
+    const auto* p = reinterpret_cast<const unsigned char*>(word.data());
+    for (size_t i = 0; i < word.size();) {
+        const int len = std::max(1, utf8_seq(p + i, word.size() - i));
+        auto it = char_id_.find(word.substr(i, len));
+        if (it != char_id_.end()) {
+            symbols.push_back(it->second);
+        } else if (byte_id_[p[i]] >= 0) {
+            for (int k = 0; k < len; ++k)
+                symbols.push_back(byte_id_[p[i + k]]);
+        } else if (!(fuse_unk_ && !symbols.empty() && symbols.back() == unk_)) {
+            symbols.push_back(unk_);
+        }
+        i += len;
+    }
+    merge(symbols, out);
+}
+
 void Tokenizer::encode_ordinary(std::string_view text, bool raw_bytes,
                                 std::vector<int32_t>& out) const {
     if (raw_bytes) { // split into valid runs and single invalid bytes
@@ -345,6 +413,7 @@ void Tokenizer::encode_ordinary(std::string_view text, bool raw_bytes,
         normalized = nfc(text);
         text = normalized;
     }
+    if (sentencepiece_) return encode_sentencepiece(text, out);
     size_t pos = 0;
     std::string_view piece;
     while (pre_.next(text, pos, piece)) {
@@ -416,6 +485,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     std::string s;
     for (int32_t id : ids)
         s += token_bytes(id);
+    if (sentencepiece_ && !s.empty() && s[0] == ' ') s.erase(0, 1); // the space put in front
     return s;
 }
 

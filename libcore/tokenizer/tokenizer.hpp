@@ -3,7 +3,9 @@
 // the text first, unless turned off; the rest is normalized (NFC, where the tokenizer asks for
 // it), split by the pre-tokenizer pattern (PCRE2 with Unicode properties), each piece's bytes
 // are mapped to GPT-2's byte-to-unicode alphabet and merged by rank; a beginning-of-sequence
-// token goes first where the tokenizer adds one.
+// token goes first where the tokenizer adds one. SentencePiece-style BPE (Llama 2, Mistral)
+// instead merges characters of the whole text between added tokens, its spaces written as
+// U+2581 and one put in front, a character that is no token written as its <0xNN> bytes.
 #pragma once
 #include "tokenizer/tokenizer_data.hpp"
 
@@ -61,6 +63,8 @@ class Tokenizer {
 
   private:
     void bpe(std::string_view piece, std::vector<int32_t>& out) const;
+    void merge(std::vector<int32_t>& symbols, std::vector<int32_t>& out) const;
+    void encode_sentencepiece(std::string_view text, std::vector<int32_t>& out) const;
     void encode_ordinary(std::string_view text, bool raw_bytes, std::vector<int32_t>& out) const;
     // The leftmost added token in text from pos (the longest there): its id and offset.
     bool find_added(std::string_view text, size_t pos, int32_t& id, size_t& at) const;
@@ -69,8 +73,9 @@ class Tokenizer {
     std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_; // (a,b) -> (rank, merged)
     std::unordered_map<std::string, int32_t> whole_; // bytes -> id, with ignore_merges
     std::vector<int32_t> added_by_first_[256];       // added tokens by first byte, longest first
-    int32_t eot_ = -1, bos_ = -1;
-    bool add_bos_ = false, nfc_ = false;
+    int32_t eot_ = -1, bos_ = -1, unk_ = -1;
+    bool add_bos_ = false, nfc_ = false, sentencepiece_ = false, fuse_unk_ = false;
+    std::unordered_map<std::string, int32_t> char_id_; // sentencepiece: a character's token
     PreTokenizer pre_;
     mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };

