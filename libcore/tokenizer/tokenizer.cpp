@@ -222,8 +222,7 @@ Tokenizer::Tokenizer(const TokenizerData& data)
     sentencepiece_ = data.kind == "sentencepiece-bpe";
     const int64_t n = static_cast<int64_t>(data.vocab.size());
     std::vector<bool> is_added(data.vocab.size(), false);
-    std::vector<int32_t> added =
-        data.kind != "gpt2-bpe" ? data.added : std::vector<int32_t>{};
+    std::vector<int32_t> added = data.kind != "gpt2-bpe" ? data.added : std::vector<int32_t>{};
     for (int64_t id = 0; id < n && data.kind == "gpt2-bpe"; ++id)
         if (data.vocab[id] == kEndOfTextToken) added.push_back(static_cast<int32_t>(id));
     for (int32_t id : added) {
