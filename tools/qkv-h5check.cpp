@@ -6,14 +6,7 @@
 #include "files/h5_walk.hpp"
 #include "version.hpp"
 
-#ifdef __SANITIZE_ADDRESS__
-#define QKV_HELPER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define QKV_HELPER_ASAN 1
-#endif
-#endif
-#ifdef QKV_HELPER_ASAN
+#ifdef QKV_ASAN
 #include <sanitizer/lsan_interface.h>
 #endif
 
@@ -61,7 +54,7 @@ int main(int argc, char** argv) {
     }
     qkv::limit_walker();
     const bool library_failed = qkv::walk_hdf5(image ? nullptr : argv[1], image ? &bytes : nullptr);
-#ifdef QKV_HELPER_ASAN
+#ifdef QKV_ASAN
     // The library loses memory only on its error paths (an image it cannot open, for one).
     if (library_failed && __lsan_do_recoverable_leak_check() != 0) _exit(3);
 #else

@@ -56,8 +56,8 @@ hid_t open_image(const std::vector<char>& image) {
     H5Pset_fapl_core(fapl, 1 << 20, 0);
     if (H5Pset_file_image(fapl, const_cast<char*>(image.data()), image.size()) < 0) return -1;
     // The name only labels the in-memory file; it must not be a path HDF5 could open itself,
-    // and it differs for every image: HDF5 takes an open of a name it still holds open for the
-    // same file, and a damaged image can stay half-open after its close.
+    // and it differs for every image: HDF5 takes an open of a name it still holds open as an
+    // open of the same file.
     static std::atomic<unsigned long> images{0};
     const std::string name = "qkv-in-memory-image-" + std::to_string(++images);
     return H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl);

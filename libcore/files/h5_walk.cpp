@@ -12,15 +12,6 @@
 #include <unistd.h>
 #include <vector>
 
-// Under AddressSanitizer the address space is not limited: it reserves terabytes of it.
-#if defined(__SANITIZE_ADDRESS__)
-#define QKV_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define QKV_ASAN 1
-#endif
-#endif
-
 namespace qkv {
 
 namespace {

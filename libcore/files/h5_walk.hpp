@@ -4,6 +4,15 @@
 #pragma once
 #include <vector>
 
+// QKV_ASAN: built with AddressSanitizer (gcc or clang).
+#if defined(__SANITIZE_ADDRESS__)
+#define QKV_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QKV_ASAN 1
+#endif
+#endif
+
 namespace qkv {
 
 constexpr int kProbeSeconds = 10;                            // CPU and wall time of a walk
