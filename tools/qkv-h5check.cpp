@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -45,7 +46,10 @@ int main(int argc, char** argv) {
     }
     const bool image = std::strcmp(argv[1], "-") == 0;
     std::vector<char> bytes;
-    if (image) {
+    if (image) { // a memory file from the tool: its size is known
+        struct stat st;
+        if (fstat(STDIN_FILENO, &st) == 0 && st.st_size > 0)
+            bytes.reserve(static_cast<size_t>(st.st_size));
         char buf[1 << 16];
         ssize_t n;
         while ((n = read(STDIN_FILENO, buf, sizeof buf)) > 0)

@@ -19,8 +19,8 @@ namespace {
 // No more values than this are read from one attribute or string dataset (the real reads refuse
 // larger ones too).
 constexpr hssize_t kMaxValues = hssize_t(1) << 24;
-// Numbers are read from datasets, in the walk's order, while their bytes stay within this for
-// the file: all of an activation file, the first few of a model's weights.
+// Numbers are read from the datasets the library must decode (chunked or filtered: other
+// writers'), in the walk's order, while their bytes stay within this for the file.
 constexpr hsize_t kNumericBudget = hsize_t(64) << 20;
 hsize_t g_numeric_read = 0;
 
@@ -98,18 +98,22 @@ void probe_dataset(hid_t d) {
     hsize_t dims[H5S_MAX_RANK];
     H5Sget_simple_extent_dims(space, dims, nullptr);
     H5Dget_storage_size(d);
+    // Contiguous data without filters is copied from where the file says (qkv's readers check
+    // that extent first); other layouts and filters run the library's decoding.
+    bool decoded = false;
     if (dcpl.valid()) {
-        H5Pget_layout(dcpl);
-        H5Pget_nfilters(dcpl);
+        const H5D_layout_t layout = H5Pget_layout(dcpl);
+        decoded = layout != H5D_CONTIGUOUS || H5Pget_nfilters(dcpl) != 0;
     }
-    // Strings are read; numbers as qkv's readers read them (float32, int32) within a budget (a
-    // model's weights are not all read twice).
+    // Strings are read; numbers that must be decoded as qkv's readers read them (float32, int32)
+    // within a budget (qkv's own files hold none).
     const hssize_t n = H5Sget_simple_extent_npoints(space);
     if (n <= 0) return;
     const H5T_class_t cls = H5Tget_class(type);
     if (cls == H5T_STRING && n <= kMaxValues) read_values(d, false, type, space, n);
     const hsize_t bytes = static_cast<hsize_t>(n) * 4;
-    if ((cls == H5T_FLOAT || cls == H5T_INTEGER) && bytes <= kNumericBudget - g_numeric_read) {
+    if (decoded && (cls == H5T_FLOAT || cls == H5T_INTEGER) &&
+        bytes <= kNumericBudget - g_numeric_read) {
         g_numeric_read += bytes;
         std::vector<float> buf(static_cast<size_t>(n)); // int32 has float's size
         H5Dread(d, cls == H5T_FLOAT ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, H5S_ALL, H5S_ALL,
