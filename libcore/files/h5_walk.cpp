@@ -192,16 +192,20 @@ const std::vector<const char*>& walked_attribute_names() {
     return names;
 }
 
-void limit_walker() {
-    double seconds = kProbeSeconds;
+void limit_walker(unsigned long long file_bytes) {
+    double seconds = kProbeSeconds + static_cast<double>(file_bytes) / kProbeBytesPerSecond;
     if (const char* env = std::getenv("QKV_HDF5_CHECK_SECONDS")) {
         const double v = std::strtod(env, nullptr);
         if (v >= 0.1 && v <= 3600) seconds = v;
     }
-    signal(SIGALRM, SIG_DFL);
-    const auto whole = static_cast<time_t>(seconds);
-    itimerval wall{{0, 0}, {whole, static_cast<suseconds_t>((seconds - whole) * 1e6)}};
-    setitimer(ITIMER_REAL, &wall, nullptr);
+    auto timer = [](int which, int sig, double s) {
+        signal(sig, SIG_DFL);
+        const auto whole = static_cast<time_t>(s);
+        itimerval t{{0, 0}, {whole, static_cast<suseconds_t>((s - whole) * 1e6)}};
+        setitimer(which, &t, nullptr);
+    };
+    timer(ITIMER_PROF, SIGPROF, seconds);     // CPU time
+    timer(ITIMER_REAL, SIGALRM, 4 * seconds); // wall time
     const auto cpu_seconds = static_cast<rlim_t>(seconds) + 1;
     rlimit cpu{cpu_seconds, cpu_seconds + 1};
     setrlimit(RLIMIT_CPU, &cpu);

@@ -65,15 +65,17 @@ int utf8_seq(const unsigned char* p, size_t n, bool* incomplete = nullptr) {
     return cp >= min ? len : 0;
 }
 
-// A SentencePiece token's bytes: <0xNN> is the byte NN; U+2581 (▁) stands for a space.
+// SentencePiece's mark for a space: U+2581 (▁).
+constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
+
+// A SentencePiece token's bytes: <0xNN> is the byte NN; the space mark stands for a space.
 std::string sentencepiece_bytes(const std::string& tok) {
-    static const std::string kSpace = "\xE2\x96\x81";
     unsigned byte = 0;
     if (tok.size() == 6 && std::sscanf(tok.c_str(), "<0x%2X>", &byte) == 1)
         return std::string(1, static_cast<char>(byte));
     std::string s;
     for (size_t i = 0; i < tok.size();) {
-        if (tok.compare(i, 3, kSpace) == 0) {
+        if (tok.compare(i, kSpaceMark.size(), kSpaceMark) == 0) {
             s += ' ';
             i += 3;
         } else {
@@ -321,7 +323,7 @@ void Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
 
 // Repeatedly merges the adjacent pair of lowest rank (leftmost first on ties), with a heap so
 // long pieces stay O(n log n); appends the result to out.
-void Tokenizer::merge(std::vector<int32_t>& symbols, std::vector<int32_t>& out) const {
+void Tokenizer::merge(const std::vector<int32_t>& symbols, std::vector<int32_t>& out) const {
     const size_t n = symbols.size();
     if (n == 0) return;
     struct Sym {
@@ -367,10 +369,9 @@ void Tokenizer::merge(std::vector<int32_t>& symbols, std::vector<int32_t>& out) 
 // word; each character is its token, or its bytes' <0xNN> tokens, or the unknown token.
 void Tokenizer::encode_sentencepiece(std::string_view text, std::vector<int32_t>& out) const {
     if (text.empty()) return;
-    static const std::string kSpace = "\xE2\x96\x81";
-    std::string word = kSpace;
+    std::string word(kSpaceMark);
     for (char c : text)
-        word += c == ' ' ? kSpace : std::string(1, c);
+        word += c == ' ' ? kSpaceMark : std::string_view(&c, 1);
     std::vector<int32_t> symbols;
     const auto* p = reinterpret_cast<const unsigned char*>(word.data());
     for (size_t i = 0; i < word.size();) {

@@ -59,11 +59,13 @@ class Tokenizer {
     int64_t vocab_size() const { return static_cast<int64_t>(bytes_.size()); }
     int32_t eot_id() const { return eot_; }                 // -1 when the vocabulary has none
     int32_t bos_id() const { return add_bos_ ? bos_ : -1; } // -1 when none is added
-    bool normalizes() const { return nfc_; } // then decode(encode(text)) is text in NFC
+    // Whether decode(encode(text)) is text again: not with NFC, nor with SentencePiece's spaces
+    // (one put in front of each stretch between added tokens, one taken off at the start).
+    bool round_trips() const { return !nfc_ && !sentencepiece_; }
 
   private:
     void bpe(std::string_view piece, std::vector<int32_t>& out) const;
-    void merge(std::vector<int32_t>& symbols, std::vector<int32_t>& out) const;
+    void merge(const std::vector<int32_t>& symbols, std::vector<int32_t>& out) const;
     void encode_sentencepiece(std::string_view text, std::vector<int32_t>& out) const;
     void encode_ordinary(std::string_view text, bool raw_bytes, std::vector<int32_t>& out) const;
     // The leftmost added token in text from pos (the longest there): its id and offset.
