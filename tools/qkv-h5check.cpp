@@ -56,9 +56,7 @@ int main(int argc, char** argv) {
             bytes.insert(bytes.end(), buf, buf + n);
         if (n < 0) return 3;
     }
-    struct stat file {};
-    if (!image && stat(argv[1], &file) != 0) file.st_size = 0;
-    qkv::limit_walker(image ? bytes.size() : static_cast<unsigned long long>(file.st_size));
+    qkv::limit_walker(image ? nullptr : argv[1], image ? &bytes : nullptr);
     const bool library_failed = qkv::walk_hdf5(image ? nullptr : argv[1], image ? &bytes : nullptr);
 #ifdef QKV_ASAN
     // The library loses memory only on its error paths (an image it cannot open, for one).

@@ -34,6 +34,15 @@ void reset_hdf5_between_files() {
     configure_hdf5();
 }
 
+bool link_path_exists(hid_t file, const std::string& path) {
+    for (size_t pos = path.find('/', 1);; pos = path.find('/', pos + 1)) {
+        const std::string part = path.substr(0, pos);
+        if (part != "/" && !part.empty() && H5Lexists(file, part.c_str(), H5P_DEFAULT) <= 0)
+            return false;
+        if (pos == std::string::npos) return true;
+    }
+}
+
 H5Id plist(hid_t cls) {
     return H5Id(H5Pcreate(cls), H5Pclose);
 }

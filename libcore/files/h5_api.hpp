@@ -4,6 +4,7 @@
 #pragma once
 #include <hdf5.h>
 
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -49,6 +50,10 @@ void configure_hdf5();
 // cleanly, so no check of a single file could foresee it. Releasing the free lists alone is not
 // enough there; a fresh library is.
 void reset_hdf5_between_files();
+
+// Whether every link on the way to path exists (each leading part looked up in turn, as
+// H5Lexists needs); "/" and "" always do. The readers and the check both go through it.
+bool link_path_exists(hid_t file, const std::string& path);
 
 H5Id plist(hid_t cls);
 H5Id lcpl_intermediate();

@@ -172,9 +172,7 @@ pid_t fork_walker(const char* path, const std::vector<char>* image) {
         dup2(null, STDOUT_FILENO);
         dup2(null, STDERR_FILENO);
     }
-    struct stat file {};
-    if (path && stat(path, &file) != 0) file.st_size = 0;
-    limit_walker(image ? image->size() : static_cast<unsigned long long>(file.st_size));
+    limit_walker(path, image);
     walk_hdf5(path, image);
     _exit(0); // no exit handlers: the parent's open files are the parent's
 }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <vector>
@@ -59,10 +60,7 @@ void probe_attribute(hid_t a) {
     if (n > 0 && n <= kMaxValues) read_values(a, true, type, space, n);
 }
 
-// Every attribute of the object at path, read four ways: by each name qkv's readers look up,
-// by position in both orders, and by the names the object lists (the library's failures can
-// depend on the order in which its caches are filled, and a table that cannot be listed can
-// still be looked up by name).
+// The attributes of the object at path that qkv's readers look up by name.
 void probe_attributes_by_name(hid_t file, const char* path) {
     for (const char* name : walked_attribute_names())
         if (H5Aexists_by_name(file, path, name, H5P_DEFAULT) > 0) {
@@ -71,6 +69,10 @@ void probe_attributes_by_name(hid_t file, const char* path) {
         }
 }
 
+// Every attribute of the object at path, read four ways: by each name qkv's readers look up,
+// by position in both orders, and by the names the object lists (the library's failures can
+// depend on the order in which its caches are filled, and a table that cannot be listed can
+// still be looked up by name).
 void probe_attributes(hid_t file, const char* path, hsize_t count) {
     probe_attributes_by_name(file, path);
     const hsize_t n = std::min<hsize_t>(count, 4096);
@@ -137,17 +139,8 @@ herr_t probe_link(hid_t, const char*, const H5L_info_t*, void*) {
 // The groups as H5File::datasets lists them, with the same calls (exists by each path component,
 // the group's link count, each link's name by position, each object opened by path, a group's
 // address), since a damaged file can fail on one way of reaching an object and not on another.
-bool path_exists(hid_t file, const std::string& path) {
-    for (size_t pos = path.find('/', 1);; pos = path.find('/', pos + 1)) {
-        const std::string part = path.substr(0, pos);
-        if (part != "/" && !part.empty() && H5Lexists(file, part.c_str(), H5P_DEFAULT) <= 0)
-            return false;
-        if (pos == std::string::npos) return true;
-    }
-}
-
 void walk_groups(hid_t file, const std::string& group, int depth, std::vector<haddr_t>& seen) {
-    if (depth > 32 || seen.size() > 100000 || !path_exists(file, group)) return;
+    if (depth > 32 || seen.size() > 100000 || !link_path_exists(file, group)) return;
     H5Id g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
     H5G_info_t info;
     if (!g.valid() || H5Gget_info(g, &info) < 0) return;
@@ -159,7 +152,7 @@ void walk_groups(hid_t file, const std::string& group, int depth, std::vector<ha
         if (len < 0) return;
         if (static_cast<size_t>(len) >= sizeof name) continue;
         const std::string path = base + "/" + name;
-        if (!path_exists(file, path)) continue;
+        if (!link_path_exists(file, path)) continue;
         H5Id o(H5Oopen(file, path.c_str(), H5P_DEFAULT), H5Oclose);
         if (!o.valid() || H5Iget_type(o) != H5I_GROUP) continue;
         H5O_info_t oi;
@@ -192,8 +185,11 @@ const std::vector<const char*>& walked_attribute_names() {
     return names;
 }
 
-void limit_walker(unsigned long long file_bytes) {
-    double seconds = kProbeSeconds + static_cast<double>(file_bytes) / kProbeBytesPerSecond;
+void limit_walker(const char* path, const std::vector<char>* image) {
+    struct stat file {};
+    if (path && stat(path, &file) != 0) file.st_size = 0;
+    const double bytes = image ? image->size() : static_cast<double>(file.st_size);
+    double seconds = kProbeSeconds + bytes / kProbeBytesPerSecond;
     if (const char* env = std::getenv("QKV_HDF5_CHECK_SECONDS")) {
         const double v = std::strtod(env, nullptr);
         if (v >= 0.1 && v <= 3600) seconds = v;

@@ -19,13 +19,13 @@ constexpr int kProbeSeconds = 10;                            // CPU time of a wa
 constexpr double kProbeBytesPerSecond = 1 << 20;             // and a second more per MiB
 constexpr long long kProbeMemory = 2LL * 1024 * 1024 * 1024; // address space beyond the start's
 
-// Bounds the calling process, about to walk a file of file_bytes: kProbeSeconds of CPU time
-// plus one per MiB of the file (SIGPROF; a library that spins uses CPU time, a loaded machine
+// Bounds the calling process, about to walk the file at path or the image: kProbeSeconds of CPU
+// time plus one per MiB of the file (SIGPROF; a library that spins uses CPU time, a loaded machine
 // does not), or the seconds of QKV_HDF5_CHECK_SECONDS (0.1 to 3600) where set; four times as
 // much wall time (SIGALRM) and CPU time plus one (SIGXCPU) as backstops; and its present address
 // space plus kProbeMemory (not under AddressSanitizer, which reserves terabytes; the helper
 // built with it bounds its resident memory instead).
-void limit_walker(unsigned long long file_bytes);
+void limit_walker(const char* path, const std::vector<char>* image);
 
 // The attribute names qkv's readers look up: a corrupt attribute can make a file's attributes
 // impossible to list, while a lookup by name still reaches (and trips on) another one, so the

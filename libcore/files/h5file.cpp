@@ -244,18 +244,7 @@ std::string H5File::where(const std::string& obj) const {
 }
 
 bool H5File::exists(const std::string& path) const {
-    if (path == "/" || path.empty()) return true;
-    std::string partial;
-    size_t pos = 0;
-    while (pos != std::string::npos) {
-        size_t next = path.find('/', pos + 1);
-        partial = path.substr(0, next);
-        if (!partial.empty() && partial != "/") {
-            if (H5Lexists(file_, partial.c_str(), H5P_DEFAULT) <= 0) return false;
-        }
-        pos = next;
-    }
-    return true;
+    return link_path_exists(file_, path);
 }
 
 DatasetInfo H5File::info(const std::string& dataset) const {
