@@ -2,6 +2,7 @@
 // folder holds a byte-level vocabulary and a small safetensors file, so that whatever the
 // config claims is checked against real files.
 #include "base/errors.hpp"
+#include "files/hf_import.hpp"
 #include "files/model_file.hpp"
 
 #include <cstdio>

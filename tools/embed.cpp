@@ -6,7 +6,9 @@ int main(int argc, char** argv) {
     CLI::App app{"Token ids to the residual stream: /resid = W_E[token] + W_pos[pos].", "embed"};
     qkv::add_common_options(app, opt.common, qkv::kCompute);
     app.add_option("input", opt.input, "Activation file at stage tokens; '-' or absent: stdin");
-    app.add_option("--save", opt.save, "Also write parts: /embed/token and /embed/pos")
+    app.add_option(
+           "--save", opt.save,
+           "Also write parts: /embed/token and /embed/pos (no /embed/pos for rotary models)")
         ->delimiter(',')
         ->allow_extra_args(false)
         ->check(CLI::IsMember({"parts"}));

@@ -7,9 +7,11 @@ int main(int argc, char** argv) {
     qkv::add_common_options(app, opt.common, qkv::kCompute);
     app.add_option("input", opt.input, "Activation file; '-' or absent: stdin");
     app.add_option("-l,--layer", opt.layer, "Layer (block index, from 0)")->required();
-    app.add_option("--save", opt.save, "Also write /mlp/pre and/or /mlp/post (hidden activations)")
+    app.add_option("--save", opt.save,
+                   "Also write hidden activations: /mlp/pre, /mlp/post, and for gated MLPs "
+                   "(llama) /mlp/pre_linear")
         ->delimiter(',')
         ->allow_extra_args(false)
-        ->check(CLI::IsMember({"pre", "post"}));
+        ->check(CLI::IsMember({"pre", "pre_linear", "post"}));
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_mlp(opt); });
 }

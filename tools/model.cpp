@@ -1,5 +1,6 @@
-// model: make (init), import (Hugging Face GPT-2) and describe (info) model files.
+// model: make (init), import (Hugging Face checkpoints) and describe (info) model files.
 #include "commands/cli.hpp"
+#include "files/hf_import.hpp"
 #include "files/model_file.hpp"
 
 #include <iostream>
@@ -12,8 +13,13 @@ int main(int argc, char** argv) {
 
     qkv::ModelInitOptions init;
     auto* c_init = app.add_subcommand("init", "A model with GPT-2's random initialisation");
-    c_init->add_option("-p,--preset", init.preset, "tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl")
-        ->capture_default_str();
+    c_init->add_option("-a,--arch", init.arch,
+                       "Family: gpt2, llama or gpt-neox (default: the preset's; their tiny "
+                       "presets: tiny, llama-tiny, pythia-tiny)");
+    c_init->add_option("-p,--preset", init.preset,
+                       "tiny (default), gpt2, gpt2-medium, gpt2-large, gpt2-xl, llama-tiny, "
+                       "llama2-7b, llama3-8b, mistral-7b, smollm2-135m, qwen2.5-0.5b, pythia-tiny, "
+                       "pythia-160m");
     c_init->add_option("-s,--seed", init.seed, "Random seed")->capture_default_str();
     c_init->add_option("--vocab", init.vocab_dir,
                        "Tokenizer: a file from tokenize --train, or a folder with vocab.json and "
@@ -22,16 +28,23 @@ int main(int argc, char** argv) {
     c_init->add_option("--d-model", init.d_model, "Width of the residual stream");
     c_init->add_option("--heads", init.n_heads,
                        "Attention heads per layer (d_head = d_model / heads)");
-    c_init->add_option("--d-mlp", init.d_mlp, "Hidden width of the MLP (default 4 d_model)");
+    c_init->add_option("--kv-heads", init.n_kv_heads,
+                       "Key/value heads per layer, llama (grouped-query attention; default: the "
+                       "preset's)");
+    c_init->add_option("--d-mlp", init.d_mlp,
+                       "Hidden width of the MLP (default 4 d_model; gated: 8/3 d_model rounded "
+                       "up to 16)");
     c_init->add_option("--ctx", init.n_ctx, "Context length (positions)");
     c_init->add_option("--name", init.name, "Name in the model_id (default: the preset's)");
     qkv::add_common_options(*c_init, common, qkv::kOutput | qkv::kQuiet);
 
     qkv::ModelImportOptions imp;
-    auto* c_imp = app.add_subcommand("import", "A Hugging Face GPT-2 checkpoint directory");
+    auto* c_imp = app.add_subcommand(
+        "import", "A Hugging Face checkpoint folder: GPT-2, Llama, Mistral, Qwen2, GPT-NeoX");
     c_imp
         ->add_option("-f,--from", imp.from_dir,
-                     "Folder with config.json, model.safetensors, vocab.json, merges.txt")
+                     "Folder with config.json, model.safetensors (or its shards and "
+                     "model.safetensors.index.json), tokenizer.json or vocab.json + merges.txt")
         ->required();
     qkv::add_common_options(*c_imp, common, qkv::kOutput | qkv::kQuiet);
 

@@ -60,7 +60,7 @@ void write_checkpoint(const std::string& path, const ModelFile& src, const Token
     f.make_group(g);
     f.set_attr(g, "step", st.step);
     visit_fields(train_setting_fields(), s,
-                 [&](const char* name, const auto& v) { f.set_attr(g, name, v); });
+                 [&](const auto& field, const auto& v) { f.set_attr(g, field.name, v); });
     f.set_attr(g, "seconds", seconds);
     f.set_attr(g, "seed", hex64(s.seed));
     f.set_attr(g, "corpus_fnv1a", hex64(corpus.hash));
@@ -119,7 +119,7 @@ void read_fused_moments(const H5File& f, const std::string& name, const Config& 
         float* W[3] = {out.data() + o.W_Q, out.data() + o.W_K, out.data() + o.W_V};
         float* b[3] = {out.data() + o.b_Q, out.data() + o.b_K, out.data() + o.b_V};
         const float* fused = old.data() + o.W_Q; // [d_model, (q|k|v, head, d_head)]
-        unpack_qkv(fused, H, D, dh, W);
+        unpack_qkv(fused, H, H, D, dh, W);
         for (int x = 0; x < 3; ++x) // the fused bias [(q|k|v, head, d_head)] follows
             std::memcpy(b[x], fused + D * 3 * A + x * A, A * sizeof(float));
     }
@@ -145,7 +145,7 @@ TrainState read_checkpoint(const ModelFile& m, const Layout& lay) {
     const std::string g = "/train";
     st.step = f.attr_int(g, "step");
     visit_fields(train_setting_fields(), st.s,
-                 [&](const char* name, auto& v) { f.get_attr(g, name, v); });
+                 [&](const auto& field, auto& v) { f.get_attr(g, field.name, v); });
     st.s.seed = std::stoull(f.attr_str(g, "seed"), nullptr, 16);
     st.seconds = f.attr_double(g, "seconds");
     read_moments(m, lay, g + "/adam_m", st.m);

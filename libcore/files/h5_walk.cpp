@@ -173,10 +173,12 @@ const std::vector<const char*>& walked_attribute_names() {
         // activation files
         "stage", "layer", "modified",
         // /tokenizer
-        "normalizer", "pattern", "ignore_merges", "bos", "add_bos", "unk", "fuse_unk",
+        "normalizer", "pattern", "ignore_merges", "bos", "add_bos", "eos", "unk", "fuse_unk",
         // /config
         "arch", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_ctx", "vocab_size",
-        "ln_eps", "act",
+        "ln_eps", "act", "n_kv_heads", "norm", "positions", "rotary_dim", "rope_theta",
+        "rope_scaling", "rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
+        "rope_original_ctx", "gated_mlp", "biases", "qkv_bias", "parallel_residual",
         // /train
         "step", "steps", "batch", "context", "warmup", "eval_every", "eval_iters", "save_every",
         "lr", "min_lr", "weight_decay", "beta1", "beta2", "grad_clip", "val_fraction", "seed",

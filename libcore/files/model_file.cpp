@@ -39,9 +39,10 @@ ModelFile ModelFile::open(const std::string& path, H5Input started) {
         throw FormatError(path + ": unsupported model file version");
     m.model_id_ = f.attr_str("/", "model_id");
     Config& c = m.config_;
-    visit_fields(config_fields(), c,
-                 [&](const char* name, auto& value) { f.get_attr("/config", name, value); });
-    if (c.arch != "gpt2") throw FormatError(path + ": architecture '" + c.arch + "' unsupported");
+    visit_fields(config_fields(), c, [&](const auto& field, auto& value) {
+        if (!field.optional || f.has_attr("/config", field.name))
+            f.get_attr("/config", field.name, value);
+    });
     c.validate(path);
     return m;
 }
@@ -60,37 +61,43 @@ void ModelFile::check_layer(int64_t layer, const std::string& option) const {
 
 EmbedWeights ModelFile::load_embed(Backend& be) const {
     const Config& c = config_;
-    return {be.to_device(read("/embed/W_E", {c.vocab_size, c.d_model})),
-            be.to_device(read("/pos_embed/W_pos", {c.n_ctx, c.d_model}))};
+    EmbedWeights w;
+    w.W_E = be.to_device(read("/embed/W_E", {c.vocab_size, c.d_model}));
+    if (c.positions == "learned")
+        w.W_pos = be.to_device(read("/pos_embed/W_pos", {c.n_ctx, c.d_model}));
+    return w;
 }
 
 LayerNormWeights ModelFile::load_ln(const std::string& group, Backend& be) const {
-    return {be.to_device(read(group + "/w", {config_.d_model})),
-            be.to_device(read(group + "/b", {config_.d_model}))};
+    LayerNormWeights w;
+    w.w = be.to_device(read(group + "/w", {config_.d_model}));
+    if (config_.norm == "layernorm") w.b = be.to_device(read(group + "/b", {config_.d_model}));
+    return w;
 }
 
 AttentionWeights ModelFile::load_attention(int64_t layer, Backend& be) const {
     check_layer(layer, "--layer");
     const Config& c = config_;
     const std::string g = block_group(layer) + "/attn/";
-    const int64_t H = c.n_heads, D = c.d_model, dh = c.d_head, HD = H * dh;
+    const int64_t H = c.n_heads, Hkv = c.kv_heads(), D = c.d_model, dh = c.d_head;
+    const int64_t heads[3] = {H, Hkv, Hkv}, W3 = (H + 2 * Hkv) * dh;
     const char* const names[3] = {"Q", "K", "V"};
-    Tensor W[3], b[3]; // W_Q, W_K, W_V [head, d_model, d_head]; b_Q, b_K, b_V [head, d_head]
-    for (int x = 0; x < 3; ++x) {
-        W[x] = read(g + "W_" + names[x], {H, D, dh});
-        b[x] = read(g + "b_" + names[x], {H, dh});
-    }
-    Tensor W_QKV = Tensor::zeros({D, 3 * HD});
-    Tensor b_QKV = Tensor::zeros({3 * HD});
-    const float* W_src[3] = {W[0].f32(), W[1].f32(), W[2].f32()};
-    pack_qkv(W_src, H, D, dh, W_QKV.f32());
+    Tensor W[3]; // W_Q [head, d_model, d_head]; W_K, W_V [kv_head, d_model, d_head]
     for (int x = 0; x < 3; ++x)
-        std::memcpy(b_QKV.f32() + x * HD, b[x].f32(), HD * sizeof(float));
+        W[x] = read(g + "W_" + names[x], {heads[x], D, dh});
+    Tensor W_QKV = Tensor::zeros({D, W3});
+    const float* W_src[3] = {W[0].f32(), W[1].f32(), W[2].f32()};
+    pack_qkv(W_src, H, Hkv, D, dh, W_QKV.f32());
     AttentionWeights w;
     w.W_QKV = be.to_device(W_QKV);
-    w.b_QKV = be.to_device(b_QKV);
+    if (c.has_qkv_bias()) {
+        Tensor b_QKV = Tensor::zeros({W3}); // b_Q [head, d_head], b_K, b_V [kv_head, d_head]
+        for (int x = 0, at = 0; x < 3; at += heads[x] * dh, ++x)
+            file_.read_f32_into(g + "b_" + names[x], {heads[x], dh}, b_QKV.f32() + at);
+        w.b_QKV = be.to_device(b_QKV);
+    }
     w.W_O = be.to_device(read(g + "W_O", {H, dh, D}));
-    w.b_O = be.to_device(read(g + "b_O", {D}));
+    if (c.biases) w.b_O = be.to_device(read(g + "b_O", {D}));
     return w;
 }
 
@@ -98,25 +105,46 @@ MlpWeights ModelFile::load_mlp(int64_t layer, Backend& be) const {
     check_layer(layer, "--layer");
     const Config& c = config_;
     const std::string g = block_group(layer) + "/mlp/";
-    return {be.to_device(read(g + "W_in", {c.d_model, c.d_mlp})),
-            be.to_device(read(g + "b_in", {c.d_mlp})),
-            be.to_device(read(g + "W_out", {c.d_mlp, c.d_model})),
-            be.to_device(read(g + "b_out", {c.d_model}))};
+    const int64_t D = c.d_model, F = c.d_mlp;
+    MlpWeights w;
+    if (c.gated_mlp) { // W_gate and W_in side by side: [d_model, (gate|in) d_mlp]
+        const Tensor W_gate = read(g + "W_gate", {D, F}), W_in = read(g + "W_in", {D, F});
+        Tensor both = Tensor::zeros({D, 2 * F});
+        for (int64_t d = 0; d < D; ++d) {
+            std::memcpy(both.f32() + d * 2 * F, W_gate.f32() + d * F, F * sizeof(float));
+            std::memcpy(both.f32() + d * 2 * F + F, W_in.f32() + d * F, F * sizeof(float));
+        }
+        w.W_in = be.to_device(both);
+    } else {
+        w.W_in = be.to_device(read(g + "W_in", {D, F}));
+    }
+    w.W_out = be.to_device(read(g + "W_out", {F, D}));
+    if (c.biases) {
+        w.b_in = be.to_device(read(g + "b_in", {F}));
+        w.b_out = be.to_device(read(g + "b_out", {D}));
+    }
+    return w;
 }
 
 UnembedWeights ModelFile::load_unembed(Backend& be) const {
     const Config& c = config_;
-    return {load_ln("/ln_final", be), be.to_device(read("/unembed/W_U", {c.d_model, c.vocab_size})),
-            be.to_device(read("/unembed/b_U", {c.vocab_size}))};
+    UnembedWeights w;
+    w.ln_final = load_ln("/ln_final", be);
+    w.W_U = be.to_device(read("/unembed/W_U", {c.d_model, c.vocab_size}));
+    if (c.arch == "gpt2") w.b_U = be.to_device(read("/unembed/b_U", {c.vocab_size}));
+    return w;
+}
+
+BlockWeights ModelFile::load_block(int64_t layer, Backend& be) const {
+    const std::string g = block_group(layer);
+    return {load_ln(g + "/ln1", be), load_attention(layer, be), load_ln(g + "/ln2", be),
+            load_mlp(layer, be)};
 }
 
 ModelWeights ModelFile::load_all(Backend& be) const {
     ModelWeights m{config_, load_embed(be), {}, load_unembed(be)};
-    for (int64_t l = 0; l < config_.n_layers; ++l) {
-        const std::string g = block_group(l);
-        m.blocks.push_back({load_ln(g + "/ln1", be), load_attention(l, be), load_ln(g + "/ln2", be),
-                            load_mlp(l, be)});
-    }
+    for (int64_t l = 0; l < config_.n_layers; ++l)
+        m.blocks.push_back(load_block(l, be));
     return m;
 }
 
@@ -171,18 +199,17 @@ TokenizerData gpt2_tokenizer_data() {
                                     "<built-in gpt2>");
 }
 
-namespace {
-std::string slurp(const std::string& path) {
+std::string read_whole_file(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) throw IoError(path + ": cannot open");
     std::ostringstream s;
     s << f.rdbuf();
     return s.str();
 }
-} // namespace
 
 TokenizerData tokenizer_data_from_dir(const std::string& dir) {
-    return tokenizer_data_from_text(slurp(dir + "/vocab.json"), slurp(dir + "/merges.txt"), dir);
+    return tokenizer_data_from_text(read_whole_file(dir + "/vocab.json"),
+                                    read_whole_file(dir + "/merges.txt"), dir);
 }
 
 // ---------------------------------------------------------------- writing
@@ -194,8 +221,9 @@ ModelWriter::ModelWriter(const std::string& path, const Config& c, const std::st
     f.set_attr("/", "format", std::string("qkv-model"));
     f.set_attr("/", "version", int64_t(1));
     f.set_attr("/", "history", history_line);
-    visit_fields(config_fields(), c,
-                 [&](const char* name, const auto& value) { f.set_attr("/config", name, value); });
+    visit_fields(config_fields(), c, [&](const auto& field, const auto& value) {
+        if (!field.optional || c.arch != "gpt2") f.set_attr("/config", field.name, value);
+    });
 }
 
 void ModelWriter::put(const std::string& name, const Tensor& t_in) {
@@ -239,6 +267,7 @@ void write_tokenizer_group(H5File& f, const TokenizerData& tok) {
     f.set_attr("/tokenizer", "ignore_merges", int64_t(tok.ignore_merges));
     f.set_attr("/tokenizer", "bos", int64_t(tok.bos));
     f.set_attr("/tokenizer", "add_bos", int64_t(tok.add_bos));
+    if (tok.eos >= 0) f.set_attr("/tokenizer", "eos", int64_t(tok.eos));
     Tensor added = Tensor::zeros({static_cast<int64_t>(tok.added.size())}, DType::I32);
     std::copy(tok.added.begin(), tok.added.end(), added.i32());
     f.write("/tokenizer/added", added);
@@ -262,6 +291,8 @@ TokenizerData read_tokenizer_group(const H5File& f) {
     t.ignore_merges = f.attr_int("/tokenizer", "ignore_merges") != 0;
     t.bos = static_cast<int32_t>(f.attr_int("/tokenizer", "bos"));
     t.add_bos = f.attr_int("/tokenizer", "add_bos") != 0;
+    if (f.has_attr("/tokenizer", "eos"))
+        t.eos = static_cast<int32_t>(f.attr_int("/tokenizer", "eos"));
     if (f.exists("/tokenizer/added")) {
         const Tensor added = f.read_i32("/tokenizer/added", 1);
         t.added.assign(added.i32(), added.i32() + added.numel());
@@ -290,7 +321,7 @@ TokenizerData load_tokenizer_data(const std::string& path) {
     const std::string json = dir ? path + "/tokenizer.json" : path;
     const bool is_json = json.size() >= 5 && json.compare(json.size() - 5, 5, ".json") == 0;
     if (is_json && (!dir || stat(json.c_str(), &st) == 0))
-        return tokenizer_data_from_json(slurp(json), json);
+        return tokenizer_data_from_json(read_whole_file(json), json);
     if (dir) return tokenizer_data_from_dir(path);
     return read_tokenizer_group(H5File::open_read(path));
 }
@@ -313,7 +344,16 @@ Tensor filled(const Shape& s, float v) {
 } // namespace
 
 std::string model_init(const ModelInitOptions& opt) {
-    Config c = preset_config(opt.preset);
+    if (!opt.arch.empty() && opt.arch != "gpt2" && opt.arch != "llama" && opt.arch != "gpt-neox")
+        throw UsageError("--arch: gpt2, llama or gpt-neox, not '" + opt.arch + "'");
+    const std::string preset = !opt.preset.empty()      ? opt.preset
+                               : opt.arch == "llama"    ? "llama-tiny"
+                               : opt.arch == "gpt-neox" ? "pythia-tiny"
+                                                        : "tiny";
+    Config c = preset_config(preset);
+    if (!opt.arch.empty() && opt.arch != c.arch)
+        throw UsageError("--arch " + opt.arch + ": preset " + preset + " is a " + c.arch +
+                         " model");
     if (opt.n_layers > 0) c.n_layers = opt.n_layers;
     if (opt.d_model > 0) c.d_model = opt.d_model;
     if (opt.n_heads > 0) c.n_heads = opt.n_heads;
@@ -322,7 +362,18 @@ std::string model_init(const ModelInitOptions& opt) {
             throw UsageError("--d-model " + std::to_string(c.d_model) +
                              " is not a multiple of --heads " + std::to_string(c.n_heads));
         c.d_head = c.d_model / c.n_heads;
-        c.d_mlp = 4 * c.d_model;
+        // Llama's rule: two thirds of 4 d_model (the gate doubles the matrices), rounded up.
+        c.d_mlp = c.gated_mlp ? (8 * c.d_model / 3 + 15) / 16 * 16 : 4 * c.d_model;
+        if (c.positions == "rotary") c.rotary_dim = c.d_head;
+        if (c.n_kv_heads > 0 && c.n_heads % c.n_kv_heads != 0) c.n_kv_heads = c.n_heads;
+    }
+    if (opt.n_kv_heads > 0) {
+        if (c.arch != "llama")
+            throw UsageError("--kv-heads: a " + c.arch + " model has a key/value head per head");
+        if (c.n_heads % opt.n_kv_heads != 0)
+            throw UsageError("--heads " + std::to_string(c.n_heads) +
+                             " is not a multiple of --kv-heads " + std::to_string(opt.n_kv_heads));
+        c.n_kv_heads = opt.n_kv_heads;
     }
     if (opt.d_mlp > 0) c.d_mlp = opt.d_mlp;
     if (opt.n_ctx > 0) c.n_ctx = opt.n_ctx;
@@ -338,7 +389,7 @@ std::string model_init(const ModelInitOptions& opt) {
         return t;
     };
     const double init_std = 0.02, proj_std = 0.02 / std::sqrt(2.0 * c.n_layers);
-    ModelWriter w(opt.output, c, opt.name.empty() ? opt.preset : opt.name, opt.history_line);
+    ModelWriter w(opt.output, c, opt.name.empty() ? preset : opt.name, opt.history_line);
     Tensor W_E;
     for (const ParamSpec& p : model_params(c)) {
         Tensor t;
@@ -394,123 +445,6 @@ std::string model_export(const ModelExportOptions& opt) {
     return w.commit();
 }
 
-// ---------------------------------------------------------------- import
-
-std::string model_import(const ModelImportOptions& opt) {
-    const std::string& dir = opt.from_dir;
-    struct stat st;
-    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        throw IoError(dir + ": not a directory (expected a Hugging Face checkpoint directory)");
-    nlohmann::json cj;
-    try {
-        cj = nlohmann::json::parse(slurp(dir + "/config.json"));
-    } catch (const nlohmann::json::exception&) {
-        throw FormatError(dir + "/config.json: not valid JSON");
-    }
-    const std::string where = dir + "/config.json";
-    if (!cj.is_object()) throw FormatError(where + ": expected a JSON object");
-    auto get_int = [&](std::initializer_list<const char*> keys) -> int64_t {
-        for (const char* k : keys)
-            if (cj.contains(k) && cj[k].is_number_integer()) return cj[k].get<int64_t>();
-        throw FormatError(where + ": missing integer '" + *keys.begin() + "'");
-    };
-    auto get_str = [&](const char* key, const std::string& fallback) {
-        if (!cj.contains(key) || cj[key].is_null()) return fallback;
-        if (!cj[key].is_string()) throw FormatError(where + ": '" + key + "' must be a string");
-        return cj[key].get<std::string>();
-    };
-    const std::string model_type = get_str("model_type", "");
-    if (model_type != "gpt2")
-        throw FormatError(where + ": unsupported architecture '" + model_type +
-                          "' (only GPT-2 checkpoints, model_type gpt2, can be imported)");
-    Config c;
-    c.n_layers = get_int({"n_layer", "num_hidden_layers"});
-    c.d_model = get_int({"n_embd", "hidden_size"});
-    c.n_heads = get_int({"n_head", "num_attention_heads"});
-    if (c.n_heads <= 0 || c.d_model % c.n_heads != 0)
-        throw FormatError(where + ": n_embd must be a multiple of n_head");
-    c.d_head = c.d_model / c.n_heads;
-    c.d_mlp = cj.contains("n_inner") && cj["n_inner"].is_number_integer()
-                  ? cj["n_inner"].get<int64_t>()
-                  : 4 * c.d_model;
-    c.n_ctx = get_int({"n_positions", "n_ctx"});
-    c.vocab_size = get_int({"vocab_size"});
-    c.ln_eps = 1e-5;
-    if (cj.contains("layer_norm_epsilon")) {
-        if (!cj["layer_norm_epsilon"].is_number())
-            throw FormatError(where + ": 'layer_norm_epsilon' must be a number");
-        c.ln_eps = cj["layer_norm_epsilon"].get<double>();
-    }
-    const std::string act = get_str("activation_function", "gelu_new");
-    if (act != "gelu_new" && act != "gelu_pytorch_tanh")
-        throw FormatError(where + ": activation_function '" + act + "' is not supported");
-    c.validate(where);
-
-    TokenizerData tok = tokenizer_data_from_dir(dir);
-    if (static_cast<int64_t>(tok.vocab.size()) != c.vocab_size)
-        throw FormatError(dir + "/vocab.json: " + std::to_string(tok.vocab.size()) +
-                          " tokens, but config.json says vocab_size " +
-                          std::to_string(c.vocab_size));
-
-    const std::string st_path = dir + "/model.safetensors";
-    if (stat(st_path.c_str(), &st) != 0)
-        throw IoError(st_path + ": missing (only safetensors checkpoints can be imported)");
-    Safetensors s = Safetensors::open(st_path);
-    // Names carry the "transformer." prefix (GPT2LMHeadModel) or not (GPT2Model).
-    const std::string prefix = s.has("transformer.wte.weight") ? "transformer." : "";
-    auto get = [&](const std::string& n, const Shape& shape) { return s.read(prefix + n, shape); };
-
-    const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head, F = c.d_mlp;
-    std::string base = dir;
-    while (base.size() > 1 && base.back() == '/')
-        base.pop_back();
-    base = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
-    ModelWriter w(opt.output, c, "hf-" + base, opt.history_line);
-    Tensor W_E = get("wte.weight", {c.vocab_size, D});
-    w.put("/embed/W_E", W_E);
-    w.put("/pos_embed/W_pos", get("wpe.weight", {c.n_ctx, D}));
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-        const std::string h = "h." + std::to_string(l) + ".";
-        const std::string g = block_group(l);
-        w.put(g + "/ln1/w", get(h + "ln_1.weight", {D}));
-        w.put(g + "/ln1/b", get(h + "ln_1.bias", {D}));
-        // c_attn is a Conv1D: x @ W with W [d_model, 3 d_model], columns (q|k|v, head, d_head).
-        Tensor Wc = get(h + "attn.c_attn.weight", {D, 3 * D});
-        Tensor bc = get(h + "attn.c_attn.bias", {3 * D});
-        const char* names[3] = {"Q", "K", "V"};
-        for (int which = 0; which < 3; ++which) {
-            Tensor W = Tensor::zeros({H, D, dh}); // [head, d_model, d_head]
-            Tensor b = Tensor::zeros({H, dh});    // [head, d_head]
-            for (int64_t hd = 0; hd < H; ++hd) {
-                for (int64_t i = 0; i < D; ++i)
-                    std::memcpy(W.f32() + (hd * D + i) * dh,
-                                Wc.f32() + i * 3 * D + which * D + hd * dh, dh * sizeof(float));
-                std::memcpy(b.f32() + hd * dh, bc.f32() + which * D + hd * dh, dh * sizeof(float));
-            }
-            w.put(g + "/attn/W_" + names[which], W);
-            w.put(g + "/attn/b_" + names[which], b);
-        }
-        // c_proj [d_model(= head * d_head), d_model] is W_O [head, d_head, d_model] as it is.
-        w.put(g + "/attn/W_O", get(h + "attn.c_proj.weight", {D, D}).reshaped({H, dh, D}));
-        w.put(g + "/attn/b_O", get(h + "attn.c_proj.bias", {D}));
-        w.put(g + "/ln2/w", get(h + "ln_2.weight", {D}));
-        w.put(g + "/ln2/b", get(h + "ln_2.bias", {D}));
-        w.put(g + "/mlp/W_in", get(h + "mlp.c_fc.weight", {D, F}));
-        w.put(g + "/mlp/b_in", get(h + "mlp.c_fc.bias", {F}));
-        w.put(g + "/mlp/W_out", get(h + "mlp.c_proj.weight", {F, D}));
-        w.put(g + "/mlp/b_out", get(h + "mlp.c_proj.bias", {D}));
-    }
-    w.put("/ln_final/w", get("ln_f.weight", {D}));
-    w.put("/ln_final/b", get("ln_f.bias", {D}));
-    // The unembedding is tied to W_E in GPT-2; an lm_head.weight, where present, is used as is.
-    Tensor W_U = s.has("lm_head.weight") ? transpose2d(s.read("lm_head.weight", {c.vocab_size, D}))
-                                         : transpose2d(W_E);
-    w.put("/unembed/W_U", W_U);
-    w.put("/unembed/b_U", filled({c.vocab_size}, 0.0f));
-    w.put_tokenizer(tok);
-    return w.commit();
-}
-
 // ---------------------------------------------------------------- info
 
 std::string model_info(const std::string& path, bool json) {
@@ -534,8 +468,9 @@ std::string model_info(const std::string& path, bool json) {
         j["file"] = path;
         j["model_id"] = m.model_id();
         nlohmann::ordered_json& config = j["config"];
-        visit_fields(config_fields(), c,
-                     [&](const char* name, const auto& value) { config[name] = value; });
+        visit_fields(config_fields(), c, [&](const auto& field, const auto& value) {
+            if (!field.optional || c.arch != "gpt2") config[field.name] = value;
+        });
         j["tokenizer"] = tok_kind;
         j["stored_values"] = total;
         j["tensors"] = tensors;
@@ -543,8 +478,10 @@ std::string model_info(const std::string& path, bool json) {
     }
     std::ostringstream o;
     o << "file:       " << path << "\nmodel_id:   " << m.model_id() << '\n';
-    visit_fields(config_fields(), c, [&](const char* name, const auto& value) {
-        o << std::left << std::setw(12) << std::string(name) + ":" << value << '\n';
+    visit_fields(config_fields(), c, [&](const auto& field, const auto& value) {
+        if (field.optional && c.arch == "gpt2") return;
+        o << std::left << std::setw(c.arch == "gpt2" ? 12 : 23) << std::string(field.name) + ":"
+          << value << '\n';
     });
     o << "tokenizer:  " << tok_kind << "\nstored values: " << total
       << " (W_U stored apart from W_E)\ntensors:\n"

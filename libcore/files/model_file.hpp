@@ -30,6 +30,7 @@ class ModelFile {
     LayerNormWeights load_ln(const std::string& group, Backend& be) const;
     AttentionWeights load_attention(int64_t layer, Backend& be) const;
     MlpWeights load_mlp(int64_t layer, Backend& be) const;
+    BlockWeights load_block(int64_t layer, Backend& be) const;
     UnembedWeights load_unembed(Backend& be) const;
     ModelWeights load_all(Backend& be) const; // every layer's weights
     TokenizerData load_tokenizer() const;
@@ -75,6 +76,9 @@ void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
 // (a tokenizer file or a model file).
 TokenizerData load_tokenizer_data(const std::string& path);
 
+// A file's bytes (IoError naming it when it cannot be read).
+std::string read_whole_file(const std::string& path);
+
 // GPT-2's tokenizer data, from the files built into libcore or from a directory holding
 // vocab.json and merges.txt.
 TokenizerData gpt2_tokenizer_data();
@@ -83,22 +87,19 @@ TokenizerData tokenizer_data_from_text(const std::string& vocab_json, const std:
                                        const std::string& where);
 
 struct ModelInitOptions {
-    std::string preset = "tiny", vocab_dir, output;
+    std::string arch;   // gpt2 or llama; empty: the preset's
+    std::string preset; // empty: tiny, or the arch's tiny preset (llama-tiny)
+    std::string vocab_dir, output;
     std::string name; // model_id prefix; default: the preset's name
     // Sizes that replace the preset's when > 0 (d_head defaults to d_model / n_heads and d_mlp
-    // to 4 d_model when d_model or n_heads is given).
-    int64_t n_layers = 0, d_model = 0, n_heads = 0, d_mlp = 0, n_ctx = 0;
+    // to 4 d_model, or about 8/3 d_model for a gated MLP, when d_model or n_heads is given).
+    int64_t n_layers = 0, d_model = 0, n_heads = 0, n_kv_heads = 0, d_mlp = 0, n_ctx = 0;
     uint64_t seed = 0;
     std::string history_line;
 };
-// GPT-2's initialisation: normal(0, 0.02); output projections (W_O, W_out) scaled by
-// 1/sqrt(2 n_layers); LayerNorm weight 1, bias 0; all biases 0; unembedding tied to W_E.
+// GPT-2's initialisation (for every family): normal(0, 0.02); output projections (W_O, W_out)
+// scaled by 1/sqrt(2 n_layers); norm weights 1, biases 0; unembedding tied to W_E.
 std::string model_init(const ModelInitOptions& opt);
-
-struct ModelImportOptions {
-    std::string from_dir, output, history_line;
-};
-std::string model_import(const ModelImportOptions& opt);
 
 struct ModelExportOptions {
     std::string input, output, dtype = "f16", history_line;

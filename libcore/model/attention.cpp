@@ -1,6 +1,8 @@
 #include "model/attention.hpp"
 
 #include "base/errors.hpp"
+#include "model/norm.hpp"
+#include "model/rotary.hpp"
 #include "tensor/matmul.hpp"
 
 #include <cmath>
@@ -13,36 +15,39 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
                        const KVLayerView* cache, const AttentionEdit* edit) {
     const int64_t B = resid.dim(0), T = resid.dim(1), D = cfg.d_model;
     const int64_t H = cfg.n_heads, dh = cfg.d_head, HD = H * dh;
-    const float eps = static_cast<float>(cfg.ln_eps);
+    const int64_t Hkv = cfg.kv_heads(), KD = Hkv * dh, W3 = HD + 2 * KD; // W3: q, k, v widths
+    const bool rotary = cfg.positions == "rotary";
     const int64_t rows = B * T;
 
-    // LayerNorm 1 over every position of every sequence.
+    // Norm 1 over every position of every sequence.
     Tensor x = be.empty({rows, D}); // [batch*pos, d_model]
-    be.layer_norm(resid.f32(), ln1.w.f32(), ln1.b.f32(), eps, rows, D, x.f32(), nullptr, nullptr);
+    normalize(be, cfg, ln1, resid.f32(), rows, x.f32());
 
-    // Queries, keys and values of all heads in one GEMM: [batch*pos, (q|k|v, head, d_head)].
+    // Queries, keys and values of all heads in one GEMM: [batch*pos, (q: head | k, v: kv_head)
+    // * d_head]; rotary models then turn each query and key by its position.
     const float *q_base, *k_base, *v_base;
     int64_t ld_q, ld_kv, Bk, Tk;
     Tensor qkv, q_only, kv;
     if (!context) {
-        qkv = be.empty({rows, 3 * HD}); // [batch*pos, 3*head*d_head]
-        matmul(be, {x.f32(), rows, D, D}, {w.W_QKV.f32(), D, 3 * HD, 3 * HD},
-               {qkv.f32(), rows, 3 * HD, 3 * HD});
-        be.add_bias(qkv.f32(), w.b_QKV.f32(), rows, 3 * HD);
+        qkv = be.empty({rows, W3}); // [batch*pos, (head + 2 kv_head) * d_head]
+        matmul(be, {x.f32(), rows, D, D}, {w.W_QKV.f32(), D, W3, W3}, {qkv.f32(), rows, W3, W3});
+        if (!w.b_QKV.empty()) be.add_bias(qkv.f32(), w.b_QKV.f32(), rows, W3);
+        const int64_t pos0 = cache ? cache->pos0 : 0;
+        if (rotary) apply_rotary(be, cfg, qkv.f32(), W3, rows, T, pos0, H + Hkv);
         q_base = qkv.f32();
         k_base = qkv.f32() + HD;
-        v_base = qkv.f32() + 2 * HD;
-        ld_q = ld_kv = 3 * HD;
+        v_base = qkv.f32() + HD + KD;
+        ld_q = ld_kv = W3;
         Bk = B;
         Tk = T;
         if (cache) {
             // Append this step's keys and values; attend over every cached position.
             if (B != 1) throw ShapeError("internal: a key/value cache holds one sequence");
-            be.copy2d(cache->k + cache->pos0 * HD, HD, k_base, ld_kv, T, HD);
-            be.copy2d(cache->v + cache->pos0 * HD, HD, v_base, ld_kv, T, HD);
+            be.copy2d(cache->k + cache->pos0 * KD, KD, k_base, ld_kv, T, KD);
+            be.copy2d(cache->v + cache->pos0 * KD, KD, v_base, ld_kv, T, KD);
             k_base = cache->k;
             v_base = cache->v;
-            ld_kv = HD;
+            ld_kv = KD;
             Tk = cache->pos0 + T;
         }
     } else {
@@ -53,33 +58,35 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
             throw ShapeError("--context: batch " + std::to_string(Bk) +
                              " does not match the input's batch " + std::to_string(B));
         q_only = be.empty({rows, HD}); // [batch*pos, head*d_head]
-        matmul(be, {x.f32(), rows, D, D}, {w.W_QKV.f32(), D, HD, 3 * HD},
-               {q_only.f32(), rows, HD, HD});
-        be.add_bias(q_only.f32(), w.b_QKV.f32(), rows, HD);
+        matmul(be, {x.f32(), rows, D, D}, {w.W_QKV.f32(), D, HD, W3}, {q_only.f32(), rows, HD, HD});
+        if (!w.b_QKV.empty()) be.add_bias(q_only.f32(), w.b_QKV.f32(), rows, HD);
         Tensor xc = be.empty({Bk * Tk, D}); // [batch_k*key_pos, d_model]
-        be.layer_norm(context->f32(), ln1.w.f32(), ln1.b.f32(), eps, Bk * Tk, D, xc.f32(), nullptr,
-                      nullptr);
-        kv = be.empty({Bk * Tk, 2 * HD}); // [batch_k*key_pos, (k|v, head, d_head)]
-        matmul(be, {xc.f32(), Bk * Tk, D, D}, {w.W_QKV.f32() + HD, D, 2 * HD, 3 * HD},
-               {kv.f32(), Bk * Tk, 2 * HD, 2 * HD});
-        be.add_bias(kv.f32(), w.b_QKV.f32() + HD, Bk * Tk, 2 * HD);
+        normalize(be, cfg, ln1, context->f32(), Bk * Tk, xc.f32());
+        kv = be.empty({Bk * Tk, 2 * KD}); // [batch_k*key_pos, (k|v, kv_head, d_head)]
+        matmul(be, {xc.f32(), Bk * Tk, D, D}, {w.W_QKV.f32() + HD, D, 2 * KD, W3},
+               {kv.f32(), Bk * Tk, 2 * KD, 2 * KD});
+        if (!w.b_QKV.empty()) be.add_bias(kv.f32(), w.b_QKV.f32() + HD, Bk * Tk, 2 * KD);
+        if (rotary) {
+            apply_rotary(be, cfg, q_only.f32(), HD, rows, T, 0, H);
+            apply_rotary(be, cfg, kv.f32(), 2 * KD, Bk * Tk, Tk, 0, Hkv);
+        }
         q_base = q_only.f32();
         k_base = kv.f32();
-        v_base = kv.f32() + HD;
+        v_base = kv.f32() + KD;
         ld_q = HD;
-        ld_kv = 2 * HD;
+        ld_kv = 2 * KD;
     }
     if (saves.q) {
         result.q = be.empty({B, T, H, dh});
         be.copy2d(result.q.f32(), HD, q_base, ld_q, rows, HD);
     }
     if (saves.k) {
-        result.k = be.empty({Bk, Tk, H, dh}); // with a cache: every cached position
-        be.copy2d(result.k.f32(), HD, k_base, ld_kv, Bk * Tk, HD);
+        result.k = be.empty({Bk, Tk, Hkv, dh}); // with a cache: every cached position
+        be.copy2d(result.k.f32(), KD, k_base, ld_kv, Bk * Tk, KD);
     }
     if (saves.v) {
-        result.v = be.empty({Bk, Tk, H, dh});
-        be.copy2d(result.v.f32(), HD, v_base, ld_kv, Bk * Tk, HD);
+        result.v = be.empty({Bk, Tk, Hkv, dh});
+        be.copy2d(result.v.f32(), KD, v_base, ld_kv, Bk * Tk, KD);
     }
     if (saves.scores) result.scores = be.empty({B, H, T, Tk});
     if (saves.pattern) result.pattern = be.empty({B, H, T, Tk});
@@ -91,17 +98,32 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     for (int64_t b = 0; b < B; ++b) {
         const int64_t bk = Bk == 1 ? 0 : b;
         const float* q = q_base + b * T * ld_q;    // [query_pos, head, d_head], row stride ld_q
-        const float* k = k_base + bk * Tk * ld_kv; // [key_pos, head, d_head], row stride ld_kv
-        const float* v = v_base + bk * Tk * ld_kv; // [key_pos, head, d_head], row stride ld_kv
+        const float* k = k_base + bk * Tk * ld_kv; // [key_pos, kv_head, d_head], stride ld_kv
+        const float* v = v_base + bk * Tk * ld_kv; // [key_pos, kv_head, d_head], stride ld_kv
+        // Query heads g G .. g G + G - 1 share key/value head g (grouped-query attention);
+        // when every head has its own (G = 1), all heads are one batched product.
+        const int64_t G = H / Hkv;
+        auto each_group = [&](auto product) {
+            if (G == 1)
+                product(0, H, dh);
+            else
+                for (int64_t g = 0; g < Hkv; ++g)
+                    product(g, G, 0);
+        };
         // Scores of every head: q_h k_h^T / sqrt(d_head)  [head, query_pos, key_pos].
-        const MatrixView q_h{q, T, dh, ld_q, dh}, k_h{k, Tk, dh, ld_kv, dh},
-            v_h{v, Tk, dh, ld_kv, dh};
-        matmul(be, q_h, k_h.T(), {scores.f32(), T, Tk, Tk, T * Tk}, H, scale);
+        each_group([&](int64_t g, int64_t n, int64_t kv_stride) {
+            matmul(be, {q + g * G * dh, T, dh, ld_q, dh},
+                   MatrixView{k + g * dh, Tk, dh, ld_kv, kv_stride}.T(),
+                   {scores.f32() + g * G * T * Tk, T, Tk, Tk, T * Tk}, n, scale);
+        });
         // Mask (keys after the query) and softmax over keys, per query and head.
         be.masked_softmax(scores.f32(), pattern.f32(), H * T, T, Tk, Tk, causal, Tk - T);
         // z: the pattern-weighted sum of values, each head into its slice [pos, head, d_head].
-        matmul(be, {pattern.f32(), T, Tk, Tk, T * Tk}, v_h, {z.f32() + b * T * HD, T, dh, HD, dh},
-               H);
+        each_group([&](int64_t g, int64_t n, int64_t kv_stride) {
+            matmul(be, {pattern.f32() + g * G * T * Tk, T, Tk, Tk, T * Tk},
+                   {v + g * dh, Tk, dh, ld_kv, kv_stride},
+                   {z.f32() + b * T * HD + g * G * dh, T, dh, HD, dh}, n);
+        });
         if (saves.scores) be.copy(result.scores.f32() + b * H * T * Tk, scores.f32(), H * T * Tk);
         if (saves.pattern)
             be.copy(result.pattern.f32() + b * H * T * Tk, pattern.f32(), H * T * Tk);
@@ -126,7 +148,7 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     // Output: the changes of all heads in one GEMM, plus b_O, added to the residual stream.
     Tensor out = be.empty({B, T, D}); // [batch, pos, d_model]
     matmul(be, {z.f32(), rows, HD, HD}, {w.W_O.f32(), HD, D, D}, {out.f32(), rows, D, D});
-    be.add_bias(out.f32(), w.b_O.f32(), rows, D);
+    if (!w.b_O.empty()) be.add_bias(out.f32(), w.b_O.f32(), rows, D);
     if (edit && edit->patch) {
         for (int64_t h = 0; h < H; ++h) {
             if (edit->patched.empty() || !edit->patched[h]) continue;

@@ -1,13 +1,16 @@
-// attention: LayerNorm 1, multi-head causal self-attention (or cross-attention), output
+// attention: norm 1, multi-head causal self-attention (or cross-attention), output
 // projection, added to the residual stream. The steps, for each head:
-//   queries  q = LN(x) W_Q + b_Q                      [pos, d_head]
-//   keys     k = LN(x) W_K + b_K                      [pos, d_head]
+//   queries  q = LN(x) W_Q + b_Q, then rotary         [pos, d_head]
+//   keys     k = LN(x) W_K + b_K, then rotary         [pos, d_head]
 //   scores   q k^T / sqrt(d_head), later keys masked  [query_pos, key_pos]
 //   pattern  softmax over keys, per query             [query_pos, key_pos]
 //   values   v = LN(x) W_V + b_V  (value-down)        [pos, d_head]
 //   z        pattern v                                [pos, d_head]
 //   change   z W_O[head]          (value-up)          [pos, d_model]
-// and the changes of all heads plus b_O are added to the residual stream.
+// and the changes of all heads plus b_O are added to the residual stream. Rotary models
+// (Llama) turn q and k by their positions (model/rotary.hpp); GPT-2 has none. With
+// grouped-query attention, kv_head < head: each key/value head serves head / kv_head query
+// heads, the consecutive ones.
 #pragma once
 #include "model/weights.hpp"
 #include "tensor/backend.hpp"
@@ -23,7 +26,8 @@ struct AttentionSaves {
 
 struct AttentionResult {    // on the backend's device, each only when asked for
     Tensor scores, pattern; // [batch, head, query_pos, key_pos]
-    Tensor q, k, v, z;      // [batch, pos, head, d_head]
+    Tensor q, z;            // [batch, pos, head, d_head]; q after rotary
+    Tensor k, v;            // [batch, pos, kv_head, d_head]; k after rotary
     Tensor head_out;        // [batch, pos, head, d_model]
     Tensor out;             // [batch, pos, d_model]
 };
@@ -31,8 +35,8 @@ struct AttentionResult {    // on the backend's device, each only when asked for
 // Keys and values of earlier positions of one sequence (generation): the new positions' keys
 // and values are written at pos0.., and queries attend to every cached position before them.
 struct KVLayerView {
-    float* k = nullptr; // [n_ctx, head * d_head]
-    float* v = nullptr; // [n_ctx, head * d_head]
+    float* k = nullptr; // [n_ctx, kv_head * d_head]
+    float* v = nullptr; // [n_ctx, kv_head * d_head]
     int64_t pos0 = 0;   // positions already cached
 };
 

@@ -23,15 +23,16 @@ EmbedResult embed_forward(Backend& be, const Config& cfg, const EmbedWeights& w,
     Tensor ids = be.to_device(tokens);
     EmbedResult r;
     r.resid = be.empty({batch, n_pos, D}); // [batch, pos, d_model]
+    const bool learned = !w.W_pos.empty(); // rotary models add no position here
     if (keep_parts) {
         r.token = be.empty({batch, n_pos, D});
-        r.pos = be.empty({batch, n_pos, D});
+        if (learned) r.pos = be.empty({batch, n_pos, D});
     }
     for (int64_t b = 0; b < batch; ++b) {
         const int64_t off = b * n_pos * D;
-        be.embed(ids.i32() + b * n_pos, n_pos, pos0, w.W_E.f32(), w.W_pos.f32(), D,
-                 keep_parts ? r.token.f32() + off : nullptr,
-                 keep_parts ? r.pos.f32() + off : nullptr, r.resid.f32() + off);
+        be.embed(ids.i32() + b * n_pos, n_pos, pos0, w.W_E.f32(), learned ? w.W_pos.f32() : nullptr,
+                 D, keep_parts ? r.token.f32() + off : nullptr,
+                 keep_parts && learned ? r.pos.f32() + off : nullptr, r.resid.f32() + off);
     }
     return r;
 }

@@ -1,4 +1,5 @@
-// embed: token ids -> the residual stream, token embedding plus position embedding.
+// embed: token ids -> the residual stream, token embedding plus position embedding (GPT-2), or
+// the token embedding alone (rotary models add positions inside attention).
 #pragma once
 #include "model/weights.hpp"
 #include "tensor/backend.hpp"
@@ -7,7 +8,8 @@ namespace qkv {
 
 struct EmbedResult {
     Tensor resid;      // [batch, pos, d_model]
-    Tensor token, pos; // [batch, pos, d_model] each, only when parts were asked for
+    Tensor token, pos; // [batch, pos, d_model] each, only when parts were asked for (pos: only
+                       // with learned positions)
 };
 
 // tokens: host int32 [batch, pos]. Ids outside the vocabulary, or pos0 + pos beyond n_ctx,

@@ -2,10 +2,12 @@
 
 namespace qkv {
 
-KVCache::KVCache(Backend& be, const Config& cfg)
-    : k_(be.empty({cfg.n_layers, cfg.n_ctx, cfg.n_heads * cfg.d_head})),
-      v_(be.empty({cfg.n_layers, cfg.n_ctx, cfg.n_heads * cfg.d_head})), capacity_(cfg.n_ctx),
-      width_(cfg.n_heads * cfg.d_head) {}
+KVCache::KVCache(Backend& be, const Config& cfg, int64_t capacity)
+    : capacity_(capacity > 0 && capacity < cfg.n_ctx ? capacity : cfg.n_ctx),
+      width_(cfg.kv_heads() * cfg.d_head) {
+    k_ = be.empty({cfg.n_layers, capacity_, width_});
+    v_ = be.empty({cfg.n_layers, capacity_, width_});
+}
 
 KVLayerView KVCache::layer(int64_t l) const {
     KVLayerView v;

@@ -1,4 +1,8 @@
-// mlp: LayerNorm 2, x W_in + b_in, GELU, W_out + b_out, added to the residual stream.
+// mlp: norm 2, then the MLP, added to the residual stream.
+//   GPT-2:  pre = x W_in + b_in,  post = GELU(pre)  (GPT-NeoX: the exact GELU)
+//   SwiGLU: pre = x W_gate,  pre_linear = x W_in,  post = silu(pre) * pre_linear
+// and resid += post W_out + b_out. With a parallel residual (GPT-NeoX) x is the norm of the
+// stream the layer began with, not of the stream after attention.
 #pragma once
 #include "model/weights.hpp"
 #include "tensor/backend.hpp"
@@ -6,15 +10,17 @@
 namespace qkv {
 
 struct MlpSaves {
-    bool pre = false, post = false;
+    bool pre = false, pre_linear = false, post = false;
 };
 
 struct MlpResult {
-    Tensor pre, post; // [batch, pos, d_mlp], when asked for (on the backend's device)
+    Tensor pre, pre_linear, post; // [batch, pos, d_mlp], when asked for (on the backend's device)
 };
 
-// resid: [batch, pos, d_model] on the backend's device, updated in place.
+// resid: [batch, pos, d_model] on the backend's device, updated in place. resid_pre: the
+// stream before the layer's attention (same shape) for a parallel-residual model, else null.
 void mlp_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln2, const MlpWeights& w,
-                 Tensor& resid, const MlpSaves& saves, MlpResult& result);
+                 Tensor& resid, const MlpSaves& saves, MlpResult& result,
+                 const Tensor* resid_pre = nullptr);
 
 } // namespace qkv

@@ -11,7 +11,28 @@ struct Row {
     Shape (*shape)(const Config&);
     Init init;
     bool decay, trained = true;
+    bool (*present)(const Config&) = nullptr; // null: in every model
 };
+
+// Which weights a family has.
+bool learned_positions(const Config& c) {
+    return c.positions == "learned";
+}
+bool norm_bias(const Config& c) {
+    return c.norm == "layernorm";
+}
+bool linear_bias(const Config& c) {
+    return c.biases != 0;
+}
+bool qkv_bias(const Config& c) {
+    return c.has_qkv_bias();
+}
+bool unembed_bias(const Config& c) {
+    return c.arch == "gpt2"; // GPT-2's b_U, zero; no other family has one
+}
+bool gated(const Config& c) {
+    return c.gated_mlp != 0;
+}
 
 Shape d_model(const Config& c) {
     return {c.d_model};
@@ -27,6 +48,12 @@ Shape head_d_model_d_head(const Config& c) {
 }
 Shape head_d_head(const Config& c) {
     return {c.n_heads, c.d_head};
+}
+Shape kv_head_d_model_d_head(const Config& c) {
+    return {c.kv_heads(), c.d_model, c.d_head};
+}
+Shape kv_head_d_head(const Config& c) {
+    return {c.kv_heads(), c.d_head};
 }
 Shape head_d_head_d_model(const Config& c) {
     return {c.n_heads, c.d_head, c.d_model};
@@ -49,31 +76,32 @@ Shape d_model_vocab(const Config& c) {
 
 const Row kBefore[] = {
     {"/embed/W_E", vocab_d_model, Init::Normal, true},
-    {"/pos_embed/W_pos", n_ctx_d_model, Init::Normal, true},
+    {"/pos_embed/W_pos", n_ctx_d_model, Init::Normal, true, true, learned_positions},
 };
 const Row kBlock[] = {
     {"/ln1/w", d_model, Init::Ones, false},
-    {"/ln1/b", d_model, Init::Zeros, false},
+    {"/ln1/b", d_model, Init::Zeros, false, true, norm_bias},
     {"/attn/W_Q", head_d_model_d_head, Init::Normal, true},
-    {"/attn/b_Q", head_d_head, Init::Zeros, false},
-    {"/attn/W_K", head_d_model_d_head, Init::Normal, true},
-    {"/attn/b_K", head_d_head, Init::Zeros, false},
-    {"/attn/W_V", head_d_model_d_head, Init::Normal, true},
-    {"/attn/b_V", head_d_head, Init::Zeros, false},
+    {"/attn/b_Q", head_d_head, Init::Zeros, false, true, qkv_bias},
+    {"/attn/W_K", kv_head_d_model_d_head, Init::Normal, true},
+    {"/attn/b_K", kv_head_d_head, Init::Zeros, false, true, qkv_bias},
+    {"/attn/W_V", kv_head_d_model_d_head, Init::Normal, true},
+    {"/attn/b_V", kv_head_d_head, Init::Zeros, false, true, qkv_bias},
     {"/attn/W_O", head_d_head_d_model, Init::NormalResidual, true},
-    {"/attn/b_O", d_model, Init::Zeros, false},
+    {"/attn/b_O", d_model, Init::Zeros, false, true, linear_bias},
     {"/ln2/w", d_model, Init::Ones, false},
-    {"/ln2/b", d_model, Init::Zeros, false},
+    {"/ln2/b", d_model, Init::Zeros, false, true, norm_bias},
+    {"/mlp/W_gate", d_model_d_mlp, Init::Normal, true, true, gated},
     {"/mlp/W_in", d_model_d_mlp, Init::Normal, true},
-    {"/mlp/b_in", d_mlp, Init::Zeros, false},
+    {"/mlp/b_in", d_mlp, Init::Zeros, false, true, linear_bias},
     {"/mlp/W_out", d_mlp_d_model, Init::NormalResidual, true},
-    {"/mlp/b_out", d_model, Init::Zeros, false},
+    {"/mlp/b_out", d_model, Init::Zeros, false, true, linear_bias},
 };
 const Row kAfter[] = {
     {"/ln_final/w", d_model, Init::Ones, false},
-    {"/ln_final/b", d_model, Init::Zeros, false},
+    {"/ln_final/b", d_model, Init::Zeros, false, true, norm_bias},
     {"/unembed/W_U", d_model_vocab, Init::TransposeOfW_E, true, false},
-    {"/unembed/b_U", vocab, Init::Zeros, false, false},
+    {"/unembed/b_U", vocab, Init::Zeros, false, false, unembed_bias},
 };
 
 } // namespace
@@ -85,6 +113,7 @@ std::string block_group(int64_t layer) {
 std::vector<ParamSpec> model_params(const Config& c) {
     std::vector<ParamSpec> out;
     auto add = [&](const std::string& prefix, const Row& r) {
+        if (r.present && !r.present(c)) return;
         out.push_back({prefix + r.name, r.shape(c), r.init, r.decay, r.trained});
     };
     for (const Row& r : kBefore)
@@ -109,6 +138,22 @@ const std::vector<Field<Config>>& config_fields() {
         {"vocab_size", &Config::vocab_size},
         {"ln_eps", nullptr, &Config::ln_eps},
         {"act", nullptr, nullptr, &Config::act},
+        // The family's settings, written for families other than GPT-2 (whose file is as it
+        // was before them); absent, they are GPT-2's.
+        {"n_kv_heads", &Config::n_kv_heads, nullptr, nullptr, true},
+        {"norm", nullptr, nullptr, &Config::norm, true},
+        {"positions", nullptr, nullptr, &Config::positions, true},
+        {"rotary_dim", &Config::rotary_dim, nullptr, nullptr, true},
+        {"rope_theta", nullptr, &Config::rope_theta, nullptr, true},
+        {"rope_scaling", nullptr, nullptr, &Config::rope_scaling, true},
+        {"rope_factor", nullptr, &Config::rope_factor, nullptr, true},
+        {"rope_low_freq_factor", nullptr, &Config::rope_low_freq_factor, nullptr, true},
+        {"rope_high_freq_factor", nullptr, &Config::rope_high_freq_factor, nullptr, true},
+        {"rope_original_ctx", &Config::rope_original_ctx, nullptr, nullptr, true},
+        {"gated_mlp", &Config::gated_mlp, nullptr, nullptr, true},
+        {"biases", &Config::biases, nullptr, nullptr, true},
+        {"qkv_bias", &Config::qkv_bias, nullptr, nullptr, true},
+        {"parallel_residual", &Config::parallel_residual, nullptr, nullptr, true},
     };
     return fields;
 }

@@ -6,6 +6,21 @@
 
 namespace qkv {
 
+void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor& resid,
+                   const KVLayerView* cache) {
+    // A parallel-residual layer's MLP reads the stream as it was before attention.
+    Tensor before;
+    if (cfg.parallel_residual) {
+        before = be.empty(resid.shape());
+        be.copy(before.f32(), resid.f32(), resid.numel());
+    }
+    AttentionResult ar;
+    attention_forward(be, cfg, w.ln1, w.attn, resid, nullptr, true, AttentionSaves{}, ar, cache);
+    MlpResult mr;
+    mlp_forward(be, cfg, w.ln2, w.mlp, resid, MlpSaves{}, mr,
+                cfg.parallel_residual ? &before : nullptr);
+}
+
 Transformer::Transformer(ModelWeights weights, Backend& be)
     : be_(be), cfg_(weights.config), embed_(std::move(weights.embed)),
       layers_(std::move(weights.blocks)), unembed_(std::move(weights.unembed)) {}
@@ -23,11 +38,7 @@ Tensor Transformer::step(const int32_t* tokens, int64_t n, KVCache& cache) {
     Tensor& resid = e.resid; // [1, pos, d_model]
     for (int64_t l = 0; l < cfg_.n_layers; ++l) {
         const KVLayerView kv = cache.layer(l);
-        AttentionResult ar;
-        attention_forward(be_, cfg_, layers_[l].ln1, layers_[l].attn, resid, nullptr, true,
-                          AttentionSaves{}, ar, &kv);
-        MlpResult mr;
-        mlp_forward(be_, cfg_, layers_[l].ln2, layers_[l].mlp, resid, MlpSaves{}, mr);
+        block_forward(be_, cfg_, layers_[l], resid, &kv);
     }
     cache.advance(n);
     Tensor logits = be_.empty({cfg_.vocab_size}); // [vocab], last position only

@@ -11,6 +11,11 @@
 
 namespace qkv {
 
+// One block, attention then MLP (or both from the same input, parallel residual), on resid
+// [batch, pos, d_model] in place; cache: the layer's keys and values (generation) or null.
+void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor& resid,
+                   const KVLayerView* cache = nullptr);
+
 class Transformer {
   public:
     Transformer(ModelWeights weights, Backend& be); // weights on be's device

@@ -1,4 +1,4 @@
-// unembed: the prediction from the residual stream: final LayerNorm, then x W_U + b_U.
+// unembed: the prediction from the residual stream: final norm, then x W_U + b_U.
 #pragma once
 #include "model/weights.hpp"
 #include "tensor/backend.hpp"

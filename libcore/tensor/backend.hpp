@@ -41,6 +41,15 @@ class Backend {
     // rstd = 1 / sqrt(var + eps) [rows] are kept where not null (training's backward reads them).
     virtual void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
                             int64_t d, float* out, float* mean, float* rstd) = 0;
+    // out[rows, d] = x / sqrt(mean(x^2) + eps) * w, per row (RMSNorm).
+    virtual void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t d,
+                          float* out) = 0;
+    // Rotary position embedding in place: x[rows, heads * d_head] (row stride ld), row r at
+    // position r % n_pos; cos and sin [n_pos, rot / 2] (rotary_angles); rotary_row's formula.
+    virtual void rotary(float* x, int64_t ld, int64_t rows, int64_t n_pos, int64_t heads,
+                        int64_t d_head, int64_t rot, const float* cos, const float* sin) = 0;
+    // out[rows, n] = silu(gate_up[:, :n]) * gate_up[:, n:], gate_up [rows, 2 n] (SwiGLU).
+    virtual void silu_mul(const float* gate_up, int64_t rows, int64_t n, float* out) = 0;
     // x[rows, n] += bias[n]
     virtual void add_bias(float* x, const float* bias, int64_t rows, int64_t n) = 0;
     // y[n] += x[n]
@@ -52,12 +61,14 @@ class Backend {
                        int64_t cols) = 0;
     // x[n] = GELU(x), tanh approximation as in GPT-2.
     virtual void gelu(float* x, int64_t n) = 0;
+    // x[n] = GELU(x), the exact (erf) form.
+    virtual void gelu_erf(float* x, int64_t n) = 0;
     // scores[rows, k_len] (row stride ld), rows = heads * q_len, row r holding query
     // q = r % q_len: keys k > q + offset are masked to -inf when causal; then each row becomes
     // a softmax into pattern (same layout).
     virtual void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len,
                                 int64_t k_len, int64_t ld, bool causal, int64_t offset) = 0;
-    // out[pos, d_model] = W_E[tokens[pos]] + W_pos[pos0 + pos]
+    // out[pos, d_model] = W_E[tokens[pos]] + W_pos[pos0 + pos] (W_pos null: no position)
     virtual void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const float* W_E,
                        const float* W_pos, int64_t d_model, float* out_token, float* out_pos,
                        float* out) = 0;

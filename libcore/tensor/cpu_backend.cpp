@@ -72,6 +72,37 @@ class CpuBackend : public Backend {
         });
     }
 
+    void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t d,
+                  float* out) override {
+        pool_->run(rows, 16, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r)
+                rms_norm_row(x + r * d, w, eps, d, out + r * d);
+        });
+    }
+
+    void rotary(float* x, int64_t ld, int64_t rows, int64_t n_pos, int64_t heads, int64_t d_head,
+                int64_t rot, const float* cos, const float* sin) override {
+        pool_->run(rows, 16, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const int64_t p = r % n_pos;
+                for (int64_t h = 0; h < heads; ++h)
+                    rotary_row(x + r * ld + h * d_head, cos + p * (rot / 2), sin + p * (rot / 2),
+                               rot);
+            }
+        });
+    }
+
+    void silu_mul(const float* gate_up, int64_t rows, int64_t n, float* out) override {
+        pool_->run(rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)),
+                   [&](int64_t r0, int64_t r1) {
+                       for (int64_t r = r0; r < r1; ++r) {
+                           const float* g = gate_up + r * 2 * n;
+                           for (int64_t i = 0; i < n; ++i)
+                               out[r * n + i] = silu_value(g[i]) * g[n + i];
+                       }
+                   });
+    }
+
     void add_bias(float* x, const float* bias, int64_t rows, int64_t n) override {
         pool_->run(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(n, 1)),
                    [&](int64_t r0, int64_t r1) {
@@ -106,6 +137,13 @@ class CpuBackend : public Backend {
         });
     }
 
+    void gelu_erf(float* x, int64_t n) override {
+        pool_->run(n, 32768, [x](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i)
+                x[i] = gelu_erf_value(x[i]);
+        });
+    }
+
     void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len, int64_t k_len,
                         int64_t ld, bool causal, int64_t offset) override {
         pool_->run(rows, 8, [&](int64_t r0, int64_t r1) {
@@ -135,6 +173,11 @@ class CpuBackend : public Backend {
                float* out) override {
         for (int64_t p = 0; p < n_pos; ++p) {
             const float* te = W_E + static_cast<int64_t>(tokens[p]) * d;
+            if (!W_pos) {
+                std::memcpy(out + p * d, te, d * sizeof(float));
+                if (out_token) std::memcpy(out_token + p * d, te, d * sizeof(float));
+                continue;
+            }
             const float* pe = W_pos + (pos0 + p) * d;
             for (int64_t i = 0; i < d; ++i)
                 out[p * d + i] = te[i] + pe[i];

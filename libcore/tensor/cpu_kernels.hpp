@@ -26,6 +26,38 @@ inline void layer_norm_row(const float* x, const float* w, const float* b, float
     if (rstd_out) *rstd_out = rstd;
 }
 
+// out[d] = x * rstd * w with rstd = 1 / sqrt(mean(x^2) + eps), the sum in double (RMSNorm).
+inline void rms_norm_row(const float* x, const float* w, float eps, int64_t d, float* out) {
+    double sq = 0;
+    for (int64_t i = 0; i < d; ++i)
+        sq += static_cast<double>(x[i]) * x[i];
+    const float rstd = 1.0f / std::sqrt(static_cast<float>(sq / d) + eps);
+    for (int64_t i = 0; i < d; ++i)
+        out[i] = x[i] * rstd * w[i];
+}
+
+// GELU in its exact form, v Phi(v) = 0.5 v (1 + erf(v / sqrt(2))) (GPT-NeoX, BERT).
+inline float gelu_erf_value(float v) {
+    return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+}
+
+// SiLU (swish): v * sigmoid(v).
+inline float silu_value(float v) {
+    return v / (1.0f + std::exp(-v));
+}
+
+// Rotary position embedding of one head's vector, rotate-half layout (Hugging Face's): for
+// i < rot/2 the pair (x[i], x[i + rot/2]) turns by the angle whose cos and sin are given;
+// dimensions from rot on are left as they are.
+inline void rotary_row(float* x, const float* cos, const float* sin, int64_t rot) {
+    const int64_t half = rot / 2;
+    for (int64_t i = 0; i < half; ++i) {
+        const float a = x[i], b = x[i + half];
+        x[i] = a * cos[i] - b * sin[i];
+        x[i + half] = b * cos[i] + a * sin[i];
+    }
+}
+
 constexpr float kGeluC = 0.7978845608028654f; // sqrt(2 / pi)
 
 // GPT-2's GELU (tanh approximation), 0.5 v (1 + tanh(u)) with u = sqrt(2/pi) (v + 0.044715 v^3),

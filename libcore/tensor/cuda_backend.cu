@@ -198,12 +198,62 @@ __global__ void k_embed(const int32_t* tokens, int64_t pos0, const float* W_E, c
                         int64_t d, float* out_token, float* out_pos, float* out) {
     const int64_t p = blockIdx.x;
     const float* te = W_E + (int64_t)tokens[p] * d;
-    const float* pe = W_pos + (pos0 + p) * d;
+    const float* pe = W_pos ? W_pos + (pos0 + p) * d : nullptr;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-        out[p * d + i] = te[i] + pe[i];
+        out[p * d + i] = pe ? te[i] + pe[i] : te[i];
         if (out_token) out_token[p * d + i] = te[i];
-        if (out_pos) out_pos[p * d + i] = pe[i];
+        if (out_pos && pe) out_pos[p * d + i] = pe[i];
     }
+}
+
+// RMSNorm, one block per row: the sum of squares reduced as k_layer_norm reduces its sums.
+__global__ void k_rms_norm(const float* x, const float* w, float eps, int64_t d, float* out) {
+    const float* xr = x + blockIdx.x * d;
+    float* o = out + blockIdx.x * d;
+    __shared__ float red[32];
+    float s = 0;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+        s += xr[i] * xr[i];
+    for (int off = 16; off; off >>= 1)
+        s += __shfl_down_sync(0xffffffff, s, off);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float t = 0;
+        for (int i = 0; i < (blockDim.x + 31) / 32; ++i)
+            t += red[i];
+        red[0] = rsqrtf(t / d + eps);
+    }
+    __syncthreads();
+    const float rstd = red[0];
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+        o[i] = xr[i] * rstd * w[i];
+}
+
+// Rotary embedding: one thread per (row, head, pair).
+__global__ void k_rotary(float* x, int64_t ld, int64_t rows, int64_t n_pos, int64_t heads,
+                         int64_t d_head, int64_t half, const float* cos, const float* sin) {
+    const int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (t >= rows * heads * half) return;
+    const int64_t i = t % half, h = (t / half) % heads, r = t / (half * heads);
+    const int64_t p = r % n_pos;
+    float* v = x + r * ld + h * d_head;
+    const float a = v[i], b = v[i + half], c = cos[p * half + i], s = sin[p * half + i];
+    v[i] = a * c - b * s;
+    v[i + half] = b * c + a * s;
+}
+
+__global__ void k_gelu_erf(float* x, int64_t n) {
+    const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i < n) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+__global__ void k_silu_mul(const float* gate_up, int64_t rows, int64_t n, float* out) {
+    const int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (t >= rows * n) return;
+    const int64_t r = t / n, i = t % n;
+    const float g = gate_up[r * 2 * n + i];
+    out[t] = g / (1.0f + expf(-g)) * gate_up[r * 2 * n + n + i];
 }
 
 unsigned blocks(int64_t n) {
@@ -278,6 +328,21 @@ class CudaBackend : public Backend {
         if (rows) k_layer_norm<<<(unsigned)rows, 256>>>(x, w, b, eps, d, out, mean, rstd);
         check(cudaGetLastError(), "layer_norm");
     }
+    void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t d,
+                  float* out) override {
+        if (rows) k_rms_norm<<<(unsigned)rows, 256>>>(x, w, eps, d, out);
+        check(cudaGetLastError(), "rms_norm");
+    }
+    void rotary(float* x, int64_t ld, int64_t rows, int64_t n_pos, int64_t heads, int64_t d_head,
+                int64_t rot, const float* cos, const float* sin) override {
+        const int64_t n = rows * heads * (rot / 2);
+        if (n) k_rotary<<<blocks(n), 256>>>(x, ld, rows, n_pos, heads, d_head, rot / 2, cos, sin);
+        check(cudaGetLastError(), "rotary");
+    }
+    void silu_mul(const float* gate_up, int64_t rows, int64_t n, float* out) override {
+        if (rows * n) k_silu_mul<<<blocks(rows * n), 256>>>(gate_up, rows, n, out);
+        check(cudaGetLastError(), "silu_mul");
+    }
     void add_bias(float* x, const float* bias, int64_t rows, int64_t n) override {
         if (rows * n) k_add_bias<<<blocks(rows * n), 256>>>(x, bias, rows * n, n);
         check(cudaGetLastError(), "add_bias");
@@ -298,6 +363,10 @@ class CudaBackend : public Backend {
     void gelu(float* x, int64_t n) override {
         if (n) k_gelu<<<blocks(n), 256>>>(x, n);
         check(cudaGetLastError(), "gelu");
+    }
+    void gelu_erf(float* x, int64_t n) override {
+        if (n) k_gelu_erf<<<blocks(n), 256>>>(x, n);
+        check(cudaGetLastError(), "gelu_erf");
     }
     void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len, int64_t k_len,
                         int64_t ld, bool causal, int64_t offset) override {

@@ -274,6 +274,12 @@ Tokenizer::Tokenizer(const TokenizerData& data)
         std::stable_sort(list.begin(), list.end(),
                          [&](int32_t a, int32_t b) { return bytes_[a].size() > bytes_[b].size(); });
     if (data.kind == "gpt2-bpe" && !added.empty()) eot_ = added.front();
+    if (data.eos >= 0) {
+        if (data.eos >= n)
+            throw FormatError("tokenizer: the EOS token " + std::to_string(data.eos) +
+                              " is not in the vocabulary");
+        eot_ = data.eos;
+    }
     if (data.add_bos && (data.bos < 0 || data.bos >= n))
         throw FormatError("tokenizer: the BOS token " + std::to_string(data.bos) +
                           " is not in the vocabulary");

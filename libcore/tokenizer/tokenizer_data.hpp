@@ -22,6 +22,7 @@ struct TokenizerData {
     std::vector<int32_t> added;      // tokens matched in the text before it is split
     int32_t bos = -1;                // put before every sequence when add_bos
     bool add_bos = false;
+    int32_t eos = -1;      // ends a text (generation stops at it); gpt2-bpe: <|endoftext|>
     int32_t unk = -1;      // sentencepiece: a character with no token and no bytes
     bool fuse_unk = false; // sentencepiece: unknowns in a row are one
 };

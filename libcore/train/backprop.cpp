@@ -105,7 +105,7 @@ void qkv_forward(Ctx& c, const float* in, const float* const W[3], const float* 
                  int64_t rows, int64_t d_model, int64_t head, int64_t d_head, float* W_fused,
                  float* qkv) {
     const int64_t A = head * d_head;
-    pack_qkv(W, head, d_model, d_head, W_fused);
+    pack_qkv(W, head, head, d_model, d_head, W_fused);
     c.pool.run(rows, 64, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
             for (int x = 0; x < 3; ++x)
@@ -118,11 +118,11 @@ void qkv_backward(Ctx& c, const float* dqkv, const float* in, const float* const
                   int64_t d_model, int64_t head, int64_t d_head, float* W_fused, float* dW_fused,
                   float* din, float* const dW[3], float* const db[3]) {
     const int64_t A = head * d_head;
-    pack_qkv(W, head, d_model, d_head, W_fused);
+    pack_qkv(W, head, head, d_model, d_head, W_fused);
     const float* dW_in[3] = {dW[0], dW[1], dW[2]};
-    pack_qkv(dW_in, head, d_model, d_head, dW_fused);
+    pack_qkv(dW_in, head, head, d_model, d_head, dW_fused);
     linear_backward(c, dqkv, in, W_fused, rows, d_model, 3 * A, din, dW_fused, nullptr);
-    unpack_qkv(dW_fused, head, d_model, d_head, dW);
+    unpack_qkv(dW_fused, head, head, d_model, d_head, dW);
     for (int x = 0; x < 3; ++x)
         column_sums_add(c, dqkv + x * A, rows, A, 3 * A, db[x]);
 }

@@ -7,6 +7,8 @@
 namespace qkv {
 
 Layout::Layout(const Config& c) {
+    if (c.arch != "gpt2") // the backward passes are GPT-2's layers'
+        throw FormatError("train: a " + c.arch + " model cannot be trained yet (gpt2 only)");
     for (const ParamSpec& p : model_params(c)) {
         if (!p.trained) continue;
         params.push_back({p.name, p.shape, total, p.decay});

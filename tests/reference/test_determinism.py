@@ -75,6 +75,24 @@ class Determinism(unittest.TestCase):
         self.assertIn("attn/pattern", outs[0])
         self.assert_same_for_all_threads(outs)
 
+    def test_llama_and_neox_every_site(self):
+        """Grouped-query attention, rotary positions, SwiGLU; and GPT-NeoX's partial rotary and
+        parallel residual: the same bytes for every thread count."""
+        d = self.d
+        for arch, extra in (("llama", ("--kv-heads", 2)), ("gpt-neox", ())):
+            m = f"{d}/{arch}.h5"
+            run("model", "init", "--arch", arch, "--layers", 2, "--d-model", 160, "--heads", 4, *extra,
+                "--d-mlp", 640, "--ctx", 320, "--seed", 4, "-o", m, "--quiet")
+            tok = write_tokens(f"{d}/tok-{arch}.h5", m, np.random.default_rng(9).integers(0, 50257, size=(2, 300)))
+            outs = []
+            for i, t in enumerate(THREADS):
+                shell(f"embed -m {m} {tok} | attend -m {m} -l 0 --threads {t} --save q,k,v,pattern,z,head_out "
+                      f"| mlp -m {m} -l 0 --threads {t} --save pre,post | block -m {m} -L 1: --threads {t} "
+                      f"| generate -m {m} --from - --threads {t} -o {d}/{arch}{i}.h5")
+                outs.append(all_datasets(f"{d}/{arch}{i}.h5"))
+            self.assertIn("logits", outs[0])
+            self.assert_same_for_all_threads(outs)
+
     def test_generation_ids_and_logprobs(self):
         outs = []
         prompt = "It was the best of times, it was the worst of times, " * 6

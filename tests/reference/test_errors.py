@@ -210,10 +210,10 @@ class ImportErrors(unittest.TestCase):
         self.ref.write_hf_dir(hf, self.cfg, self.sd)
         with open(f"{hf}/config.json") as f:
             c = json.load(f)
-        c["model_type"] = "llama"
+        c["model_type"] = "bloom"
         with open(f"{hf}/config.json", "w") as f:
             json.dump(c, f)
-        self.import_fails(hf, "unsupported architecture 'llama'")
+        self.import_fails(hf, "model_type 'bloom' is not supported")
 
     def test_corrupt_safetensors(self):
         hf = f"{self.d}/hf"

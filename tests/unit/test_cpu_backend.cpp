@@ -67,6 +67,46 @@ TEST_CASE("cpu backend: layer norm, GELU, softmax with mask") {
     REQUIRE(p3 == std::vector<float>{1, 0, 0.5f, 0.5f, 1, 0, 0.5f, 0.5f});
 }
 
+TEST_CASE("cpu backend: RMSNorm, rotary embedding, SwiGLU by their formulas") {
+    auto be = make_cpu_backend(2);
+    std::vector<float> x = {1, 2, 3, 4}, w = {1, 1, 2, 2}, out(4);
+    be->rms_norm(x.data(), w.data(), 1e-5f, 1, 4, out.data());
+    const double rms = std::sqrt(30.0 / 4 + 1e-5);
+    REQUIRE(out[0] == Approx(1 / rms));
+    REQUIRE(out[3] == Approx(2 * 4 / rms));
+
+    // Two rows (positions 0 and 1) of two heads of d_head 6, rot 4: pairs (0, 2) and (1, 3)
+    // turn by the angles' cos and sin; dimensions 4 and 5 stay.
+    const float c[4] = {1, 1, std::cos(0.5f), std::cos(0.25f)};
+    const float sn[4] = {0, 0, std::sin(0.5f), std::sin(0.25f)};
+    std::vector<float> v(2 * 12);
+    for (size_t i = 0; i < v.size(); ++i)
+        v[i] = static_cast<float>(i % 12) + 1;
+    const std::vector<float> before = v;
+    be->rotary(v.data(), 12, 2, 2, 2, 6, 4, c, sn);
+    REQUIRE(std::equal(v.begin(), v.begin() + 12, before.begin())); // position 0: angle 0
+    for (int h = 0; h < 2; ++h) {
+        const float* r = v.data() + 12 + 6 * h;
+        const float* o = before.data() + 12 + 6 * h;
+        REQUIRE(r[0] == Approx(o[0] * c[2] - o[2] * sn[2]));
+        REQUIRE(r[2] == Approx(o[2] * c[2] + o[0] * sn[2]));
+        REQUIRE(r[1] == Approx(o[1] * c[3] - o[3] * sn[3]));
+        REQUIRE(r[3] == Approx(o[3] * c[3] + o[1] * sn[3]));
+        REQUIRE((r[4] == o[4] && r[5] == o[5]));
+    }
+
+    std::vector<float> e = {-1.0f, 0.0f, 1.0f};
+    be->gelu_erf(e.data(), 3);
+    REQUIRE(e[0] == Approx(-0.15865525393145707)); // x Phi(x)
+    REQUIRE(e[1] == 0.0f);
+    REQUIRE(e[2] == Approx(0.8413447460685429));
+
+    std::vector<float> gate_up = {-1, 2, 3, 0.5f}, h(2); // one row: gate (-1, 2), up (3, 0.5)
+    be->silu_mul(gate_up.data(), 1, 2, h.data());
+    REQUIRE(h[0] == Approx(-1 / (1 + std::exp(1.0)) * 3));
+    REQUIRE(h[1] == Approx(2 / (1 + std::exp(-2.0)) * 0.5));
+}
+
 TEST_CASE("cpu backend: batched gemm equals one gemm per matrix") {
     auto be = make_cpu_backend(1);
     std::vector<float> A(3 * 2 * 4), B(3 * 4 * 5), C(3 * 2 * 5), D(3 * 2 * 5);

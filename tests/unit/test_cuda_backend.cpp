@@ -77,6 +77,27 @@ TEST_CASE("cuda backend: every op equals the CPU backend") {
     gpu->add(xg.f32(), outg.f32(), M * N);
     require_close(x, gpu->to_host(xg));
 
+    {
+        Tensor r = Tensor::zeros({M, N}), rg = gpu->empty({M, N});
+        cpu->rms_norm(x.f32(), w.f32(), 1e-5f, M, N, r.f32());
+        gpu->rms_norm(xg.f32(), wg.f32(), 1e-5f, M, N, rg.f32());
+        require_close(r, gpu->to_host(rg));
+        // rows of 3 heads of d_head 8 (rot 6) in a row of 30, 5 positions
+        Tensor q = random_host({10, 30}, 9), cs = random_host({5, 3}, 10),
+               sn = random_host({5, 3}, 11);
+        Tensor qg = gpu->to_device(q), csg = gpu->to_device(cs), sng = gpu->to_device(sn);
+        cpu->rotary(q.f32(), 30, 10, 5, 3, 8, 6, cs.f32(), sn.f32());
+        gpu->rotary(qg.f32(), 30, 10, 5, 3, 8, 6, csg.f32(), sng.f32());
+        require_close(q, gpu->to_host(qg));
+        Tensor h = Tensor::zeros({M, N / 2}), hg = gpu->empty({M, N / 2});
+        cpu->silu_mul(x.f32(), M, N / 2, h.f32());
+        gpu->silu_mul(xg.f32(), M, N / 2, hg.f32());
+        require_close(h, gpu->to_host(hg));
+        cpu->gelu_erf(r.f32(), M * N);
+        gpu->gelu_erf(rg.f32(), M * N);
+        require_close(r, gpu->to_host(rg));
+    }
+
     for (bool causal : {true, false}) {
         Tensor s = random_host({M, N}, 8), p = Tensor::zeros({M, N});
         Tensor sg = gpu->to_device(s), pg = gpu->empty({M, N});

@@ -1,5 +1,6 @@
 #include "base/errors.hpp"
 #include "files/activations.hpp"
+#include "files/hf_import.hpp"
 #include "files/model_file.hpp"
 
 #include <catch2/catch.hpp>

@@ -199,7 +199,8 @@ void generate_text(const GenerateOptions& opt) {
 
     auto be = make_backend(parse_device(opt.common.device), opt.common.threads);
     Transformer net(model.load_all(*be), *be);
-    KVCache cache(*be, cfg);
+    // Room for the whole run (a model's context can be far longer than the run).
+    KVCache cache(*be, cfg, opt.slide ? cfg.n_ctx : total);
     Sampler sampler(opt.sampling);
     StreamDecoder decoder(tok);
     StopFilter stop{opt.stop, std::string(), false};
@@ -217,7 +218,7 @@ void generate_text(const GenerateOptions& opt) {
 
     if (be->device() == Device::CUDA) {
         // The first use of each kernel loads it: do that before the clock starts.
-        KVCache warm(*be, cfg);
+        KVCache warm(*be, cfg, 1);
         net.step(prompt.data(), 1, warm);
     }
     using clock = std::chrono::steady_clock;

@@ -7,9 +7,11 @@
 #include "model/attention.hpp"
 #include "model/embed.hpp"
 #include "model/mlp.hpp"
+#include "model/transformer.hpp"
 #include "tensor/backend.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 
 namespace qkv {
@@ -69,6 +71,7 @@ void save_attention(H5File& f, Backend& be, const AttentionResult& r, int64_t la
 void save_mlp(H5File& f, Backend& be, const MlpResult& r, int64_t layer) {
     if (f.exists("/mlp")) f.remove("/mlp");
     write_saved(f, be, "/mlp/pre", r.pre);
+    write_saved(f, be, "/mlp/pre_linear", r.pre_linear);
     write_saved(f, be, "/mlp/post", r.post);
     f.set_attr("/mlp", "layer", layer);
 }
@@ -106,7 +109,7 @@ void run_embed(const EmbedOptions& opt) {
     if (parts) {
         if (out.file().exists("/embed")) out.file().remove("/embed");
         out.file().write("/embed/token", s.be->to_host(r.token));
-        out.file().write("/embed/pos", s.be->to_host(r.pos));
+        if (!r.pos.empty()) out.file().write("/embed/pos", s.be->to_host(r.pos));
     }
     Tensor resid = s.be->to_host(r.resid);
     out.finish(Stage::Embed, -1, &resid, history_line(opt.common, s.be->describe()));
@@ -197,12 +200,21 @@ void run_attend(const AttendOptions& opt) {
         edit.patch = &patch;
         done.push_back("patched heads " + heads_text(hs) + " from " + opt.patch_from);
     }
+    // A parallel-residual layer's MLP reads the stream the layer began with: it travels along
+    // (copied first: on the CPU the device stream is the input's own memory).
+    Tensor resid_pre;
+    if (cfg.parallel_residual) {
+        resid_pre = Tensor::zeros(s.in.resid.shape());
+        std::memcpy(resid_pre.f32(), s.in.resid.f32(), resid_pre.numel() * sizeof(float));
+    }
     Tensor resid = s.be->to_device(s.in.resid);
     AttentionResult r;
     attention_forward(*s.be, cfg, ln1, w, resid, context.empty() ? nullptr : &context, causal,
                       attention_saves(opt.save), r, nullptr, done.empty() ? nullptr : &edit);
     ActivationWriter out(opt.common.output, s.in);
     if (!opt.save.empty()) save_attention(out.file(), *s.be, r, opt.layer);
+    if (out.file().exists("/resid_pre")) out.file().remove("/resid_pre");
+    if (!resid_pre.empty()) out.file().write("/resid_pre", resid_pre);
     if (!opt.context.empty()) done.insert(done.begin(), "cross-attention from " + opt.context);
     if (!causal && opt.context.empty()) done.insert(done.begin(), "no causal mask");
     if (!done.empty()) {
@@ -230,10 +242,27 @@ void run_mlp(const MlpOptions& opt) {
     });
     check_order(s.in, Stage::Mlp, opt.layer, opt.common.force);
     Tensor resid = s.be->to_device(s.in.resid);
-    MlpSaves saves{wants(opt.save, "pre"), wants(opt.save, "post")};
+    Tensor resid_pre; // parallel residual: the stream before this layer's attention
+    if (s.model.config().parallel_residual) {
+        const std::string where = s.in.file.name() + ":/resid_pre";
+        if (!s.in.file.exists("/resid_pre"))
+            throw FormatError(where + ": not found (a parallel-residual model's mlp reads the "
+                                      "stream attend began with; run attend first)");
+        resid_pre = s.in.file.read_f32("/resid_pre", 3);
+        if (resid_pre.shape() != s.in.resid.shape())
+            throw ShapeError(where + ": shape " + shape_str(resid_pre.shape()) + ", expected " +
+                             shape_str(s.in.resid.shape()));
+        resid_pre = s.be->to_device(resid_pre);
+    }
+    if (wants(opt.save, "pre_linear") && !s.model.config().gated_mlp)
+        throw UsageError("--save pre_linear: " + opt.common.model + " has no gated MLP (" +
+                         s.model.config().arch + ")");
+    MlpSaves saves{wants(opt.save, "pre"), wants(opt.save, "pre_linear"), wants(opt.save, "post")};
     MlpResult r;
-    mlp_forward(*s.be, s.model.config(), ln2, w, resid, saves, r);
+    mlp_forward(*s.be, s.model.config(), ln2, w, resid, saves, r,
+                resid_pre.empty() ? nullptr : &resid_pre);
     ActivationWriter out(opt.common.output, s.in);
+    if (out.file().exists("/resid_pre")) out.file().remove("/resid_pre");
     if (!opt.save.empty()) save_mlp(out.file(), *s.be, r, opt.layer);
     Tensor host = s.be->to_host(resid);
     out.finish(Stage::Mlp, opt.layer, &host, history_line(opt.common, s.be->describe()));
@@ -246,21 +275,8 @@ void run_block(const BlockOptions& opt) {
     const LayerRange range = parse_layer_range(opt.layers, cfg.n_layers, "--layers");
     check_order(s.in, Stage::Attn, range.start, opt.common.force);
     Tensor resid = s.be->to_device(s.in.resid);
-    for (int64_t l = range.start; l < range.stop; ++l) {
-        const std::string g = block_group(l);
-        {
-            LayerNormWeights ln1 = s.model.load_ln(g + "/ln1", *s.be);
-            AttentionWeights w = s.model.load_attention(l, *s.be);
-            AttentionResult r;
-            attention_forward(*s.be, cfg, ln1, w, resid, nullptr, true, AttentionSaves{}, r);
-        }
-        {
-            LayerNormWeights ln2 = s.model.load_ln(g + "/ln2", *s.be);
-            MlpWeights w = s.model.load_mlp(l, *s.be);
-            MlpResult r;
-            mlp_forward(*s.be, cfg, ln2, w, resid, MlpSaves{}, r);
-        }
-    }
+    for (int64_t l = range.start; l < range.stop; ++l) // one layer's weights at a time
+        block_forward(*s.be, cfg, s.model.load_block(l, *s.be), resid);
     ActivationWriter out(opt.common.output, s.in);
     Tensor host = s.be->to_host(resid);
     out.finish(Stage::Mlp, range.stop - 1, &host, history_line(opt.common, s.be->describe()));
