@@ -16,7 +16,9 @@ int main(int argc, char** argv) {
     qkv::add_common_options(app, common, 0); // --version
     app.add_option("-m,--model", o.model, "Count the datasets of this model file");
     app.add_option("-p,--preset", o.preset,
-                   "tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl, gpt3-small, gpt3-medium, "
+                   "tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl, llama-tiny, llama2-7b, "
+                   "llama3-8b, mistral-7b, smollm2-135m, qwen2.5-0.5b, pythia-tiny, pythia-160m, "
+                   "gpt3-small, gpt3-medium, "
                    "gpt3-large, gpt3-xl, gpt3-2.7b, gpt3-6.7b, gpt3-13b, gpt3");
     app.add_option("--n-layers", o.n_layers, "Layers")->check(CLI::PositiveNumber);
     app.add_option("--d-model", o.d_model, "Width of the residual stream")
@@ -24,6 +26,9 @@ int main(int argc, char** argv) {
     app.add_option("--n-heads", o.n_heads, "Heads per layer (default d_model / 64)")
         ->check(CLI::PositiveNumber);
     app.add_option("--d-head", o.d_head, "Width of a head (default d_model / n_heads)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--kv-heads", o.n_kv_heads,
+                   "Key/value heads per layer (grouped-query attention; default n_heads)")
         ->check(CLI::PositiveNumber);
     app.add_option("--d-mlp", o.d_mlp, "MLP width (default 4 d_model)")->check(CLI::PositiveNumber);
     app.add_option("--vocab", o.vocab, "Vocabulary size (default 50257)")

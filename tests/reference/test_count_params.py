@@ -87,6 +87,35 @@ class FromFile(unittest.TestCase):
             self.assertEqual(p.returncode, 1)
             self.assertIn(b"missing dataset /blocks/1/mlp/b_in", p.stderr)
 
+    def test_llama_family_file_agrees_with_preset(self):
+        """GQA's smaller W_K and W_V, three MLP matrices, RMSNorm without bias, no W_pos, no b_U;
+        W_U tied in llama-tiny (stored twice, counted once)."""
+        with tmpdir() as d:
+            m = f"{d}/llama.h5"
+            run("model", "init", "--arch", "llama", "-o", m, "-q")
+            from_file, preset = count("--model", m), count("--preset", "llama-tiny")
+            self.assertEqual(from_file["model"], preset["model"])
+            L, D, H, Hkv, dh, F, V = 2, 64, 4, 2, 16, 176, 50257
+            self.assertEqual(preset["block"]["attention_matrices"], 2 * H * D * dh + 2 * Hkv * D * dh)
+            self.assertEqual(preset["model"]["total"], V * D + L * (2 * H * D * dh + 2 * Hkv * D * dh + 3 * D * F + 2 * D) + D)
+
+
+class LlamaFamilyPresets(unittest.TestCase):
+    def test_published_totals(self):
+        """The totals the model cards and Hugging Face's num_parameters() give."""
+        for name, total in (("llama2-7b", 6738415616), ("llama3-8b", 8030261248), ("mistral-7b", 7241732096),
+                            ("qwen2.5-0.5b", 494032768), ("smollm2-135m", 134515008),
+                            ("pythia-160m", 162322944)):
+            self.assertEqual(count("--preset", name)["model"]["total"], total, name)
+
+    def test_grouped_query_attention_by_flags(self):
+        full, grouped = count("--preset", "llama3-8b", "--kv-heads", 32), count("--preset", "llama3-8b")
+        # 24 of 32 key/value heads fewer, W_K and W_V each 4096 x 128, in 32 layers
+        self.assertEqual(full["model"]["total"] - grouped["model"]["total"], 32 * 24 * 2 * 4096 * 128)
+        text = run("count-params", "--preset", "llama3-8b").stdout.decode()
+        self.assertIn("8 key/value heads", text)
+        self.assertIn("shared by 4 heads", text)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

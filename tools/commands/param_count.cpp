@@ -12,9 +12,11 @@
 namespace qkv {
 
 std::vector<std::string> param_preset_names() {
-    return {"tiny",       "gpt2",        "gpt2-medium", "gpt2-large", "gpt2-xl",
-            "gpt3-small", "gpt3-medium", "gpt3-large",  "gpt3-xl",    "gpt3-2.7b",
-            "gpt3-6.7b",  "gpt3-13b",    "gpt3"};
+    std::vector<std::string> names = preset_names(); // the model presets, then GPT-3's
+    for (const char* n : {"gpt3-small", "gpt3-medium", "gpt3-large", "gpt3-xl", "gpt3-2.7b",
+                          "gpt3-6.7b", "gpt3-13b", "gpt3"})
+        names.push_back(n);
+    return names;
 }
 
 namespace {
@@ -29,13 +31,25 @@ ParamConfig param_config_of(const Config& c, const std::string& name) {
     p.d_mlp = c.d_mlp;
     p.vocab = c.vocab_size;
     p.n_ctx = c.n_ctx;
+    p.n_kv_heads = c.kv_heads();
+    p.bias = c.biases != 0;
+    p.qkv_bias = c.qkv_bias != 0;
+    p.gated = c.gated_mlp != 0;
+    p.norm_bias = c.norm == "layernorm";
+    p.learned_pos = c.positions == "learned";
     return p;
 }
 } // namespace
 
 ParamConfig param_preset(const std::string& name) {
-    if (name.rfind("gpt3", 0) != 0) // GPT-2 family; throws for unknown names
-        return param_config_of(preset_config(name), name);
+    if (name.rfind("gpt3", 0) != 0) { // the model presets; throws for unknown names
+        ParamConfig p = param_config_of(preset_config(name), name);
+        // The published Llama 2, Llama 3, Mistral and Pythia models have an unembedding of
+        // their own.
+        p.tied = !(name == "llama2-7b" || name == "llama3-8b" || name == "mistral-7b" ||
+                   name == "pythia-160m");
+        return p;
+    }
     ParamConfig p;
     p.name = name;
     // GPT-3 paper, Table 2.1: n_layers, d_model, n_heads, d_head; n_ctx 2048, d_mlp = 4 d_model.
@@ -84,26 +98,30 @@ ParamCount count_params(const ParamConfig& cfg, int64_t context) {
     c.cfg = cfg;
     const int64_t L = cfg.n_layers, D = cfg.d_model, H = cfg.n_heads, dh = cfg.d_head,
                   F = cfg.d_mlp, A = H * dh; // A: attention width
-    const int64_t b = cfg.bias ? 1 : 0;
+    const int64_t b = cfg.bias ? 1 : 0, qkv_b = cfg.bias || cfg.qkv_bias ? 1 : 0;
+    const int64_t Hkv = cfg.n_kv_heads > 0 ? cfg.n_kv_heads : H, KV = Hkv * dh;
+    if (H % Hkv != 0) throw UsageError("--n-heads must be a multiple of --kv-heads");
     c.head_q = c.head_k = c.head_v = c.head_o = D * dh;
     c.head = 4 * D * dh;
-    c.attn_matrices = H * c.head;
-    c.attn_biases = b * (3 * A + D); // b_Q, b_K, b_V per head; b_O
+    // W_Q and W_O per query head, W_K and W_V per key/value head.
+    c.attn_matrices = H * (c.head_q + c.head_o) + Hkv * (c.head_k + c.head_v);
+    c.attn_biases = qkv_b * (A + 2 * KV) + b * D; // b_Q; b_K, b_V per key/value head; b_O
     c.attn_block = c.attn_matrices + c.attn_biases;
-    c.mlp_matrices = 2 * D * F;
+    c.mlp_matrices = (cfg.gated ? 3 : 2) * D * F;
     c.mlp_biases = b * (F + D);
     c.mlp_block = c.mlp_matrices + c.mlp_biases;
-    c.layer_norms = 2 * 2 * D; // ln1 and ln2, weight and bias each (LayerNorm keeps its bias)
+    const int64_t norm = cfg.norm_bias ? 2 * D : D; // LayerNorm keeps its bias, RMSNorm has none
+    c.layer_norms = 2 * norm;                       // ln1 and ln2
     c.layer = c.attn_block + c.mlp_block + c.layer_norms;
     c.all_attn = L * c.attn_block;
     c.all_attn_matrices = L * c.attn_matrices;
     c.all_mlp = L * c.mlp_block;
     c.all_ln = L * c.layer_norms;
     c.token_embed = cfg.vocab * D;
-    c.pos_embed = cfg.n_ctx * D;
+    c.pos_embed = cfg.learned_pos ? cfg.n_ctx * D : 0;
     c.unembed = cfg.tied ? 0 : D * cfg.vocab;
     c.unembed_bias = 0; // GPT-2 and GPT-3 have none
-    c.final_ln = 2 * D;
+    c.final_ln = norm;
     c.total = L * c.layer + c.token_embed + c.pos_embed + c.unembed + c.unembed_bias + c.final_ln;
     // Forward FLOPs per token (a multiply-add is 2 FLOPs): every weight matrix of the blocks
     // and the unembedding once; attention scores q.k and the weighted sum of values, each
@@ -131,10 +149,12 @@ ParamCount count_params_in_file(const std::string& path, int64_t context) {
     }
     // Tied when W_U is exactly W_E transposed (then it is one matrix stored twice).
     const bool tied = is_transpose_of(f.read_f32("/embed/W_E"), f.read_f32("/unembed/W_U"));
-    Tensor b_U = f.read_f32("/unembed/b_U");
-    bool b_U_zero = true;
-    for (int64_t v = 0; v < k.vocab_size; ++v)
-        b_U_zero = b_U_zero && b_U.f32()[v] == 0.0f;
+    bool b_U_zero = true; // (a model without b_U has none to count)
+    if (f.exists("/unembed/b_U")) {
+        Tensor b_U = f.read_f32("/unembed/b_U");
+        for (int64_t v = 0; v < k.vocab_size; ++v)
+            b_U_zero = b_U_zero && b_U.f32()[v] == 0.0f;
+    }
     p.tied = tied;
     ParamCount c = count_params(p, context);
     if (!b_U_zero) {
@@ -142,15 +162,16 @@ ParamCount count_params_in_file(const std::string& path, int64_t context) {
         c.total += k.vocab_size;
     }
     // What the file stores must be the count plus what it stores twice or as zeros.
+    const bool zero_b_U_stored = b_U_zero && f.exists("/unembed/b_U");
     const int64_t stored =
-        c.total + (tied ? k.d_model * k.vocab_size : 0) + (b_U_zero ? k.vocab_size : 0);
+        c.total + (tied ? k.d_model * k.vocab_size : 0) + (zero_b_U_stored ? k.vocab_size : 0);
     if (stored != in_file)
         throw FormatError(path + ": the datasets hold " + std::to_string(in_file) +
                           " values but the config implies " + std::to_string(stored));
     c.cfg.notes.push_back(
         "counted from the file's datasets: " + std::to_string(in_file) + " stored values, W_U " +
         (tied ? "tied to W_E (stored twice, counted once)" : "a matrix of its own") +
-        (b_U_zero ? ", b_U all zero (not counted)" : ""));
+        (zero_b_U_stored ? ", b_U all zero (not counted)" : ""));
     return c;
 }
 
@@ -192,24 +213,36 @@ std::string param_report(const ParamCount& c) {
     };
     o << p.name << ": " << p.n_layers << " layers, d_model " << p.d_model << ", " << p.n_heads
       << " heads of d_head " << p.d_head << ", d_mlp " << p.d_mlp << ", vocab " << p.vocab
-      << ", n_ctx " << p.n_ctx << (p.bias ? "" : ", no biases")
+      << ", n_ctx " << p.n_ctx
+      << (p.n_kv_heads > 0 && p.n_kv_heads != p.n_heads
+              ? ", " + std::to_string(p.n_kv_heads) + " key/value heads"
+              : "")
+      << (p.gated ? ", gated MLP" : "") << (p.norm_bias ? "" : ", RMSNorm")
+      << (p.learned_pos ? "" : ", rotary positions")
+      << (p.bias       ? ""
+          : p.qkv_bias ? ", biases on q, k, v only"
+                       : ", no biases")
       << (p.tied ? ", tied unembedding" : ", untied unembedding") << '\n';
     for (const auto& n : p.notes)
         o << "note: " << n << '\n';
     const std::string dxh = num(p.d_model) + " x " + num(p.d_head);
     o << "\none attention head\n";
     line("query  W_Q", c.head_q, dxh);
-    line("key    W_K", c.head_k, dxh);
-    line("value-down W_V", c.head_v, dxh);
+    const bool grouped = p.n_kv_heads > 0 && p.n_kv_heads != p.n_heads;
+    const std::string shared =
+        grouped ? dxh + ", shared by " + std::to_string(p.n_heads / p.n_kv_heads) + " heads" : dxh;
+    line("key    W_K", c.head_k, shared);
+    line("value-down W_V", c.head_v, shared);
     line("value-up   W_O (the head's slice)", c.head_o, dxh);
     line("one head, matrices", c.head, "about " + human(c.head));
     o << "\none block\n";
     line("attention matrices (" + std::to_string(p.n_heads) + " heads)", c.attn_matrices,
          "about " + human(c.attn_matrices));
     line("attention biases", c.attn_biases);
-    line("MLP matrices W_in, W_out", c.mlp_matrices, "about " + human(c.mlp_matrices));
+    line(p.gated ? "MLP matrices W_gate, W_in, W_out" : "MLP matrices W_in, W_out", c.mlp_matrices,
+         "about " + human(c.mlp_matrices));
     line("MLP biases", c.mlp_biases);
-    line("LayerNorms (2 x weight and bias)", c.layer_norms);
+    line(p.norm_bias ? "LayerNorms (2 x weight and bias)" : "RMSNorms (2 x weight)", c.layer_norms);
     line("one block", c.layer, "about " + human(c.layer));
     o << "\nwhole model\n";
     line("attention matrices, all " + std::to_string(p.n_layers) + " layers", c.all_attn_matrices,
@@ -218,7 +251,7 @@ std::string param_report(const ParamCount& c) {
     line("MLP, with biases", c.all_mlp, pct(c.all_mlp, c.total));
     line("LayerNorms in blocks", c.all_ln, pct(c.all_ln, c.total));
     line("token embedding W_E", c.token_embed, pct(c.token_embed, c.total));
-    line("position embedding W_pos", c.pos_embed, pct(c.pos_embed, c.total));
+    if (p.learned_pos) line("position embedding W_pos", c.pos_embed, pct(c.pos_embed, c.total));
     line(p.tied ? "unembedding W_U (tied to W_E)" : "unembedding W_U", c.unembed,
          pct(c.unembed, c.total));
     if (c.unembed_bias) line("unembedding bias b_U", c.unembed_bias);
@@ -235,9 +268,14 @@ std::string param_json(const ParamCount& c) {
     const ParamConfig& p = c.cfg;
     nlohmann::ordered_json j;
     j["name"] = p.name;
-    j["config"] = {{"n_layers", p.n_layers}, {"d_model", p.d_model}, {"n_heads", p.n_heads},
-                   {"d_head", p.d_head},     {"d_mlp", p.d_mlp},     {"vocab", p.vocab},
-                   {"n_ctx", p.n_ctx},       {"bias", p.bias},       {"tied", p.tied}};
+    j["config"] = {
+        {"n_layers", p.n_layers},   {"d_model", p.d_model},
+        {"n_heads", p.n_heads},     {"n_kv_heads", p.n_kv_heads > 0 ? p.n_kv_heads : p.n_heads},
+        {"d_head", p.d_head},       {"d_mlp", p.d_mlp},
+        {"vocab", p.vocab},         {"n_ctx", p.n_ctx},
+        {"bias", p.bias},           {"qkv_bias", p.qkv_bias},
+        {"gated_mlp", p.gated},     {"rms_norm", !p.norm_bias},
+        {"rotary", !p.learned_pos}, {"tied", p.tied}};
     j["notes"] = p.notes;
     j["head"] = {{"W_Q", c.head_q},
                  {"W_K", c.head_k},
@@ -269,7 +307,7 @@ std::string param_json(const ParamCount& c) {
 
 std::string run_count_params(const CountParamsOptions& o) {
     const bool flags = o.n_layers || o.d_model || o.n_heads || o.d_head || o.d_mlp || o.vocab ||
-                       o.n_ctx || o.no_bias || o.untied;
+                       o.n_ctx || o.n_kv_heads || o.no_bias || o.untied;
     if (o.context < 0) throw UsageError("--context must be positive");
     ParamCount c;
     if (!o.model.empty()) {
@@ -292,6 +330,8 @@ std::string run_count_params(const CountParamsOptions& o) {
         if (o.n_layers) p.n_layers = o.n_layers;
         if (o.d_model) p.d_model = o.d_model;
         if (o.n_heads) p.n_heads = o.n_heads;
+        if (o.n_heads && !o.n_kv_heads) p.n_kv_heads = 0; // one key/value head per head
+        if (o.n_kv_heads) p.n_kv_heads = o.n_kv_heads;
         if (!p.n_heads) p.n_heads = std::max<int64_t>(1, p.d_model / 64);
         if (o.d_head) p.d_head = o.d_head;
         if (!p.d_head || (o.d_model && !o.d_head) || (o.n_heads && !o.d_head))

@@ -9,17 +9,25 @@ namespace qkv {
 struct ParamConfig {
     std::string name; // preset or file name
     int64_t n_layers = 0, d_model = 0, n_heads = 0, d_head = 0, d_mlp = 0, vocab = 0, n_ctx = 0;
+    int64_t n_kv_heads = 0; // key/value heads (grouped-query attention); 0: n_heads
     bool bias = true, tied = true;
+    bool qkv_bias = false;          // b_Q, b_K, b_V without the other biases (Qwen2)
+    bool gated = false;             // a gated MLP: W_gate beside W_in
+    bool norm_bias = true;          // LayerNorm (w and b); false: RMSNorm (w)
+    bool learned_pos = true;        // W_pos; false: rotary positions, no weights
     std::vector<std::string> notes; // how a preset resolved the table's inconsistencies
 };
 
-// GPT-2 (gpt2 .. gpt2-xl, tiny) and the eight GPT-3 models of the GPT-3 paper's Table 2.1.
+// GPT-2 (gpt2 .. gpt2-xl, tiny), the eight GPT-3 models of the GPT-3 paper's Table 2.1, and
+// the Llama family's (llama-tiny, llama2-7b, llama3-8b, mistral-7b, smollm2-135m,
+// qwen2.5-0.5b).
 ParamConfig param_preset(const std::string& name);
 std::vector<std::string> param_preset_names();
 
 struct ParamCount {
     ParamConfig cfg;
-    // one head: four matrices, each d_model x d_head
+    // one head: four matrices, each d_model x d_head (with grouped-query attention W_K and W_V
+    // are shared by a group of query heads)
     int64_t head_q = 0, head_k = 0, head_v = 0, head_o = 0, head = 0;
     int64_t attn_matrices = 0, attn_biases = 0, attn_block = 0; // one layer
     int64_t mlp_matrices = 0, mlp_biases = 0, mlp_block = 0;    // one layer
@@ -48,6 +56,7 @@ std::string param_json(const ParamCount& c);
 struct CountParamsOptions {
     std::string model, preset;
     int64_t n_layers = 0, d_model = 0, n_heads = 0, d_head = 0, d_mlp = 0, vocab = 0, n_ctx = 0;
+    int64_t n_kv_heads = 0;
     bool no_bias = false, untied = false, json = false;
     int64_t context = 0; // FLOPs at this context length (default n_ctx)
 };
