@@ -200,6 +200,29 @@ class FamiliesAgainstReference(unittest.TestCase):
         self.assertEqual(read(model, "blocks/0/attn/W_Q").shape, (4, 48, 16))
 
 
+    def test_interventions_and_inspect_per_query_head(self):
+        """--ablate-heads and --patch-heads act on query heads (two of which share a key/value
+        head here); inspect draws a query head's pattern."""
+        model = self.models["gqa-f32"][0]
+        d = self.d
+        tok = write_tokens(f"{d}/iv.h5", model, [[5, 6, 7, 8, 9, 10, 11]])
+        run("embed", "-m", model, tok, "-o", f"{d}/iv-e.h5")
+        run("attend", "-m", model, "-l", 0, "--save", "head_out", f"{d}/iv-e.h5", "-o", f"{d}/iv-a.h5")
+        run("attend", "-m", model, "-l", 0, "--ablate-heads", 1, "--save", "head_out,pattern", f"{d}/iv-e.h5",
+            "-o", f"{d}/iv-x.h5")
+        full, ablated = read(f"{d}/iv-a.h5", "attn/head_out"), read(f"{d}/iv-x.h5", "attn/head_out")
+        self.assertTrue(np.all(ablated[:, :, 1] == 0))
+        self.assertTrue(np.array_equal(ablated[:, :, 0], full[:, :, 0]))  # head 0 shares head 1's keys
+        expect = read(f"{d}/iv-a.h5", "resid").astype(np.float64) - full[:, :, 1]
+        assert_close(self, read(f"{d}/iv-x.h5", "resid"), expect, "resid without head 1")
+        # patching head 1 back from the full run restores the full run
+        run("attend", "-m", model, "-l", 0, "--ablate-heads", 1, "--patch-from", f"{d}/iv-a.h5", "--patch-heads", 1,
+            f"{d}/iv-e.h5", "-o", f"{d}/iv-p.h5")
+        assert_close(self, read(f"{d}/iv-p.h5", "resid"), read(f"{d}/iv-a.h5", "resid"), "patched back")
+        run("inspect", f"{d}/iv-x.h5", "--pattern", "--head", 3, "--png", f"{d}/iv.png")
+        with open(f"{d}/iv.png", "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
     def test_stage_errors(self):
         model = self.models["pythia-parallel-f32"][0]
         tok = write_tokens(f"{self.d}/e.h5", model, [[1, 2, 3]])

@@ -79,7 +79,10 @@ TEST_CASE("mlp: zero weights add only b_out, saves hold pre and post") {
     w.b_out.f32()[1] = 3.0f;
     Tensor resid = Tensor::zeros({2, 2, 4});
     MlpResult r;
-    mlp_forward(*be, c, ln_identity(4), w, resid, MlpSaves{true, true}, r);
+    MlpSaves saves;
+    saves.pre = saves.post = true;
+    mlp_forward(*be, c, ln_identity(4), w, resid, saves, r);
+    REQUIRE(r.pre_linear.empty()); // (a gated MLP's only)
     REQUIRE(r.pre.shape() == Shape{2, 2, 8});
     REQUIRE(r.pre.f32()[8 + 7] == 3.0f);
     REQUIRE(r.post.f32()[8 + 7] ==
