@@ -46,4 +46,14 @@ Tensor Transformer::step(const int32_t* tokens, int64_t n, KVCache& cache) {
     return be_.to_host(logits);
 }
 
+Tensor Transformer::logits(const Tensor& tokens) {
+    const int64_t B = tokens.dim(0), T = tokens.dim(1);
+    EmbedResult e = embed_forward(be_, cfg_, embed_, tokens, 0, false, "score");
+    for (int64_t l = 0; l < cfg_.n_layers; ++l)
+        block_forward(be_, cfg_, layers_[l], e.resid);
+    Tensor out = be_.empty({B, T, cfg_.vocab_size}); // [batch, pos, vocab]
+    unembed_forward(be_, cfg_, unembed_, e.resid.f32(), B * T, out.f32());
+    return be_.to_host(out);
+}
+
 } // namespace qkv

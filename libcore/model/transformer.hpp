@@ -23,6 +23,9 @@ class Transformer {
     // Runs tokens[0..n) at positions cache.length().., appends them to the cache, and returns
     // the logits of the last position [vocab] on the host.
     Tensor step(const int32_t* tokens, int64_t n, KVCache& cache);
+    // The whole model on tokens [batch, pos] (host int32, from position 0, no cache): the
+    // logits of every position [batch, pos, vocab] on the host.
+    Tensor logits(const Tensor& tokens);
 
   private:
     Backend& be_;

@@ -1,5 +1,6 @@
 #include "commands/generate_tool.hpp"
 
+#include "commands/prompt.hpp"
 #include "base/errors.hpp"
 #include "files/activations.hpp"
 #include "files/model_file.hpp"
@@ -153,30 +154,11 @@ void generate_text(const GenerateOptions& opt) {
     ModelFile model = ModelFile::open(opt.common.model);
     const Config& cfg = model.config();
     Tokenizer tok(model.load_tokenizer());
-    std::vector<int32_t> prompt;
-    if (!opt.tokens_file.empty()) {
-        if (!opt.text.empty() || !opt.file.empty())
-            throw UsageError("give TEXT, -f FILE or --tokens FILE, one of them");
-        Activations in = read_activations(opt.tokens_file, false);
-        check_model(in, model.model_id(), opt.common.model);
-        if (in.batch() != 1)
-            throw ShapeError(in.file.name() + ": generation takes one sequence (batch 1)");
-        prompt.assign(in.tokens.i32(), in.tokens.i32() + in.n_pos());
-    } else {
-        std::string text;
-        if (!opt.text.empty()) {
-            if (!opt.file.empty()) throw UsageError("give TEXT or -f FILE, not both");
-            for (size_t i = 0; i < opt.text.size(); ++i)
-                text += (i ? " " : "") + opt.text[i];
-        } else {
-            require_input(opt.file);
-            auto data = read_all(opt.file);
-            text.assign(data.begin(), data.end());
-        }
-        EncodeOptions eo;
-        eo.allow_special = !opt.no_special;
-        prompt = tok.encode(text, eo);
-    }
+    PromptSource src{opt.text, opt.file, opt.tokens_file, opt.no_special};
+    const Tensor ids = read_prompt(src, model, tok); // [batch, pos]
+    if (ids.dim(0) != 1)
+        throw ShapeError(opt.tokens_file + ": generation takes one sequence (batch 1)");
+    std::vector<int32_t> prompt(ids.i32(), ids.i32() + ids.dim(1));
     for (int32_t id : prompt)
         if (id < 0 || id >= cfg.vocab_size)
             throw ShapeError("prompt token id " + std::to_string(id) +

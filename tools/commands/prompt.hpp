@@ -1,0 +1,23 @@
+// prompt: the tokens a command starts from: TEXT arguments (joined by spaces), -f FILE ('-':
+// stdin), or a tokens file that tokenize wrote (any stage: its /tokens).
+#pragma once
+#include "files/model_file.hpp"
+#include "tensor/tensor.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+struct PromptSource {
+    std::vector<std::string> text;
+    std::string file, tokens_file;
+    bool no_special = false; // added tokens in the text are plain text
+    bool bos = true;         // begin with BOS where the tokenizer adds one
+};
+
+// Host int32 [batch, pos]: a text is one sequence; a tokens file of another model is an error.
+Tensor read_prompt(const PromptSource& src, const ModelFile& model, const Tokenizer& tok);
+
+} // namespace qkv

@@ -1,0 +1,340 @@
+#include "commands/score_tool.hpp"
+
+#include "commands/prompt.hpp"
+#include "files/activations.hpp"
+#include "files/model_file.hpp"
+#include "model/score.hpp"
+#include "model/transformer.hpp"
+#include "model/unembed.hpp"
+#include "tensor/backend.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+namespace qkv {
+
+namespace {
+
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// An answer after one position: its log-probability (all tokens), its first token's rank, and
+// the logit difference of its first token from the foil's.
+struct AnswerScore {
+    double logprob = kNaN, logit_diff = kNaN;
+    int64_t rank = 0;
+};
+
+// The logits of every position [batch, pos, vocab], and the windows they came from.
+struct Logits {
+    Tensor values;
+    std::vector<ScoreWindow> windows;
+};
+
+// The unembedded stream of an activation file after the last layer.
+Logits logits_of_stream(const Activations& in, const ModelFile& model, Backend& be) {
+    const Config& cfg = model.config();
+    if (in.stage != Stage::Mlp || in.layer != cfg.n_layers - 1)
+        throw UsageError(in.file.name() + ": the stream is after " + stage_name(in.stage) +
+                         (in.layer >= 0 ? " of layer " + std::to_string(in.layer) : "") +
+                         "; score reads it after the last layer (mlp of layer " +
+                         std::to_string(cfg.n_layers - 1) + "; generate --from is the logit lens)");
+    const int64_t B = in.batch(), T = in.n_pos(), V = cfg.vocab_size;
+    const UnembedWeights w = model.load_unembed(be);
+    const Tensor resid = be.to_device(in.resid);
+    Tensor out = be.empty({B, T, V});
+    unembed_forward(be, cfg, w, resid.f32(), B * T, out.f32());
+    return {be.to_host(out), {{0, T, 1}}};
+}
+
+// The model run over each window of the tokens; every position's logits from the window in
+// which the token after it is scored (the last position's from the last window).
+Logits logits_of_tokens(const Tensor& tokens, Transformer& net, int64_t context, int64_t stride,
+                        bool progress) {
+    const int64_t B = tokens.dim(0), T = tokens.dim(1), V = net.config().vocab_size;
+    Logits l{Tensor::zeros({B, T, V}), score_windows(T, context, stride)};
+    for (size_t i = 0; i < l.windows.size(); ++i) {
+        const ScoreWindow& w = l.windows[i];
+        if (progress) std::fprintf(stderr, "\rscore: window %zu of %zu", i + 1, l.windows.size());
+        const int64_t n = w.end - w.begin;
+        Tensor ids = Tensor::zeros({B, n}, DType::I32); // [batch, window]
+        for (int64_t b = 0; b < B; ++b)
+            std::memcpy(ids.i32() + b * n, tokens.i32() + b * T + w.begin, n * sizeof(int32_t));
+        const Tensor out = net.logits(ids); // [batch, window, vocab]
+        const int64_t from = w.first_scored - 1, to = w.end == T ? T : w.end - 1;
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t p = std::max<int64_t>(from, 0); p < to; ++p)
+                std::memcpy(l.values.f32() + (b * T + p) * V, out.f32() + (b * n + p - w.begin) * V,
+                            V * sizeof(float));
+    }
+    if (progress) std::fprintf(stderr, "\n");
+    return l;
+}
+
+std::vector<int32_t> answer_ids(const Tokenizer& tok, const std::string& text,
+                                const std::string& option) {
+    EncodeOptions eo;
+    eo.bos = false;
+    std::vector<int32_t> ids = tok.encode(text, eo);
+    if (ids.empty()) throw UsageError(option + ": '" + text + "' has no tokens");
+    return ids;
+}
+
+// Characters of UTF-8 text: the bytes that do not continue a character.
+int64_t utf8_chars(const std::string& s) {
+    int64_t n = 0;
+    for (unsigned char c : s)
+        n += (c & 0xC0) != 0x80;
+    return n;
+}
+
+std::string num(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+}
+
+} // namespace
+
+void run_score(const ScoreOptions& opt) {
+    ModelFile model = ModelFile::open(opt.common.model);
+    const Config& cfg = model.config();
+    const int64_t V = cfg.vocab_size;
+    Tokenizer tok(model.load_tokenizer());
+    if (!opt.foil.empty() && opt.answer.empty()) throw UsageError("--foil goes with --answer");
+    if (!opt.save.empty() && (opt.common.output.empty() || opt.common.output == "-"))
+        throw UsageError("--save: give -o FILE to write /score/entropy and /score/rank into");
+    const int64_t context = opt.context > 0 ? opt.context : cfg.n_ctx;
+    const int64_t stride = opt.stride > 0 ? opt.stride : context;
+    if (context > cfg.n_ctx)
+        throw UsageError("--context " + std::to_string(context) + " is longer than the model's " +
+                         "n_ctx = " + std::to_string(cfg.n_ctx));
+    if (stride > context)
+        throw UsageError("--stride " + std::to_string(stride) + " is larger than --context " +
+                         std::to_string(context));
+    auto be = make_backend(parse_device(opt.common.device), opt.common.threads);
+
+    // Every position's logits, from the stream or from the model run over the tokens.
+    const bool from_stream = !opt.from.empty();
+    Activations in;
+    Tensor tokens; // [batch, pos]
+    Logits logits;
+    std::unique_ptr<Transformer> net;
+    if (from_stream) {
+        if (!opt.text.empty() || !opt.file.empty() || !opt.tokens_file.empty())
+            throw UsageError("--from: give no text, -f or --tokens with it");
+        if (opt.context || opt.stride)
+            throw UsageError("--context and --stride are for text and tokens, not --from");
+        require_input(opt.from);
+        check_not_same_file(opt.from, opt.common.output);
+        in = read_activations(opt.from, true, cfg.d_model);
+        check_model(in, model.model_id(), opt.common.model);
+        tokens = in.tokens;
+        logits = logits_of_stream(in, model, *be);
+    } else {
+        PromptSource src{opt.text, opt.file, opt.tokens_file, opt.no_special, !opt.no_bos};
+        tokens = read_prompt(src, model, tok);
+        for (int64_t i = 0; i < tokens.numel(); ++i)
+            if (tokens.i32()[i] < 0 || tokens.i32()[i] >= V)
+                throw ShapeError("token id " + std::to_string(tokens.i32()[i]) +
+                                 " is outside the vocabulary");
+        net = std::make_unique<Transformer>(model.load_all(*be), *be);
+        logits = logits_of_tokens(tokens, *net, context, stride,
+                                  !opt.common.quiet && isatty(STDERR_FILENO));
+    }
+    const int64_t B = tokens.dim(0), T = tokens.dim(1);
+    if (T == 0) throw ShapeError("nothing to score: no tokens");
+
+    // Each token's log-probability given the ones before it (token 0: none), from the
+    // distribution of the position before; every position's log-probabilities [b, t, vocab].
+    Tensor next_lp = Tensor::zeros({B, T, V});
+    Tensor logprob = Tensor::zeros({B, T}), entropy = Tensor::zeros({B, T});
+    Tensor rank = Tensor::zeros({B, T}, DType::I32);
+    std::vector<double> row(V);
+    double total_nats = 0;
+    int64_t scored = 0, bytes = 0, chars = 0;
+    for (int64_t b = 0; b < B; ++b) {
+        std::string text;
+        for (int64_t t = 0; t < T; ++t) {
+            const float* l = logits.values.f32() + (b * T + t) * V;
+            const double h = log_softmax(l, V, row.data());
+            float* lp = next_lp.f32() + (b * T + t) * V;
+            for (int64_t v = 0; v < V; ++v)
+                lp[v] = static_cast<float>(row[v]);
+            if (t + 1 >= T) continue;
+            const int32_t next = tokens.i32()[b * T + t + 1];
+            logprob.f32()[b * T + t + 1] = static_cast<float>(row[next]);
+            entropy.f32()[b * T + t + 1] = static_cast<float>(h);
+            rank.i32()[b * T + t + 1] = static_cast<int32_t>(token_rank(l, V, next));
+            total_nats -= row[next];
+            ++scored;
+            text += tok.token_bytes(next);
+        }
+        logprob.f32()[b * T] = entropy.f32()[b * T] = std::numeric_limits<float>::quiet_NaN();
+        bytes += static_cast<int64_t>(text.size());
+        chars += utf8_chars(text);
+    }
+    const double mean = scored ? total_nats / scored : kNaN;
+
+    // The answer after a position, and the foil.
+    std::vector<AnswerScore> answers;
+    const int64_t pos = opt.position < 0 ? T + opt.position : opt.position;
+    if (!opt.answer.empty()) {
+        if (pos < 0 || pos >= T)
+            throw UsageError("--position " + std::to_string(opt.position) + ": the text has " +
+                             std::to_string(T) + " tokens");
+        const std::vector<int32_t> ans = answer_ids(tok, opt.answer, "--answer");
+        const std::vector<int32_t> foil =
+            opt.foil.empty() ? std::vector<int32_t>{} : answer_ids(tok, opt.foil, "--foil");
+        if (from_stream && ans.size() > 1)
+            throw UsageError("--answer '" + opt.answer + "' is " + std::to_string(ans.size()) +
+                             " tokens; from a stream (--from) only a one-token answer can be "
+                             "scored (give the text or tokens to score all of them)");
+        for (int64_t b = 0; b < B; ++b) {
+            AnswerScore a;
+            const float* l = logits.values.f32() + (b * T + pos) * V;
+            const float* lp = next_lp.f32() + (b * T + pos) * V;
+            a.rank = token_rank(l, V, ans[0]);
+            a.logprob = lp[ans[0]];
+            if (!foil.empty()) a.logit_diff = static_cast<double>(l[ans[0]]) - l[foil[0]];
+            if (ans.size() > 1) { // the rest teacher-forced: the model on prompt + answer
+                std::vector<int32_t> seq(tokens.i32() + b * T, tokens.i32() + b * T + pos + 1);
+                seq.insert(seq.end(), ans.begin(), ans.end());
+                const int64_t n = std::min<int64_t>(static_cast<int64_t>(seq.size()), context);
+                const int64_t off = static_cast<int64_t>(seq.size()) - n;
+                Tensor ids = Tensor::zeros({1, n}, DType::I32);
+                std::memcpy(ids.i32(), seq.data() + off, n * sizeof(int32_t));
+                const Tensor out = net->logits(ids); // [1, n, vocab]
+                a.logprob = 0;
+                for (size_t k = 0; k < ans.size(); ++k) {
+                    const int64_t p = pos + static_cast<int64_t>(k) - off; // predicts ans[k]
+                    if (p < 0)
+                        throw UsageError("--answer: prompt and answer exceed --context " +
+                                         std::to_string(context));
+                    log_softmax(out.f32() + p * V, V, row.data());
+                    a.logprob += row[ans[k]];
+                }
+            }
+            answers.push_back(a);
+        }
+    }
+
+    // The KL divergence from a base run's distributions, per position.
+    std::vector<double> kl;
+    double kl_mean = kNaN, kl_max = kNaN;
+    if (!opt.kl_base.empty()) {
+        Activations base = read_activations(opt.kl_base, false);
+        check_model(base, model.model_id(), opt.common.model);
+        const std::string where = base.file.name() + ":/score/next_logprobs";
+        if (!base.file.exists("/score/next_logprobs"))
+            throw FormatError(where + ": not found (write the base with score -o)");
+        const Tensor blp = base.file.read_f32("/score/next_logprobs", 3);
+        if (blp.shape() != next_lp.shape())
+            throw ShapeError(where + ": shape " + shape_str(blp.shape()) + ", but this run's is " +
+                             shape_str(next_lp.shape()));
+        kl_mean = 0;
+        kl_max = 0;
+        for (int64_t r = 0; r < B * T; ++r) {
+            kl.push_back(kl_divergence(blp.f32() + r * V, next_lp.f32() + r * V, V));
+            kl_mean += kl.back() / (B * T);
+            kl_max = std::max(kl_max, kl.back());
+        }
+    }
+
+    // The file: tokens (a tokens file for the next run), the scores, and every position's
+    // log-probabilities (what a later --kl-base reads).
+    if (!opt.common.output.empty() && opt.common.output != "-") {
+        H5Output out(opt.common.output);
+        H5File& f = out.file();
+        const std::string history = history_line(opt.common, be->describe());
+        std::vector<std::string> text(tokens.numel());
+        for (int64_t i = 0; i < tokens.numel(); ++i)
+            text[i] = tok.token_text(tokens.i32()[i]);
+        write_tokens(f, model.model_id(), tokens, text,
+                     (from_stream && !in.history.empty() ? in.history + "\n" : "") + history);
+        f.write("/score/logprob", logprob);
+        if (std::find(opt.save.begin(), opt.save.end(), "entropy") != opt.save.end())
+            f.write("/score/entropy", entropy);
+        if (std::find(opt.save.begin(), opt.save.end(), "rank") != opt.save.end())
+            f.write("/score/rank", rank);
+        f.write("/score/next_logprobs", next_lp);
+        f.set_attr("/score", "context", from_stream ? T : context);
+        f.set_attr("/score", "stride", from_stream ? T : stride);
+        f.set_attr("/score", "tokens_scored", scored);
+        f.set_attr("/score", "mean_nats_per_token", mean);
+        out.commit();
+    }
+
+    // What it prints.
+    if (opt.value) {
+        for (int64_t b = 0; b < B; ++b) {
+            const double v = !opt.foil.empty()     ? answers[b].logit_diff
+                             : !opt.answer.empty() ? answers[b].logprob
+                             : !kl.empty()         ? kl_mean
+                                                   : mean;
+            std::printf("%s\n", num(v).c_str());
+            if (opt.answer.empty()) break; // one summary figure
+        }
+        return;
+    }
+    const double ln2 = std::log(2.0);
+    if (opt.json) {
+        nlohmann::ordered_json j;
+        j["tokens"] = T;
+        j["batch"] = B;
+        j["context"] = from_stream ? T : context;
+        j["stride"] = from_stream ? T : stride;
+        j["tokens_scored"] = scored;
+        j["mean_nats_per_token"] = mean;
+        j["perplexity"] = std::exp(mean);
+        j["bits_per_byte"] = bytes ? total_nats / ln2 / bytes : kNaN;
+        j["nats_per_char"] = chars ? total_nats / chars : kNaN;
+        j["scored_bytes"] = bytes;
+        j["scored_chars"] = chars;
+        if (!answers.empty()) {
+            j["answer"] = opt.answer;
+            j["foil"] = opt.foil;
+            j["position"] = pos;
+            nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+            for (const AnswerScore& a : answers)
+                rows.push_back({{"logprob", a.logprob},
+                                {"first_token_rank", a.rank},
+                                {"logit_diff", a.logit_diff}});
+            j["answers"] = rows;
+        }
+        if (!kl.empty()) j["kl"] = {{"mean", kl_mean}, {"max", kl_max}, {"per_position", kl}};
+        std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        return;
+    }
+    std::printf("tokens scored       %lld of %lld (the first of each sequence has nothing before "
+                "it); context %lld, stride %lld\n",
+                static_cast<long long>(scored), static_cast<long long>(B * T),
+                static_cast<long long>(from_stream ? T : context),
+                static_cast<long long>(from_stream ? T : stride));
+    std::printf("mean nats/token     %.6f\n", mean);
+    std::printf("perplexity          %.6g  (exp of the mean nats/token)\n", std::exp(mean));
+    std::printf("bits per byte       %.6f  (total nats / ln 2 / %lld UTF-8 bytes scored)\n",
+                bytes ? total_nats / ln2 / bytes : kNaN, static_cast<long long>(bytes));
+    std::printf("nats per character  %.6f  (total nats / %lld characters scored)\n",
+                chars ? total_nats / chars : kNaN, static_cast<long long>(chars));
+    for (size_t b = 0; b < answers.size(); ++b) {
+        std::printf("answer              batch %zu after position %lld: log p %.6f nats, first "
+                    "token rank %lld",
+                    b, static_cast<long long>(pos), answers[b].logprob,
+                    static_cast<long long>(answers[b].rank));
+        if (!opt.foil.empty())
+            std::printf(", logit difference from the foil %.6f", answers[b].logit_diff);
+        std::printf("\n");
+    }
+    if (!kl.empty())
+        std::printf("KL from the base    mean %.6g nats, max %.6g nats over %lld positions\n",
+                    kl_mean, kl_max, static_cast<long long>(kl.size()));
+}
+
+} // namespace qkv
