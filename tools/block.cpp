@@ -7,7 +7,15 @@ int main(int argc, char** argv) {
     qkv::add_common_options(app, opt.common, qkv::kCompute);
     app.add_option("input", opt.input, "Activation file; '-' or absent: stdin");
     app.add_option("-L,--layers", opt.layers,
-                   "START:STOP (half-open, as in Python), one layer L, or all")
+                   "START:STOP (half-open, as in Python; empty, e.g. 6: of 6 layers, passes the "
+                   "stream through), one layer L, or all")
         ->capture_default_str();
+    app.add_option("--save", opt.save,
+                   "Keep what attend and mlp would save, per layer under /blocks/L: resid_pre, "
+                   "resid_mid, scores, pattern, q, k, v, z, head_out, out (attention's), pre, "
+                   "pre_linear, post, mlp_out")
+        ->delimiter(',')
+        ->allow_extra_args(false)
+        ->check(CLI::IsMember(qkv::block_save_names()));
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_block(opt); });
 }

@@ -8,10 +8,10 @@ int main(int argc, char** argv) {
     app.add_option("input", opt.input, "Activation file; '-' or absent: stdin");
     app.add_option("-l,--layer", opt.layer, "Layer (block index, from 0)")->required();
     app.add_option("--save", opt.save,
-                   "Also write hidden activations: /mlp/pre, /mlp/post, and for gated MLPs "
-                   "(llama) /mlp/pre_linear")
+                   "Also write hidden activations: /mlp/pre, /mlp/post, for gated MLPs (llama) "
+                   "/mlp/pre_linear, and /mlp/out, the MLP's change to the stream")
         ->delimiter(',')
         ->allow_extra_args(false)
-        ->check(CLI::IsMember({"pre", "pre_linear", "post"}));
+        ->check(CLI::IsMember({"pre", "pre_linear", "post", "out"}));
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_mlp(opt); });
 }

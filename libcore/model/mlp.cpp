@@ -39,6 +39,7 @@ void mlp_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln2, co
     be.gemm(false, false, rows, D, F, 1.0f, post.f32(), F, w.W_out.f32(), D, 0.0f, x.f32(), D);
     if (!w.b_out.empty()) be.add_bias(x.f32(), w.b_out.f32(), rows, D);
     be.add(resid.f32(), x.f32(), rows * D);
+    if (saves.out) result.out = x.reshaped({B, T, D});
 }
 
 } // namespace qkv

@@ -10,11 +10,12 @@
 namespace qkv {
 
 struct MlpSaves {
-    bool pre = false, pre_linear = false, post = false;
+    bool pre = false, pre_linear = false, post = false, out = false;
 };
 
 struct MlpResult {
     Tensor pre, pre_linear, post; // [batch, pos, d_mlp], when asked for (on the backend's device)
+    Tensor out;                   // [batch, pos, d_model]: the MLP's change to the stream
 };
 
 // resid: [batch, pos, d_model] on the backend's device, updated in place. resid_pre: the

@@ -7,17 +7,21 @@
 namespace qkv {
 
 void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor& resid,
-                   const KVLayerView* cache) {
+                   const KVLayerView* cache, const BlockSaves& saves, BlockResult* result) {
+    BlockResult scratch;
+    BlockResult& r = result ? *result : scratch;
+    auto copy_of = [&](const Tensor& t) {
+        Tensor c = be.empty(t.shape());
+        be.copy(c.f32(), t.f32(), t.numel());
+        return c;
+    };
     // A parallel-residual layer's MLP reads the stream as it was before attention.
     Tensor before;
-    if (cfg.parallel_residual) {
-        before = be.empty(resid.shape());
-        be.copy(before.f32(), resid.f32(), resid.numel());
-    }
-    AttentionResult ar;
-    attention_forward(be, cfg, w.ln1, w.attn, resid, nullptr, true, AttentionSaves{}, ar, cache);
-    MlpResult mr;
-    mlp_forward(be, cfg, w.ln2, w.mlp, resid, MlpSaves{}, mr,
+    if (cfg.parallel_residual || saves.resid_pre) before = copy_of(resid);
+    if (saves.resid_pre) r.resid_pre = before;
+    attention_forward(be, cfg, w.ln1, w.attn, resid, nullptr, true, saves.attn, r.attn, cache);
+    if (saves.resid_mid) r.resid_mid = copy_of(resid);
+    mlp_forward(be, cfg, w.ln2, w.mlp, resid, saves.mlp, r.mlp,
                 cfg.parallel_residual ? &before : nullptr);
 }
 

@@ -11,10 +11,24 @@
 
 namespace qkv {
 
+// What a block keeps on request: its attention's and MLP's saves, and the stream as it entered
+// the block (resid_pre) and after attention (resid_mid), each [batch, pos, d_model].
+struct BlockSaves {
+    AttentionSaves attn;
+    MlpSaves mlp;
+    bool resid_pre = false, resid_mid = false;
+};
+struct BlockResult {
+    AttentionResult attn;
+    MlpResult mlp;
+    Tensor resid_pre, resid_mid;
+};
+
 // One block, attention then MLP (or both from the same input, parallel residual), on resid
 // [batch, pos, d_model] in place; cache: the layer's keys and values (generation) or null.
 void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor& resid,
-                   const KVLayerView* cache = nullptr);
+                   const KVLayerView* cache = nullptr, const BlockSaves& saves = {},
+                   BlockResult* result = nullptr);
 
 class Transformer {
   public:

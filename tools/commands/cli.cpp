@@ -90,7 +90,8 @@ int64_t parse_int(const std::string& s, const std::string& option, const std::st
 }
 } // namespace
 
-LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const std::string& option) {
+LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const std::string& option,
+                             bool allow_empty) {
     LayerRange r;
     if (text == "all") return {0, n_layers};
     const auto colon = text.find(':');
@@ -104,9 +105,9 @@ LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const st
     }
     if (r.start < 0) r.start += n_layers; // Python-style negative indices
     if (r.stop < 0) r.stop += n_layers;
-    if (r.start < 0 || r.stop > n_layers || r.start >= r.stop)
-        throw UsageError(option + ": '" + text +
-                         "' is not a non-empty range within 0:" + std::to_string(n_layers));
+    if (r.start < 0 || r.stop > n_layers || r.start > r.stop || (!allow_empty && r.start == r.stop))
+        throw UsageError(option + ": '" + text + "' is not a " + (allow_empty ? "" : "non-empty ") +
+                         "range within 0:" + std::to_string(n_layers));
     return r;
 }
 

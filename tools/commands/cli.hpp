@@ -54,7 +54,9 @@ bool parse_int64(const std::string& text, int64_t& value);
 struct LayerRange {
     int64_t start = 0, stop = 0;
 };
-LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const std::string& option);
+// With allow_empty, START:START (for instance "6:" of 6 layers) is an empty range.
+LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const std::string& option,
+                             bool allow_empty = false);
 
 // One line for the history attribute: time, qkv version, backend, command line.
 std::string history_line(const CommonOptions& opt, const std::string& backend);

@@ -55,25 +55,36 @@ void write_saved(H5File& f, Backend& be, const std::string& name, const Tensor& 
     if (!t.empty()) f.write(name, be.to_host(t));
 }
 
-void save_attention(H5File& f, Backend& be, const AttentionResult& r, int64_t layer) {
-    if (f.exists("/attn")) f.remove("/attn"); // carried-forward saves of an earlier layer
-    write_saved(f, be, "/attn/scores", r.scores);
-    write_saved(f, be, "/attn/pattern", r.pattern);
-    write_saved(f, be, "/attn/q", r.q);
-    write_saved(f, be, "/attn/k", r.k);
-    write_saved(f, be, "/attn/v", r.v);
-    write_saved(f, be, "/attn/z", r.z);
-    write_saved(f, be, "/attn/head_out", r.head_out);
-    write_saved(f, be, "/attn/out", r.out);
-    f.set_attr("/attn", "layer", layer);
+// The saves of one attention (group "/attn", or "/blocks/L/attn" for block --save).
+void save_attention(H5File& f, Backend& be, const AttentionResult& r, const std::string& g) {
+    write_saved(f, be, g + "/scores", r.scores);
+    write_saved(f, be, g + "/pattern", r.pattern);
+    write_saved(f, be, g + "/q", r.q);
+    write_saved(f, be, g + "/k", r.k);
+    write_saved(f, be, g + "/v", r.v);
+    write_saved(f, be, g + "/z", r.z);
+    write_saved(f, be, g + "/head_out", r.head_out);
+    write_saved(f, be, g + "/out", r.out);
 }
 
-void save_mlp(H5File& f, Backend& be, const MlpResult& r, int64_t layer) {
-    if (f.exists("/mlp")) f.remove("/mlp");
-    write_saved(f, be, "/mlp/pre", r.pre);
-    write_saved(f, be, "/mlp/pre_linear", r.pre_linear);
-    write_saved(f, be, "/mlp/post", r.post);
-    f.set_attr("/mlp", "layer", layer);
+void save_mlp(H5File& f, Backend& be, const MlpResult& r, const std::string& g) {
+    write_saved(f, be, g + "/pre", r.pre);
+    write_saved(f, be, g + "/pre_linear", r.pre_linear);
+    write_saved(f, be, g + "/post", r.post);
+    write_saved(f, be, g + "/out", r.out);
+}
+
+// A stage's group, replacing carried-forward saves of an earlier layer, with its layer.
+void replace_group(H5File& f, const std::string& g, int64_t layer) {
+    if (f.exists(g)) f.remove(g);
+    f.make_group(g);
+    f.set_attr(g, "layer", layer);
+}
+
+void require_gated(const Config& cfg, const std::vector<std::string>& save,
+                   const std::string& model) {
+    if (wants(save, "pre_linear") && !cfg.gated_mlp)
+        throw UsageError("--save pre_linear: " + model + " has no gated MLP (" + cfg.arch + ")");
 }
 
 AttentionSaves attention_saves(const std::vector<std::string>& save) {
@@ -212,7 +223,10 @@ void run_attend(const AttendOptions& opt) {
     attention_forward(*s.be, cfg, ln1, w, resid, context.empty() ? nullptr : &context, causal,
                       attention_saves(opt.save), r, nullptr, done.empty() ? nullptr : &edit);
     ActivationWriter out(opt.common.output, s.in);
-    if (!opt.save.empty()) save_attention(out.file(), *s.be, r, opt.layer);
+    if (!opt.save.empty()) {
+        replace_group(out.file(), "/attn", opt.layer);
+        save_attention(out.file(), *s.be, r, "/attn");
+    }
     if (out.file().exists("/resid_pre")) out.file().remove("/resid_pre");
     if (!resid_pre.empty()) out.file().write("/resid_pre", resid_pre);
     if (!opt.context.empty()) done.insert(done.begin(), "cross-attention from " + opt.context);
@@ -254,32 +268,67 @@ void run_mlp(const MlpOptions& opt) {
                              shape_str(s.in.resid.shape()));
         resid_pre = s.be->to_device(resid_pre);
     }
-    if (wants(opt.save, "pre_linear") && !s.model.config().gated_mlp)
-        throw UsageError("--save pre_linear: " + opt.common.model + " has no gated MLP (" +
-                         s.model.config().arch + ")");
-    MlpSaves saves{wants(opt.save, "pre"), wants(opt.save, "pre_linear"), wants(opt.save, "post")};
+    require_gated(s.model.config(), opt.save, opt.common.model);
+    MlpSaves saves{wants(opt.save, "pre"), wants(opt.save, "pre_linear"), wants(opt.save, "post"),
+                   wants(opt.save, "out")};
     MlpResult r;
     mlp_forward(*s.be, s.model.config(), ln2, w, resid, saves, r,
                 resid_pre.empty() ? nullptr : &resid_pre);
     ActivationWriter out(opt.common.output, s.in);
     if (out.file().exists("/resid_pre")) out.file().remove("/resid_pre");
-    if (!opt.save.empty()) save_mlp(out.file(), *s.be, r, opt.layer);
+    if (!opt.save.empty()) {
+        replace_group(out.file(), "/mlp", opt.layer);
+        save_mlp(out.file(), *s.be, r, "/mlp");
+    }
     Tensor host = s.be->to_host(resid);
     out.finish(Stage::Mlp, opt.layer, &host, history_line(opt.common, s.be->describe()));
     out.commit();
 }
 
+const std::vector<std::string>& block_save_names() {
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> n = {"resid_pre", "resid_mid"};
+        for (const std::string& a : attend_save_names())
+            n.push_back(a);
+        for (const char* m : {"pre", "pre_linear", "post", "mlp_out"})
+            n.push_back(m);
+        return n;
+    }();
+    return names;
+}
+
 void run_block(const BlockOptions& opt) {
     StageInput s = open_stage(opt.common, opt.input, true);
     const Config& cfg = s.model.config();
-    const LayerRange range = parse_layer_range(opt.layers, cfg.n_layers, "--layers");
+    // An empty range (6: of 6 layers, 0:0) passes the stream through.
+    const LayerRange range = parse_layer_range(opt.layers, cfg.n_layers, "--layers", true);
     check_order(s.in, Stage::Attn, range.start, opt.common.force);
-    Tensor resid = s.be->to_device(s.in.resid);
-    for (int64_t l = range.start; l < range.stop; ++l) // one layer's weights at a time
-        block_forward(*s.be, cfg, s.model.load_block(l, *s.be), resid);
+    require_gated(cfg, opt.save, opt.common.model);
+    BlockSaves saves;
+    saves.attn = attention_saves(opt.save);
+    saves.mlp = {wants(opt.save, "pre"), wants(opt.save, "pre_linear"), wants(opt.save, "post"),
+                 wants(opt.save, "mlp_out")};
+    saves.resid_pre = wants(opt.save, "resid_pre");
+    saves.resid_mid = wants(opt.save, "resid_mid");
     ActivationWriter out(opt.common.output, s.in);
+    H5File& f = out.file();
+    if (!opt.save.empty() && f.exists("/blocks")) f.remove("/blocks"); // an earlier capture
+    Tensor resid = s.be->to_device(s.in.resid);
+    for (int64_t l = range.start; l < range.stop; ++l) { // one layer's weights at a time
+        BlockResult r;
+        block_forward(*s.be, cfg, s.model.load_block(l, *s.be), resid, nullptr, saves, &r);
+        if (opt.save.empty()) continue;
+        // What attend and mlp of layer l would save, under /blocks/l.
+        const std::string g = "/blocks/" + std::to_string(l);
+        write_saved(f, *s.be, g + "/resid_pre", r.resid_pre);
+        write_saved(f, *s.be, g + "/resid_mid", r.resid_mid);
+        save_attention(f, *s.be, r.attn, g + "/attn");
+        save_mlp(f, *s.be, r.mlp, g + "/mlp");
+    }
     Tensor host = s.be->to_host(resid);
-    out.finish(Stage::Mlp, range.stop - 1, &host, history_line(opt.common, s.be->describe()));
+    const bool empty = range.start == range.stop;
+    out.finish(empty ? s.in.stage : Stage::Mlp, empty ? s.in.layer : range.stop - 1, &host,
+               history_line(opt.common, s.be->describe()));
     out.commit();
 }
 

@@ -42,7 +42,9 @@ struct BlockOptions {
     CommonOptions common;
     std::string input;
     std::string layers = "all";
+    std::vector<std::string> save; // block_save_names(), kept per layer under /blocks/L
 };
+const std::vector<std::string>& block_save_names();
 void run_block(const BlockOptions& opt);
 
 } // namespace qkv

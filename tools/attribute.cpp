@@ -1,0 +1,31 @@
+// attribute: direct logit attribution of an answer (against a foil) to every head, b_O, MLP and
+// embedding.
+#include "commands/attribute_tool.hpp"
+#include "commands/cli.hpp"
+
+int main(int argc, char** argv) {
+    qkv::AttributeOptions opt;
+    CLI::App app{"Direct logit attribution: each head's, MLP's and embedding's share of an "
+                 "answer's logit (or of its difference from a foil's) at one position, the final "
+                 "norm's scale frozen.\n\n"
+                 "Examples:\n"
+                 "  attribute -m tiny.h5 \"When Mary and John went to the store, John gave a drink "
+                 "to\" --answer \" Mary\" --foil \" John\" --top 10\n"
+                 "  attribute -m tiny.h5 -f prompt.txt --answer \" Mary\" -o dla.h5 && inspect "
+                 "dla.h5:/attribution/heads --slice 0,:,: --png dla.png",
+                 "attribute"};
+    qkv::add_common_options(app, opt.common, qkv::kCompute & ~qkv::kForce);
+    app.add_option("text", opt.text, "Prompt text");
+    app.add_option("-f,--file", opt.file, "Read the prompt from FILE ('-': stdin)");
+    app.add_option("--tokens", opt.tokens_file, "Take the prompt from a tokens file");
+    app.add_flag("--no-bos", opt.no_bos, "Do not begin the text with the tokenizer's BOS");
+    app.add_flag("--no-special", opt.no_special, "Added tokens in the text are plain text");
+    app.add_option("--answer", opt.answer, "The token whose logit is attributed (its first token)")
+        ->required();
+    app.add_option("--foil", opt.foil, "Attribute logit(answer) - logit(foil)");
+    app.add_option("--position", opt.position,
+                   "The position whose prediction is attributed (default -1: the last)");
+    app.add_option("--top", opt.top, "List the K largest parts by size (default: all, in order)");
+    app.add_flag("--json", opt.json, "One JSON object");
+    return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_attribute(opt); });
+}

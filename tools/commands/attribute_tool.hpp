@@ -1,0 +1,25 @@
+// attribute_tool: the `attribute` command. Direct logit attribution: how much each part of the
+// final stream (embeddings, every head, every b_O, every MLP) adds to an answer's logit, or to
+// its difference from a foil's, at one position, the final norm's scale frozen
+// (model/attribution.hpp).
+#pragma once
+#include "commands/cli.hpp"
+
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+struct AttributeOptions {
+    CommonOptions common;
+    std::vector<std::string> text;
+    std::string file, tokens_file;
+    bool no_bos = false, no_special = false;
+    std::string answer, foil;
+    int64_t position = -1;
+    int64_t top = 0; // 0: every part, in the model's order; else the K largest by size
+    bool json = false;
+};
+void run_attribute(const AttributeOptions& opt);
+
+} // namespace qkv
