@@ -10,8 +10,10 @@ std::vector<ScoreWindow> score_windows(int64_t n, int64_t context, int64_t strid
     int64_t prev_end = 0;
     for (int64_t begin = 0; begin < n; begin += stride) {
         const int64_t end = std::min(begin + context, n);
-        // The first window scores from token 1 (token 0 has nothing before it).
-        out.push_back({begin, end, std::max<int64_t>(prev_end, 1)});
+        // A window's first token has nothing before it in the window: it is scored only where
+        // an earlier window ended before it (never token 0; with stride = context, no window
+        // start, as in the guide, whose labels are shifted inside the model).
+        out.push_back({begin, end, std::max(prev_end, begin + 1)});
         prev_end = end;
         if (end == n) break;
     }

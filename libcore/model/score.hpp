@@ -1,9 +1,10 @@
 // score: how likely a model finds a text, token by token (teacher forcing): each token's
 // log-probability given the tokens before it, from the logits of the position before.
 // Texts longer than the context go through windows of `context` tokens that slide by `stride`,
-// the rule of Hugging Face's perplexity guide: every token after the first is scored once, in
-// the first window that holds it after the previous window's end, so that once the window
-// slides each has at least context - stride tokens before it.
+// the rule of Hugging Face's perplexity guide: a token is scored once, in the first window that
+// holds it after the previous window's end and not as that window's first token, so that once
+// the window slides each has at least context - stride tokens before it. (With stride equal to
+// the context, each window's first token is left out, as in the guide.)
 #pragma once
 #include <cstdint>
 #include <vector>

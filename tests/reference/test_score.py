@@ -27,12 +27,12 @@ def ref_forward(ref, tokens):
 
 def ref_window_logprobs(ref, tokens, context, stride):
     """Hugging Face's perplexity guide: windows of `context` sliding by `stride`; in each, the
-    tokens after the previous window's end are scored (the first window from token 1)."""
+    tokens after the previous window's end are scored, but not the window's first token."""
     out, prev_end = [math.nan] * len(tokens), 0
     for begin in range(0, len(tokens), stride):
         end = min(begin + context, len(tokens))
         lp = ref_forward(ref, tokens[begin:end])
-        for t in range(max(prev_end, 1), end):
+        for t in range(max(prev_end, begin + 1), end):  # labels shift: a window's first token is not predicted
             out[t] = float(lp[t - 1 - begin, tokens[t]])
         prev_end = end
         if end == len(tokens):
@@ -73,6 +73,20 @@ class Score(unittest.TestCase):
         self.assertAlmostEqual(j["bits_per_byte"], -want[1:].sum() / math.log(2) / len(text), delta=1e-4)
         self.assertEqual(int(read(out, "score/rank")[0, 0]), 0)
         self.assertTrue((read(out, "score/rank")[0, 1:] >= 1).all())
+
+    def test_stride_equal_to_context(self):
+        """Each window's first token has nothing before it there and is left out, as in the guide."""
+        out = f"{self.d}/s2.h5"
+        j = json.loads(run("score", "-m", self.model, "--tokens", self.tok, "--context", 10, "-o", out,
+                           "--json").stdout)
+        with torch.no_grad():
+            want = ref_window_logprobs(self.ref, self.tokens, 10, 10)
+        got = read(out, "score/logprob")[0]
+        self.assertTrue(np.array_equal(np.isnan(got), np.isnan(want)))
+        self.assertEqual(list(np.flatnonzero(np.isnan(got))), [0, 10, 20, 30, 40])
+        ok = ~np.isnan(want)
+        assert_close(self, got[ok], want[ok], "stride = context")
+        self.assertEqual(j["tokens_scored"], 45)
 
     def test_answer_foil_and_value(self):
         prompt = self.tokens[:12]

@@ -31,10 +31,10 @@ struct AnswerScore {
     int64_t rank = 0;
 };
 
-// The logits of every position [batch, pos, vocab], and the windows they came from.
+// The logits of every position [batch, pos, vocab], and which tokens are scored [pos].
 struct Logits {
     Tensor values;
-    std::vector<ScoreWindow> windows;
+    std::vector<char> scored;
 };
 
 // The unembedded stream of an activation file after the last layer.
@@ -50,28 +50,33 @@ Logits logits_of_stream(const Activations& in, const ModelFile& model, Backend& 
     const Tensor resid = be.to_device(in.resid);
     Tensor out = be.empty({B, T, V});
     unembed_forward(be, cfg, w, resid.f32(), B * T, out.f32());
-    return {be.to_host(out), {{0, T, 1}}};
+    std::vector<char> scored(T, 1);
+    scored[0] = 0;
+    return {be.to_host(out), scored};
 }
 
 // The model run over each window of the tokens; every position's logits from the window in
-// which the token after it is scored (the last position's from the last window).
+// which the token after it is scored, or else the last window that holds it.
 Logits logits_of_tokens(const Tensor& tokens, Transformer& net, int64_t context, int64_t stride,
                         bool progress) {
     const int64_t B = tokens.dim(0), T = tokens.dim(1), V = net.config().vocab_size;
-    Logits l{Tensor::zeros({B, T, V}), score_windows(T, context, stride)};
-    for (size_t i = 0; i < l.windows.size(); ++i) {
-        const ScoreWindow& w = l.windows[i];
-        if (progress) std::fprintf(stderr, "\rscore: window %zu of %zu", i + 1, l.windows.size());
+    const std::vector<ScoreWindow> windows = score_windows(T, context, stride);
+    Logits l{Tensor::zeros({B, T, V}), std::vector<char>(T, 0)};
+    for (size_t i = 0; i < windows.size(); ++i) {
+        const ScoreWindow& w = windows[i];
+        if (progress) std::fprintf(stderr, "\rscore: window %zu of %zu", i + 1, windows.size());
         const int64_t n = w.end - w.begin;
         Tensor ids = Tensor::zeros({B, n}, DType::I32); // [batch, window]
         for (int64_t b = 0; b < B; ++b)
             std::memcpy(ids.i32() + b * n, tokens.i32() + b * T + w.begin, n * sizeof(int32_t));
         const Tensor out = net.logits(ids); // [batch, window, vocab]
-        const int64_t from = w.first_scored - 1, to = w.end == T ? T : w.end - 1;
+        // (A later window overwrites a position only where it scores the token after it.)
         for (int64_t b = 0; b < B; ++b)
-            for (int64_t p = std::max<int64_t>(from, 0); p < to; ++p)
+            for (int64_t p = w.first_scored - 1; p < w.end; ++p)
                 std::memcpy(l.values.f32() + (b * T + p) * V, out.f32() + (b * n + p - w.begin) * V,
                             V * sizeof(float));
+        for (int64_t t = w.first_scored; t < w.end; ++t)
+            l.scored[t] = 1;
     }
     if (progress) std::fprintf(stderr, "\n");
     return l;
@@ -168,6 +173,11 @@ void run_score(const ScoreOptions& opt) {
             for (int64_t v = 0; v < V; ++v)
                 lp[v] = static_cast<float>(row[v]);
             if (t + 1 >= T) continue;
+            if (!logits.scored[t + 1]) { // a window's first token, nothing before it there
+                logprob.f32()[b * T + t + 1] = entropy.f32()[b * T + t + 1] =
+                    std::numeric_limits<float>::quiet_NaN();
+                continue;
+            }
             const int32_t next = tokens.i32()[b * T + t + 1];
             logprob.f32()[b * T + t + 1] = static_cast<float>(row[next]);
             entropy.f32()[b * T + t + 1] = static_cast<float>(h);
@@ -312,8 +322,8 @@ void run_score(const ScoreOptions& opt) {
         std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
         return;
     }
-    std::printf("tokens scored       %lld of %lld (the first of each sequence has nothing before "
-                "it); context %lld, stride %lld\n",
+    std::printf("tokens scored       %lld of %lld (not the first, which has nothing before it, "
+                "nor, with stride = context, each window's first); context %lld, stride %lld\n",
                 static_cast<long long>(scored), static_cast<long long>(B * T),
                 static_cast<long long>(from_stream ? T : context),
                 static_cast<long long>(from_stream ? T : stride));
