@@ -88,6 +88,23 @@ class Score(unittest.TestCase):
         assert_close(self, got[ok], want[ok], "stride = context")
         self.assertEqual(j["tokens_scored"], 45)
 
+    def test_agrees_with_train_eval_only(self):
+        """train --eval-only's windows of T tokens predicting the next T are score's windows of
+        T + 1 tokens sliding by T, on the held-out text."""
+        text = "Now is the winter of our discontent made glorious summer by this sun of York. " * 12
+        path = f"{self.d}/corpus.txt"
+        with open(path, "w") as f:
+            f.write(text)
+        p = run("train", "-m", self.model, "-f", path, "--context", 16, "--val-fraction", 0.5, "--eval-only")
+        train = dict(line.split() for line in p.stdout.decode().splitlines())
+        with open(f"{self.d}/val.txt", "w") as f:
+            f.write(text[int(len(text) * 0.5):])
+        j = json.loads(run("score", "-m", self.model, "-f", f"{self.d}/val.txt", "--context", 17, "--stride", 16,
+                           "--json").stdout)
+        self.assertEqual(j["tokens_scored"], int(train["val_tokens"]))
+        want = float(train["val_nats_per_token"])
+        self.assertAlmostEqual(j["mean_nats_per_token"], want, delta=1e-4 * want)
+
     def test_answer_foil_and_value(self):
         prompt = self.tokens[:12]
         tok = write_tokens(f"{self.d}/p.h5", self.model, [prompt])
