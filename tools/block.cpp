@@ -17,5 +17,13 @@ int main(int argc, char** argv) {
         ->delimiter(',')
         ->allow_extra_args(false)
         ->check(CLI::IsMember(qkv::block_save_names()));
+    app.add_option("--ablate-heads", opt.ablate_heads,
+                   "Zero these heads' contribution, LAYER.HEAD (e.g. 0.3,1.2)");
+    app.add_option("--scale-head", opt.scale_heads, "Multiply head L.H's contribution by F: L.H=F")
+        ->allow_extra_args(false);
+    app.add_option("--patch-from", opt.patch_from,
+                   "A capture (block --save head_out) whose /blocks/L/attn/head_out replaces...");
+    app.add_option("--patch-heads", opt.patch_heads,
+                   "...these heads' contribution, LAYER.HEAD (e.g. 0.3,1.2)");
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_block(opt); });
 }

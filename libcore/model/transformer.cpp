@@ -7,7 +7,8 @@
 namespace qkv {
 
 void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor& resid,
-                   const KVLayerView* cache, const BlockSaves& saves, BlockResult* result) {
+                   const KVLayerView* cache, const BlockSaves& saves, BlockResult* result,
+                   const AttentionEdit* edit) {
     BlockResult scratch;
     BlockResult& r = result ? *result : scratch;
     auto copy_of = [&](const Tensor& t) {
@@ -19,7 +20,8 @@ void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor
     Tensor before;
     if (cfg.parallel_residual || saves.resid_pre) before = copy_of(resid);
     if (saves.resid_pre) r.resid_pre = before;
-    attention_forward(be, cfg, w.ln1, w.attn, resid, nullptr, true, saves.attn, r.attn, cache);
+    attention_forward(be, cfg, w.ln1, w.attn, resid, nullptr, true, saves.attn, r.attn, cache,
+                      edit);
     if (saves.resid_mid) r.resid_mid = copy_of(resid);
     mlp_forward(be, cfg, w.ln2, w.mlp, resid, saves.mlp, r.mlp,
                 cfg.parallel_residual ? &before : nullptr);

@@ -28,7 +28,7 @@ struct BlockResult {
 // [batch, pos, d_model] in place; cache: the layer's keys and values (generation) or null.
 void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor& resid,
                    const KVLayerView* cache = nullptr, const BlockSaves& saves = {},
-                   BlockResult* result = nullptr);
+                   BlockResult* result = nullptr, const AttentionEdit* edit = nullptr);
 
 class Transformer {
   public:

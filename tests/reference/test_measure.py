@@ -112,6 +112,44 @@ class Measure(unittest.TestCase):
         with open(f"{self.d}/h.png", "rb") as fh:
             self.assertEqual(fh.read(4), b"\x89PNG")
 
+    def test_block_interventions_equal_the_single_tools(self):
+        """block --ablate-heads, --scale-head and --patch-from a capture (L.H names) give the
+        bits attend gives with the same intervention on its layer."""
+        m, d = self.gpt2, self.d
+        tok = write_tokens(f"{d}/i-tok.h5", m, self.tokens)
+        other = write_tokens(f"{d}/i-other.h5", m, [self.tokens[0][::-1]])
+        shell(f"embed -m {m} {tok} -o {d}/i-e.h5 && embed -m {m} {other} | block -m {m} --save head_out -o {d}/i-cap.h5")
+        shell(f"block -m {m} --ablate-heads 1.2 --scale-head 0.1=0.5 --patch-from {d}/i-cap.h5 --patch-heads 1.3 "
+              f"{d}/i-e.h5 -o {d}/i-block.h5")
+        # the same with the single tools: layer 1's patch is the capture's head_out of layer 1
+        with h5py.File(f"{d}/i-cap.h5") as f:
+            ho = f["blocks/1/attn/head_out"][()]
+        with h5py.File(f"{d}/i-patch.h5", "w") as f, h5py.File(f"{d}/i-cap.h5") as c:
+            for k, v in c.attrs.items():
+                f.attrs[k] = v
+            f["tokens"] = c["tokens"][()]
+            f["attn/head_out"] = ho
+            f["attn"].attrs["layer"] = np.int64(1)
+        shell(f"attend -m {m} -l 0 --scale-head 1=0.5 {d}/i-e.h5 | mlp -m {m} -l 0 "
+              f"| attend -m {m} -l 1 --ablate-heads 2 --patch-from {d}/i-patch.h5 --patch-heads 3 "
+              f"| mlp -m {m} -l 1 -o {d}/i-chain.h5")
+        self.assertTrue(np.array_equal(read(f"{d}/i-block.h5", "resid"), read(f"{d}/i-chain.h5", "resid")))
+        with h5py.File(f"{d}/i-block.h5") as f:
+            mod = f.attrs["modified"]
+        mod = mod.decode() if isinstance(mod, bytes) else mod
+        self.assertIn("ablated head 1.2", mod)
+        self.assertIn("patched head 1.3", mod)
+        for args, msg in ((["--ablate-heads", "2.0"], "layer 2 is not among"),
+                          (["--ablate-heads", "0.9"], "head 9 is out of range"),
+                          (["--ablate-heads", "3"], "is not LAYER.HEAD"),
+                          (["--patch-from", f"{d}/i-e.h5", "--patch-heads", "0.1"], "capture it with block --save")):
+            p = run("block", "-m", m, *args, f"{d}/i-e.h5", "-o", f"{d}/bad.h5", check=False)
+            err = p.stderr.decode()
+            self.assertIn(p.returncode, (1, 2), err)
+            self.assertEqual(err.count("\n"), 1, err)
+            self.assertIn(msg, err)
+            self.assertFalse(os.path.exists(f"{d}/bad.h5"))
+
     def test_bad_input(self):
         tok = write_tokens(f"{self.d}/b-tok.h5", self.gpt2, self.tokens)
         for args, msg in ((["--tokens", tok], "--answer"),

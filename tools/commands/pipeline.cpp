@@ -81,6 +81,52 @@ void replace_group(H5File& f, const std::string& g, int64_t layer) {
     f.set_attr(g, "layer", layer);
 }
 
+// A whole decimal number, F of --scale-head H=F.
+float parse_factor(const std::string& text, const std::string& option) {
+    try {
+        size_t used = 0;
+        const float f = std::stof(text, &used);
+        if (used == text.size()) return f;
+    } catch (const std::exception&) {
+    }
+    throw UsageError(option + ": '" + text + "' is not a number");
+}
+
+// A later reader must know this stream is not a plain forward pass: what changed it, after what
+// earlier tools recorded.
+void record_modified(H5File& out, const Activations& in, const std::string& what) {
+    const std::string before =
+        in.file.has_attr("/", "modified") ? in.file.attr_str("/", "modified") + "; " : "";
+    out.set_attr("/", "modified", before + what);
+}
+
+// "L.H" items, comma-separated: heads of layers in [range.start, range.stop).
+std::vector<std::pair<int64_t, int64_t>> parse_layer_heads(const std::string& text,
+                                                           const LayerRange& range, int64_t H,
+                                                           const std::string& option) {
+    std::vector<std::pair<int64_t, int64_t>> out;
+    size_t at = 0;
+    while (!text.empty() && at <= text.size()) {
+        const size_t comma = std::min(text.find(',', at), text.size());
+        const std::string item = text.substr(at, comma - at);
+        const size_t dot = item.find('.');
+        int64_t l = 0, h = 0;
+        if (dot == std::string::npos || !parse_int64(item.substr(0, dot), l) ||
+            !parse_int64(item.substr(dot + 1), h))
+            throw UsageError(option + ": '" + item + "' is not LAYER.HEAD (e.g. 0.3)");
+        if (l < range.start || l >= range.stop)
+            throw UsageError(option + ": layer " + std::to_string(l) +
+                             " is not among the layers block runs (" + std::to_string(range.start) +
+                             ":" + std::to_string(range.stop) + ")");
+        if (h < 0 || h >= H)
+            throw UsageError(option + ": head " + std::to_string(h) + " is out of range (0.." +
+                             std::to_string(H - 1) + ")");
+        out.push_back({l, h});
+        at = comma + 1;
+    }
+    return out;
+}
+
 void require_gated(const Config& cfg, const std::vector<std::string>& save,
                    const std::string& model) {
     if (wants(save, "pre_linear") && !cfg.gated_mlp)
@@ -174,15 +220,7 @@ void run_attend(const AttendOptions& opt) {
         if (eq == std::string::npos)
             throw UsageError("--scale-head: expected H=F, got '" + sh + "'");
         const int64_t h = parse_head_list(sh.substr(0, eq), H, "--scale-head")[0];
-        float f = 0;
-        try {
-            size_t used = 0;
-            f = std::stof(sh.substr(eq + 1), &used);
-            if (used != sh.size() - eq - 1) throw std::invalid_argument("");
-        } catch (const std::exception&) {
-            throw UsageError("--scale-head: '" + sh.substr(eq + 1) + "' is not a number");
-        }
-        edit.head_scale[h] *= f;
+        edit.head_scale[h] *= parse_factor(sh.substr(eq + 1), "--scale-head");
         done.push_back("scaled head " + std::to_string(h) + " by " + sh.substr(eq + 1));
     }
     Tensor patch;
@@ -232,14 +270,10 @@ void run_attend(const AttendOptions& opt) {
     if (!opt.context.empty()) done.insert(done.begin(), "cross-attention from " + opt.context);
     if (!causal && opt.context.empty()) done.insert(done.begin(), "no causal mask");
     if (!done.empty()) {
-        // A later reader must know this stream is not a plain forward pass.
         std::string what;
         for (auto& d : done)
             what += (what.empty() ? "" : ", ") + d;
-        const std::string before =
-            s.in.file.has_attr("/", "modified") ? s.in.file.attr_str("/", "modified") + "; " : "";
-        out.file().set_attr("/", "modified",
-                            before + "layer " + std::to_string(opt.layer) + ": " + what);
+        record_modified(out.file(), s.in, "layer " + std::to_string(opt.layer) + ": " + what);
     }
     Tensor host = s.be->to_host(resid);
     out.finish(Stage::Attn, opt.layer, &host, history_line(opt.common, s.be->describe()));
@@ -310,13 +344,65 @@ void run_block(const BlockOptions& opt) {
                  wants(opt.save, "mlp_out")};
     saves.resid_pre = wants(opt.save, "resid_pre");
     saves.resid_mid = wants(opt.save, "resid_mid");
+    // Interventions on heads of the layers it runs, named L.H; patches come from a capture
+    // (block --save head_out) of another run.
+    const int64_t H = cfg.n_heads;
+    std::vector<AttentionEdit> edits(cfg.n_layers);
+    std::vector<Tensor> patches(cfg.n_layers);
+    std::vector<std::string> done;
+    auto edit_of = [&](int64_t l) -> AttentionEdit& {
+        if (edits[l].head_scale.empty()) edits[l].head_scale.assign(H, 1.0f);
+        return edits[l];
+    };
+    auto label = [](const std::pair<int64_t, int64_t>& lh) {
+        return std::to_string(lh.first) + "." + std::to_string(lh.second);
+    };
+    for (const auto& lh : parse_layer_heads(opt.ablate_heads, range, H, "--ablate-heads")) {
+        edit_of(lh.first).head_scale[lh.second] = 0.0f;
+        done.push_back("ablated head " + label(lh));
+    }
+    for (const std::string& sh : opt.scale_heads) {
+        const auto eq = sh.find('=');
+        if (eq == std::string::npos)
+            throw UsageError("--scale-head: expected L.H=F, got '" + sh + "'");
+        const auto lh = parse_layer_heads(sh.substr(0, eq), range, H, "--scale-head")[0];
+        edit_of(lh.first).head_scale[lh.second] *= parse_factor(sh.substr(eq + 1), "--scale-head");
+        done.push_back("scaled head " + label(lh) + " by " + sh.substr(eq + 1));
+    }
+    if (opt.patch_from.empty() != opt.patch_heads.empty())
+        throw UsageError("--patch-from and --patch-heads go together");
+    if (!opt.patch_from.empty()) {
+        Activations src = read_activations(opt.patch_from, false);
+        check_model(src, s.model.model_id(), opt.common.model);
+        for (const auto& lh : parse_layer_heads(opt.patch_heads, range, H, "--patch-heads")) {
+            const int64_t l = lh.first;
+            if (patches[l].empty()) {
+                const std::string name = "/blocks/" + std::to_string(l) + "/attn/head_out";
+                const std::string where = src.file.name() + ":" + name;
+                if (!src.file.exists(name))
+                    throw FormatError(where +
+                                      ": not found (capture it with block --save head_out)");
+                Tensor ho = src.file.read_f32(name, 4);
+                const Shape want = {s.in.batch(), s.in.n_pos(), H, cfg.d_model};
+                if (ho.shape() != want)
+                    throw ShapeError(where + ": shape " + shape_str(ho.shape()) + ", expected " +
+                                     shape_str(want));
+                patches[l] = s.be->to_device(ho);
+                edit_of(l).patched.assign(H, false);
+                edits[l].patch = &patches[l];
+            }
+            edits[l].patched[lh.second] = true;
+            done.push_back("patched head " + label(lh) + " from " + opt.patch_from);
+        }
+    }
     ActivationWriter out(opt.common.output, s.in);
     H5File& f = out.file();
     if (!opt.save.empty() && f.exists("/blocks")) f.remove("/blocks"); // an earlier capture
     Tensor resid = s.be->to_device(s.in.resid);
     for (int64_t l = range.start; l < range.stop; ++l) { // one layer's weights at a time
         BlockResult r;
-        block_forward(*s.be, cfg, s.model.load_block(l, *s.be), resid, nullptr, saves, &r);
+        block_forward(*s.be, cfg, s.model.load_block(l, *s.be), resid, nullptr, saves, &r,
+                      edits[l].head_scale.empty() ? nullptr : &edits[l]);
         if (opt.save.empty()) continue;
         // What attend and mlp of layer l would save, under /blocks/l.
         const std::string g = "/blocks/" + std::to_string(l);
@@ -324,6 +410,12 @@ void run_block(const BlockOptions& opt) {
         write_saved(f, *s.be, g + "/resid_mid", r.resid_mid);
         save_attention(f, *s.be, r.attn, g + "/attn");
         save_mlp(f, *s.be, r.mlp, g + "/mlp");
+    }
+    if (!done.empty()) {
+        std::string what;
+        for (auto& d : done)
+            what += (what.empty() ? "" : ", ") + d;
+        record_modified(f, s.in, "block: " + what);
     }
     Tensor host = s.be->to_host(resid);
     const bool empty = range.start == range.stop;

@@ -43,6 +43,9 @@ struct BlockOptions {
     std::string input;
     std::string layers = "all";
     std::vector<std::string> save; // block_save_names(), kept per layer under /blocks/L
+    // interventions on heads named L.H (layer.head), as attend's on one layer
+    std::string ablate_heads, patch_heads, patch_from;
+    std::vector<std::string> scale_heads; // "L.H=F"
 };
 const std::vector<std::string>& block_save_names();
 void run_block(const BlockOptions& opt);
