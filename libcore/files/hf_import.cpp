@@ -111,6 +111,14 @@ Tensor per_head_in(const Tensor& W, int64_t n, int64_t d_head, int64_t d_in) {
     return out;
 }
 
+// A block weight's layer and its name within the block ("attn/W_Q"); family names the error.
+std::string block_part(const std::string& name, int64_t& layer, const char* family) {
+    char rest[32] = {0};
+    if (std::sscanf(name.c_str(), "/blocks/%" SCNd64 "/%31s", &layer, rest) != 2)
+        throw Error(std::string("internal: no ") + family + " tensor for " + name);
+    return rest;
+}
+
 // ---------------------------------------------------------------- GPT-2
 
 Config gpt2_config(const HfConfig& hc) {
@@ -147,10 +155,8 @@ Tensor gpt2_weight(const CheckpointTensors& s, const Config& c, const std::strin
                                                    : get("wte.weight", {V, D}));
     if (name == "/unembed/b_U") return Tensor::zeros({V});
     int64_t layer = 0;
-    char rest[32] = {0};
-    if (std::sscanf(name.c_str(), "/blocks/%" SCNd64 "/%31s", &layer, rest) != 2)
-        throw Error("internal: no GPT-2 tensor for " + name);
-    const std::string h = "h." + std::to_string(layer) + ".", r = rest;
+    const std::string r = block_part(name, layer, "GPT-2");
+    const std::string h = "h." + std::to_string(layer) + ".";
     const char* qkv = "QKV";
     for (int which = 0; which < 3; ++which) {
         // c_attn [d_model, 3 d_model]: columns (q|k|v, head, d_head).
@@ -245,10 +251,8 @@ Tensor llama_weight(const CheckpointTensors& s, const Config& c, bool tied,
         return transpose2d(tied || !s.has("lm_head.weight") ? get("embed_tokens.weight", {V, D})
                                                             : s.read("lm_head.weight", {V, D}));
     int64_t layer = 0;
-    char rest[32] = {0};
-    if (std::sscanf(name.c_str(), "/blocks/%" SCNd64 "/%31s", &layer, rest) != 2)
-        throw Error("internal: no Llama tensor for " + name);
-    const std::string l = "layers." + std::to_string(layer) + ".", r = rest;
+    const std::string r = block_part(name, layer, "Llama");
+    const std::string l = "layers." + std::to_string(layer) + ".";
     const std::string a = l + "self_attn.";
     if (r == "ln1/w") return get(l + "input_layernorm.weight", {D});
     if (r == "ln2/w") return get(l + "post_attention_layernorm.weight", {D});
@@ -304,10 +308,8 @@ Tensor neox_weight(const CheckpointTensors& s, const Config& c, const std::strin
     if (name == "/ln_final/b") return get("final_layer_norm.bias", {D});
     if (name == "/unembed/W_U") return transpose2d(s.read("embed_out.weight", {V, D}));
     int64_t layer = 0;
-    char rest[32] = {0};
-    if (std::sscanf(name.c_str(), "/blocks/%" SCNd64 "/%31s", &layer, rest) != 2)
-        throw Error("internal: no GPT-NeoX tensor for " + name);
-    const std::string l = "layers." + std::to_string(layer) + ".", r = rest;
+    const std::string r = block_part(name, layer, "GPT-NeoX");
+    const std::string l = "layers." + std::to_string(layer) + ".";
     const std::string a = l + "attention.";
     const char* qkv = "QKV";
     for (int which = 0; which < 3; ++which) {

@@ -75,6 +75,24 @@ class CudaStorage : public Storage {
     void* ptr_ = nullptr;
 };
 
+// The sum of v over the block's threads, on every thread; red: 32 floats of shared memory.
+__device__ float block_sum(float v, float* red) {
+    for (int off = 16; off; off >>= 1)
+        v += __shfl_down_sync(0xffffffff, v, off);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float t = 0;
+        for (int i = 0; i < (blockDim.x + 31) / 32; ++i)
+            t += red[i];
+        red[0] = t;
+    }
+    __syncthreads();
+    const float total = red[0];
+    __syncthreads(); // red is free again for the next sum
+    return total;
+}
+
 __global__ void k_layer_norm(const float* x, const float* w, const float* b, float eps, int64_t d,
                              float* out, float* mean_out, float* rstd_out) {
     // one block per row
@@ -84,36 +102,13 @@ __global__ void k_layer_norm(const float* x, const float* w, const float* b, flo
     float s = 0;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
         s += xr[i];
-    for (int off = 16; off; off >>= 1)
-        s += __shfl_down_sync(0xffffffff, s, off);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float t = 0;
-        for (int i = 0; i < (blockDim.x + 31) / 32; ++i)
-            t += red[i];
-        red[0] = t / d;
-    }
-    __syncthreads();
-    const float mean = red[0];
-    __syncthreads();
+    const float mean = block_sum(s, red) / d;
     float v = 0;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
         const float c = xr[i] - mean;
         v += c * c;
     }
-    for (int off = 16; off; off >>= 1)
-        v += __shfl_down_sync(0xffffffff, v, off);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float t = 0;
-        for (int i = 0; i < (blockDim.x + 31) / 32; ++i)
-            t += red[i];
-        red[0] = rsqrtf(t / d + eps);
-    }
-    __syncthreads();
-    const float rstd = red[0];
+    const float rstd = rsqrtf(block_sum(v, red) / d + eps);
     if (threadIdx.x == 0 && mean_out) mean_out[blockIdx.x] = mean;
     if (threadIdx.x == 0 && rstd_out) rstd_out[blockIdx.x] = rstd;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
@@ -206,7 +201,7 @@ __global__ void k_embed(const int32_t* tokens, int64_t pos0, const float* W_E, c
     }
 }
 
-// RMSNorm, one block per row: the sum of squares reduced as k_layer_norm reduces its sums.
+// RMSNorm, one block per row.
 __global__ void k_rms_norm(const float* x, const float* w, float eps, int64_t d, float* out) {
     const float* xr = x + blockIdx.x * d;
     float* o = out + blockIdx.x * d;
@@ -214,18 +209,7 @@ __global__ void k_rms_norm(const float* x, const float* w, float eps, int64_t d,
     float s = 0;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
         s += xr[i] * xr[i];
-    for (int off = 16; off; off >>= 1)
-        s += __shfl_down_sync(0xffffffff, s, off);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float t = 0;
-        for (int i = 0; i < (blockDim.x + 31) / 32; ++i)
-            t += red[i];
-        red[0] = rsqrtf(t / d + eps);
-    }
-    __syncthreads();
-    const float rstd = red[0];
+    const float rstd = rsqrtf(block_sum(s, red) / d + eps);
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
         o[i] = xr[i] * rstd * w[i];
 }

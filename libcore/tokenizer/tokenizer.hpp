@@ -43,6 +43,14 @@ class PreTokenizer {
     std::unique_ptr<Regex> regex_;
 };
 
+// Characters of UTF-8 text: the bytes that do not continue a character.
+inline int64_t utf8_char_count(std::string_view s) {
+    int64_t n = 0;
+    for (unsigned char c : s)
+        n += (c & 0xC0) != 0x80;
+    return n;
+}
+
 // The text of the special token that separates documents.
 inline constexpr std::string_view kEndOfTextToken = "<|endoftext|>";
 

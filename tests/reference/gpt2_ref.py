@@ -107,14 +107,22 @@ def random_hf_state(cfg, seed):
     return sd
 
 
+def to_bytes(t, dtype):
+    """A tensor's bytes in a safetensors dtype (F32, F16, BF16), and its value as stored."""
+    if dtype == "BF16":
+        b = t.to(torch.bfloat16)
+        return b.view(torch.int16).numpy().tobytes(), b.to(torch.float64)
+    a = np.ascontiguousarray(t.numpy().astype({"F32": np.float32, "F16": np.float16}[dtype]))
+    return a.tobytes(), torch.as_tensor(a.astype(np.float64))
+
+
 def save_safetensors(path, tensors, dtype):
-    """Writes the safetensors format by hand: u64 header length, JSON header, raw data."""
-    np_dtype = {"F32": np.float32, "F16": np.float16}[dtype]
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    """Writes the safetensors format by hand: u64 header length, JSON header, raw data. Returns
+    the tensors as stored (float64)."""
+    header, blobs, off, stored = {"__metadata__": {"format": "pt"}}, [], 0, {}
     for name, t in tensors.items():
-        a = np.ascontiguousarray(t.numpy().astype(np_dtype))
-        raw = a.tobytes()
-        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
+        raw, stored[name] = to_bytes(t, dtype)
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
         blobs.append(raw)
         off += len(raw)
     h = json.dumps(header).encode()
@@ -124,6 +132,7 @@ def save_safetensors(path, tensors, dtype):
         f.write(h)
         for b in blobs:
             f.write(b)
+    return stored
 
 
 def write_hf_dir(path, cfg, sd, dtype="F32", prefix="transformer."):

@@ -6,10 +6,11 @@ Hugging Face state dict; write_hf_dir writes one as a checkpoint folder for `mod
 import json
 import math
 import os
-import struct
 
 import numpy as np
 import torch
+
+from gpt2_ref import save_safetensors
 
 F64 = torch.float64
 
@@ -139,33 +140,6 @@ def random_state(cfg, seed, qkv_bias=False, tied=False):
             sd.update({p + "self_attn.q_proj.bias": r(H * dh), p + "self_attn.k_proj.bias": r(Hkv * dh),
                        p + "self_attn.v_proj.bias": r(Hkv * dh)})
     return sd
-
-
-def to_bytes(t, dtype):
-    """A tensor's bytes in a safetensors dtype, and its value as stored (float64)."""
-    if dtype == "BF16":
-        b = t.to(torch.bfloat16)
-        return b.view(torch.int16).numpy().tobytes(), b.to(F64)
-    np_dtype = {"F32": np.float32, "F16": np.float16}[dtype]
-    a = np.ascontiguousarray(t.numpy().astype(np_dtype))
-    return a.tobytes(), torch.as_tensor(a.astype(np.float64))
-
-
-def save_safetensors(path, tensors, dtype):
-    header, blobs, off, stored = {"__metadata__": {"format": "pt"}}, [], 0, {}
-    for name, t in tensors.items():
-        raw, stored[name] = to_bytes(t, dtype)
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    return stored
 
 
 def write_hf_dir(path, cfg, sd, dtype="F32", shards=1, tokenizer_json=None):

@@ -25,14 +25,6 @@ struct Part {
     double value;
 };
 
-int32_t first_token(const Tokenizer& tok, const std::string& text, const std::string& option) {
-    EncodeOptions eo;
-    eo.bos = false;
-    const std::vector<int32_t> ids = tok.encode(text, eo);
-    if (ids.empty()) throw UsageError(option + ": '" + text + "' has no tokens");
-    return ids[0];
-}
-
 } // namespace
 
 void run_attribute(const AttributeOptions& opt) {
@@ -48,8 +40,8 @@ void run_attribute(const AttributeOptions& opt) {
     if (P < 0 || P >= T)
         throw UsageError("--position " + std::to_string(opt.position) + ": the text has " +
                          std::to_string(T) + " tokens");
-    const int32_t answer = first_token(tok, opt.answer, "--answer");
-    const int32_t foil = opt.foil.empty() ? -1 : first_token(tok, opt.foil, "--foil");
+    const int32_t answer = encode_answer(tok, opt.answer, "--answer")[0];
+    const int32_t foil = opt.foil.empty() ? -1 : encode_answer(tok, opt.foil, "--foil")[0];
 
     // The forward pass, keeping every part of the stream at position P (host, [batch, d_model]).
     auto be = make_backend(parse_device(opt.common.device), opt.common.threads);

@@ -34,4 +34,13 @@ Tensor read_prompt(const PromptSource& src, const ModelFile& model, const Tokeni
     return t;
 }
 
+std::vector<int32_t> encode_answer(const Tokenizer& tok, const std::string& text,
+                                   const std::string& option) {
+    EncodeOptions eo;
+    eo.bos = false;
+    std::vector<int32_t> ids = tok.encode(text, eo);
+    if (ids.empty()) throw UsageError(option + ": '" + text + "' has no tokens");
+    return ids;
+}
+
 } // namespace qkv

@@ -20,4 +20,8 @@ struct PromptSource {
 // Host int32 [batch, pos]: a text is one sequence; a tokens file of another model is an error.
 Tensor read_prompt(const PromptSource& src, const ModelFile& model, const Tokenizer& tok);
 
+// An answer's (or foil's) tokens, as they follow a prompt: no BOS; none is a usage error.
+std::vector<int32_t> encode_answer(const Tokenizer& tok, const std::string& text,
+                                   const std::string& option);
+
 } // namespace qkv

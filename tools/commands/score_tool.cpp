@@ -82,23 +82,6 @@ Logits logits_of_tokens(const Tensor& tokens, Transformer& net, int64_t context,
     return l;
 }
 
-std::vector<int32_t> answer_ids(const Tokenizer& tok, const std::string& text,
-                                const std::string& option) {
-    EncodeOptions eo;
-    eo.bos = false;
-    std::vector<int32_t> ids = tok.encode(text, eo);
-    if (ids.empty()) throw UsageError(option + ": '" + text + "' has no tokens");
-    return ids;
-}
-
-// Characters of UTF-8 text: the bytes that do not continue a character.
-int64_t utf8_chars(const std::string& s) {
-    int64_t n = 0;
-    for (unsigned char c : s)
-        n += (c & 0xC0) != 0x80;
-    return n;
-}
-
 std::string num(double v) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.17g", v);
@@ -188,7 +171,7 @@ void run_score(const ScoreOptions& opt) {
         }
         logprob.f32()[b * T] = entropy.f32()[b * T] = std::numeric_limits<float>::quiet_NaN();
         bytes += static_cast<int64_t>(text.size());
-        chars += utf8_chars(text);
+        chars += utf8_char_count(text);
     }
     const double mean = scored ? total_nats / scored : kNaN;
 
@@ -199,9 +182,9 @@ void run_score(const ScoreOptions& opt) {
         if (pos < 0 || pos >= T)
             throw UsageError("--position " + std::to_string(opt.position) + ": the text has " +
                              std::to_string(T) + " tokens");
-        const std::vector<int32_t> ans = answer_ids(tok, opt.answer, "--answer");
+        const std::vector<int32_t> ans = encode_answer(tok, opt.answer, "--answer");
         const std::vector<int32_t> foil =
-            opt.foil.empty() ? std::vector<int32_t>{} : answer_ids(tok, opt.foil, "--foil");
+            opt.foil.empty() ? std::vector<int32_t>{} : encode_answer(tok, opt.foil, "--foil");
         if (from_stream && ans.size() > 1)
             throw UsageError("--answer '" + opt.answer + "' is " + std::to_string(ans.size()) +
                              " tokens; from a stream (--from) only a one-token answer can be "

@@ -41,13 +41,6 @@ uint64_t fnv1a(const std::string& s) {
     return h;
 }
 
-int64_t utf8_chars(const std::string& s) {
-    int64_t n = 0;
-    for (unsigned char ch : s)
-        n += (ch & 0xC0) != 0x80;
-    return n;
-}
-
 // The last val_fraction of the text (from a character boundary) is held out.
 Corpus load_corpus(const std::string& path, const Tokenizer& tok, double val_fraction) {
     if (path.empty()) throw UsageError("-f: a training text is required");
@@ -169,7 +162,7 @@ FullEval eval_all(Gpt& gpt, const Tokenizer& tok, const Corpus& corpus, int64_t 
     }
     FullEval e;
     e.tokens = n;
-    e.chars = utf8_chars(corpus.val_text) - utf8_chars(tok.token_bytes(val[0]));
+    e.chars = utf8_char_count(corpus.val_text) - utf8_char_count(tok.token_bytes(val[0]));
     e.nats_per_token = sum / static_cast<double>(n);
     e.nats_per_char = sum / static_cast<double>(e.chars);
     return e;
