@@ -15,11 +15,7 @@ int main(int argc, char** argv) {
                  "dla.h5:/attribution/heads --slice 0,:,: --png dla.png",
                  "attribute"};
     qkv::add_common_options(app, opt.common, qkv::kCompute & ~qkv::kForce);
-    app.add_option("text", opt.text, "Prompt text");
-    app.add_option("-f,--file", opt.file, "Read the prompt from FILE ('-': stdin)");
-    app.add_option("--tokens", opt.tokens_file, "Take the prompt from a tokens file");
-    app.add_flag("--no-bos", opt.no_bos, "Do not begin the text with the tokenizer's BOS");
-    app.add_flag("--no-special", opt.no_special, "Added tokens in the text are plain text");
+    qkv::add_prompt_options(app, opt.prompt, "prompt");
     app.add_option("--answer", opt.answer, "The token whose logit is attributed (its first token)")
         ->required();
     app.add_option("--foil", opt.foil, "Attribute logit(answer) - logit(foil)");

@@ -19,9 +19,7 @@ int main(int argc, char** argv) {
     app.add_option("--position", opt.position, "With --from: the position (default: the last)");
     app.add_flag("--all-positions", opt.all_positions,
                  "With --from and -o: logits of every position");
-    app.add_option("text", opt.text, "Prompt text");
-    app.add_option("-f,--file", opt.file, "Read the prompt from FILE ('-': stdin)");
-    app.add_option("--tokens", opt.tokens_file, "Take the prompt from a tokens file");
+    qkv::add_prompt_options(app, opt.prompt, "prompt");
     app.add_option("-n,--n-tokens", opt.n_new, "How many tokens to generate")
         ->capture_default_str();
     app.add_option("--temperature", opt.sampling.temperature, "0: greedy")->capture_default_str();
@@ -33,7 +31,6 @@ int main(int argc, char** argv) {
         ->allow_extra_args(false);
     app.add_flag("--ignore-eos", opt.ignore_eos, "Do not stop at <|endoftext|>");
     app.add_flag("--slide", opt.slide, "Past n_ctx, keep the last half of the context and go on");
-    app.add_flag("--no-special", opt.no_special, "Treat <|endoftext|> in the prompt as plain text");
     app.add_flag("--stats", opt.stats, "Timing and peak memory on stderr");
     app.add_flag("--json", opt.json, "One JSON object instead of text");
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_generate(opt); });

@@ -18,13 +18,9 @@ int main(int argc, char** argv) {
                  "--kl-base base.h5",
                  "score"};
     qkv::add_common_options(app, opt.common, qkv::kCompute & ~qkv::kForce);
-    app.add_option("text", opt.text, "Text to score");
-    app.add_option("-f,--file", opt.file, "Read the text from FILE ('-': stdin)");
-    app.add_option("--tokens", opt.tokens_file, "Score the tokens of a tokens file");
+    qkv::add_prompt_options(app, opt.prompt, "text to score");
     app.add_option("--from", opt.from,
                    "Score the stream of an activation file after the last layer ('-': stdin)");
-    app.add_flag("--no-bos", opt.no_bos, "Do not begin the text with the tokenizer's BOS");
-    app.add_flag("--no-special", opt.no_special, "Added tokens in the text are plain text");
     app.add_option("--context", opt.context, "Window length in tokens (default n_ctx)")
         ->check(CLI::PositiveNumber);
     app.add_option("--stride", opt.stride,

@@ -33,8 +33,7 @@ void run_attribute(const AttributeOptions& opt) {
     const Config& cfg = model.config();
     const int64_t D = cfg.d_model, H = cfg.n_heads, L = cfg.n_layers;
     Tokenizer tok(model.load_tokenizer());
-    PromptSource src{opt.text, opt.file, opt.tokens_file, opt.no_special, !opt.no_bos};
-    const Tensor tokens = read_prompt(src, model, tok); // [batch, pos]
+    const Tensor tokens = read_prompt(opt.prompt, model, tok); // [batch, pos]
     const int64_t B = tokens.dim(0), T = tokens.dim(1);
     const int64_t P = opt.position < 0 ? T + opt.position : opt.position;
     if (P < 0 || P >= T)

@@ -4,6 +4,7 @@
 // (model/attribution.hpp).
 #pragma once
 #include "commands/cli.hpp"
+#include "commands/prompt.hpp"
 
 #include <string>
 #include <vector>
@@ -12,9 +13,7 @@ namespace qkv {
 
 struct AttributeOptions {
     CommonOptions common;
-    std::vector<std::string> text;
-    std::string file, tokens_file;
-    bool no_bos = false, no_special = false;
+    PromptSource prompt;
     std::string answer, foil;
     int64_t position = -1;
     int64_t top = 0; // 0: every part, in the model's order; else the K largest by size

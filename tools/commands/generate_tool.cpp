@@ -1,7 +1,7 @@
 #include "commands/generate_tool.hpp"
 
-#include "commands/prompt.hpp"
 #include "base/errors.hpp"
+#include "commands/prompt.hpp"
 #include "files/activations.hpp"
 #include "files/model_file.hpp"
 #include "model/kv_cache.hpp"
@@ -154,10 +154,9 @@ void generate_text(const GenerateOptions& opt) {
     ModelFile model = ModelFile::open(opt.common.model);
     const Config& cfg = model.config();
     Tokenizer tok(model.load_tokenizer());
-    PromptSource src{opt.text, opt.file, opt.tokens_file, opt.no_special};
-    const Tensor ids = read_prompt(src, model, tok); // [batch, pos]
+    const Tensor ids = read_prompt(opt.prompt, model, tok); // [batch, pos]
     if (ids.dim(0) != 1)
-        throw ShapeError(opt.tokens_file + ": generation takes one sequence (batch 1)");
+        throw ShapeError(opt.prompt.tokens_file + ": generation takes one sequence (batch 1)");
     std::vector<int32_t> prompt(ids.i32(), ids.i32() + ids.dim(1));
     for (int32_t id : prompt)
         if (id < 0 || id >= cfg.vocab_size)

@@ -3,6 +3,7 @@
 // layer). Otherwise: text generation with a key/value cache and a seeded sampler.
 #pragma once
 #include "commands/cli.hpp"
+#include "commands/prompt.hpp"
 #include "model/sampler.hpp"
 
 #include <string>
@@ -18,13 +19,11 @@ struct GenerateOptions {
     int64_t position = -1; // -1: the last
     bool all_positions = false;
     // generation
-    std::vector<std::string> text;
-    std::string file, tokens_file;
+    PromptSource prompt;
     int64_t n_new = 32;
     SamplerOptions sampling;
     std::vector<std::string> stop;
     bool ignore_eos = false, slide = false, stats = false;
-    bool no_special = false;
     bool json = false;
 };
 void run_generate(const GenerateOptions& opt);

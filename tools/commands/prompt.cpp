@@ -7,6 +7,15 @@
 
 namespace qkv {
 
+void add_prompt_options(CLI::App& app, PromptSource& src, const std::string& what) {
+    app.add_option("text", src.text, "The " + what + " (the arguments joined by spaces)");
+    app.add_option("-f,--file", src.file, "Read the " + what + " from FILE ('-': stdin)");
+    app.add_option("--tokens", src.tokens_file, "Take the " + what + " from a tokens file");
+    app.add_flag("--no-bos", src.no_bos, "Do not begin the text with the tokenizer's BOS");
+    app.add_flag("--no-special", src.no_special,
+                 "Added tokens written in the text (<|endoftext|>) are plain text");
+}
+
 Tensor read_prompt(const PromptSource& src, const ModelFile& model, const Tokenizer& tok) {
     if (!src.tokens_file.empty()) {
         if (!src.text.empty() || !src.file.empty())
@@ -27,7 +36,7 @@ Tensor read_prompt(const PromptSource& src, const ModelFile& model, const Tokeni
     }
     EncodeOptions eo;
     eo.allow_special = !src.no_special;
-    eo.bos = src.bos;
+    eo.bos = !src.no_bos;
     const std::vector<int32_t> ids = tok.encode(text, eo);
     Tensor t = Tensor::zeros({1, static_cast<int64_t>(ids.size())}, DType::I32);
     if (!ids.empty()) std::memcpy(t.i32(), ids.data(), ids.size() * sizeof(int32_t));

@@ -1,6 +1,7 @@
 // prompt: the tokens a command starts from: TEXT arguments (joined by spaces), -f FILE ('-':
 // stdin), or a tokens file that tokenize wrote (any stage: its /tokens).
 #pragma once
+#include "commands/cli.hpp"
 #include "files/model_file.hpp"
 #include "tensor/tensor.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -14,8 +15,12 @@ struct PromptSource {
     std::vector<std::string> text;
     std::string file, tokens_file;
     bool no_special = false; // added tokens in the text are plain text
-    bool bos = true;         // begin with BOS where the tokenizer adds one
+    bool no_bos = false;     // no BOS, even where the tokenizer adds one
 };
+
+// Registers TEXT, -f/--file, --tokens, --no-bos and --no-special; what is the text for (the
+// prompt, the text to score).
+void add_prompt_options(CLI::App& app, PromptSource& src, const std::string& what);
 
 // Host int32 [batch, pos]: a text is one sequence; a tokens file of another model is an error.
 Tensor read_prompt(const PromptSource& src, const ModelFile& model, const Tokenizer& tok);

@@ -115,7 +115,7 @@ void run_score(const ScoreOptions& opt) {
     Logits logits;
     std::unique_ptr<Transformer> net;
     if (from_stream) {
-        if (!opt.text.empty() || !opt.file.empty() || !opt.tokens_file.empty())
+        if (!opt.prompt.text.empty() || !opt.prompt.file.empty() || !opt.prompt.tokens_file.empty())
             throw UsageError("--from: give no text, -f or --tokens with it");
         if (opt.context || opt.stride)
             throw UsageError("--context and --stride are for text and tokens, not --from");
@@ -126,8 +126,7 @@ void run_score(const ScoreOptions& opt) {
         tokens = in.tokens;
         logits = logits_of_stream(in, model, *be);
     } else {
-        PromptSource src{opt.text, opt.file, opt.tokens_file, opt.no_special, !opt.no_bos};
-        tokens = read_prompt(src, model, tok);
+        tokens = read_prompt(opt.prompt, model, tok);
         for (int64_t i = 0; i < tokens.numel(); ++i)
             if (tokens.i32()[i] < 0 || tokens.i32()[i] >= V)
                 throw ShapeError("token id " + std::to_string(tokens.i32()[i]) +

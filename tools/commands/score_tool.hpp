@@ -6,6 +6,7 @@
 // ablated run is scored as a clean one is).
 #pragma once
 #include "commands/cli.hpp"
+#include "commands/prompt.hpp"
 
 #include <string>
 #include <vector>
@@ -14,9 +15,8 @@ namespace qkv {
 
 struct ScoreOptions {
     CommonOptions common;
-    std::vector<std::string> text;
-    std::string file, tokens_file, from;
-    bool no_bos = false, no_special = false;
+    PromptSource prompt;
+    std::string from;
     int64_t context = 0, stride = 0; // 0: n_ctx, and the context
     std::vector<std::string> save;   // entropy, rank
     std::string answer, foil;
