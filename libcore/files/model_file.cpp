@@ -1,4 +1,5 @@
 #include "files/model_file.hpp"
+#include "files/hf_import.hpp"
 #include "model/schema.hpp"
 
 #include "base/errors.hpp"
@@ -317,12 +318,10 @@ void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
 
 TokenizerData load_tokenizer_data(const std::string& path) {
     struct stat st;
-    const bool dir = stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-    const std::string json = dir ? path + "/tokenizer.json" : path;
-    const bool is_json = json.size() >= 5 && json.compare(json.size() - 5, 5, ".json") == 0;
-    if (is_json && (!dir || stat(json.c_str(), &st) == 0))
-        return tokenizer_data_from_json(read_whole_file(json), json);
-    if (dir) return tokenizer_data_from_dir(path);
+    // A folder: tokenizer.json with its tokenizer_config.json, or vocab.json and merges.txt.
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return folder_tokenizer(path, true);
+    if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0)
+        return tokenizer_data_from_json(read_whole_file(path), path);
     return read_tokenizer_group(H5File::open_read(path));
 }
 

@@ -72,8 +72,8 @@ void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
                           const std::string& history_line);
 
 // A tokenizer from a Hugging Face tokenizer.json (a file whose name ends in .json, or a folder
-// holding one), a folder with vocab.json + merges.txt, or an HDF5 file with a /tokenizer group
-// (a tokenizer file or a model file).
+// holding one, with its tokenizer_config.json's BOS and EOS), a folder with vocab.json +
+// merges.txt, or an HDF5 file with a /tokenizer group (a tokenizer file or a model file).
 TokenizerData load_tokenizer_data(const std::string& path);
 
 // A file's bytes (IoError naming it when it cannot be read).

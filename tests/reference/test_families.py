@@ -190,6 +190,31 @@ class FamiliesAgainstReference(unittest.TestCase):
             ids = run("tokenize", "-m", model, "--ids", "Hello").stdout.decode().split()
             self.assertEqual(ids[0], "50256")
 
+    def test_tokenizer_config_in_a_folder(self):
+        """tokenize --vocab DIR reads tokenizer_config.json beside tokenizer.json, as import does."""
+        d = f"{self.d}/tokcfg"
+        os.makedirs(d, exist_ok=True)
+        gpt2_tokenizer_json(f"{d}/tokenizer.json", "neox")  # adds <|endoftext|> as BOS
+        ids = run("tokenize", "--vocab", d, "--ids", "Hello").stdout.split()
+        self.assertEqual(ids[0], b"50256")
+        with open(f"{d}/tokenizer_config.json", "w") as f:
+            json.dump({"add_bos_token": False, "eos_token": "<|pad|>"}, f)
+        ids = run("tokenize", "--vocab", d, "--ids", "Hello").stdout.split()
+        self.assertEqual(ids, [b"15496"])
+
+    def test_count_params_of_every_family(self):
+        for name in ("init-llama", "init-gpt-neox", "pythia-parallel-f32", "qwen2-bf16-sharded"):
+            model = self.models[name][0]
+            j = json.loads(run("count-params", "--model", model, "--json").stdout)
+            with h5py.File(model) as f:
+                stored = []
+                f.visititems(lambda n, o: stored.append(o.size) if isinstance(o, h5py.Dataset)
+                             and not n.startswith("tokenizer") else None)
+                tied = np.array_equal(f["unembed/W_U"][()], f["embed/W_E"][()].T)
+                V, D = f["embed/W_E"].shape
+            # every stored value counted once, a tied W_U not at all (it is W_E again)
+            self.assertEqual(j["model"]["total"], sum(stored) - (V * D if tied else 0), name)
+
     def test_model_info_and_config(self):
         model = self.models["llama3-scaled-f16"][0]
         info = json.loads(run("model", "info", "--json", model).stdout)
