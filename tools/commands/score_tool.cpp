@@ -139,8 +139,11 @@ void run_score(const ScoreOptions& opt) {
     if (T == 0) throw ShapeError("nothing to score: no tokens");
 
     // Each token's log-probability given the ones before it (token 0: none), from the
-    // distribution of the position before; every position's log-probabilities [b, t, vocab].
-    Tensor next_lp = Tensor::zeros({B, T, V});
+    // distribution of the position before; every position's log-probabilities [b, t, vocab],
+    // kept only for the file (-o) and the KL (4 bytes x pos x vocab).
+    const bool to_file = !opt.common.output.empty() && opt.common.output != "-";
+    const bool keep_dists = to_file || !opt.kl_base.empty();
+    Tensor next_lp = keep_dists ? Tensor::zeros({B, T, V}) : Tensor();
     Tensor logprob = Tensor::zeros({B, T}), entropy = Tensor::zeros({B, T});
     Tensor rank = Tensor::zeros({B, T}, DType::I32);
     std::vector<double> row(V);
@@ -151,9 +154,9 @@ void run_score(const ScoreOptions& opt) {
         for (int64_t t = 0; t < T; ++t) {
             const float* l = logits.values.f32() + (b * T + t) * V;
             const double h = log_softmax(l, V, row.data());
-            float* lp = next_lp.f32() + (b * T + t) * V;
-            for (int64_t v = 0; v < V; ++v)
-                lp[v] = static_cast<float>(row[v]);
+            if (keep_dists)
+                for (int64_t v = 0; v < V; ++v)
+                    next_lp.f32()[(b * T + t) * V + v] = static_cast<float>(row[v]);
             if (t + 1 >= T) continue;
             if (!logits.scored[t + 1]) { // a window's first token, nothing before it there
                 logprob.f32()[b * T + t + 1] = entropy.f32()[b * T + t + 1] =
@@ -191,9 +194,9 @@ void run_score(const ScoreOptions& opt) {
         for (int64_t b = 0; b < B; ++b) {
             AnswerScore a;
             const float* l = logits.values.f32() + (b * T + pos) * V;
-            const float* lp = next_lp.f32() + (b * T + pos) * V;
             a.rank = token_rank(l, V, ans[0]);
-            a.logprob = lp[ans[0]];
+            log_softmax(l, V, row.data());
+            a.logprob = row[ans[0]];
             if (!foil.empty()) a.logit_diff = static_cast<double>(l[ans[0]]) - l[foil[0]];
             if (ans.size() > 1) { // the rest teacher-forced: the model on prompt + answer
                 std::vector<int32_t> seq(tokens.i32() + b * T, tokens.i32() + b * T + pos + 1);
@@ -241,7 +244,7 @@ void run_score(const ScoreOptions& opt) {
 
     // The file: tokens (a tokens file for the next run), the scores, and every position's
     // log-probabilities (what a later --kl-base reads).
-    if (!opt.common.output.empty() && opt.common.output != "-") {
+    if (to_file) {
         H5Output out(opt.common.output);
         H5File& f = out.file();
         const std::string history = history_line(opt.common, be->describe());
