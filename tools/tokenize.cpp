@@ -7,6 +7,7 @@ int main(int argc, char** argv) {
                  "Examples:\n"
                  "  tokenize --model tiny.h5 \"a fluffy blue creature\" -o tok.h5\n"
                  "  tokenize --model tiny.h5 --show \"Hello world\"\n"
+                 "  tokenize --model tiny.h5 --lines --pad left -f prompts.txt -o batch.h5\n"
                  "  tokenize --vocab data/gpt2 --ids -f notes.txt\n"
                  "  tokenize --vocab llama3/tokenizer.json --show \"Hello world\"\n"
                  "  tokenize --model tiny.h5 --decode 15496 995\n"
@@ -21,6 +22,10 @@ int main(int argc, char** argv) {
     app.add_option("text", opt.texts, "Text (several make a batch); with --decode: ids or a file");
     app.add_option("-f,--file", opt.file, "Read the text from FILE ('-': stdin)");
     app.add_flag("--lines", opt.lines, "One sequence per line of the input");
+    app.add_option("--pad", opt.pad,
+                   "Pad sequences of unequal length on the left or right to one length, "
+                   "writing /mask")
+        ->check(CLI::IsMember({"left", "right"}));
     app.add_flag("--show", opt.show, "A readable table: position, id, token text");
     app.add_flag("--ids", opt.ids, "Ids as one line of numbers per sequence");
     app.add_flag("--count", opt.count, "Just the number of tokens per sequence");

@@ -57,6 +57,17 @@ Activations read_activations(H5File file, bool need_resid, int64_t d_model) {
             throw ShapeError(name + ":/token_text: does not match /tokens " +
                              shape_str(a.tokens.shape()));
     }
+    if (f.exists("/mask")) {
+        const Tensor mask = f.read_i32("/mask", 2);
+        if (mask.shape() != a.tokens.shape())
+            throw ShapeError(name + ":/mask: shape " + shape_str(mask.shape()) +
+                             " does not match /tokens " + shape_str(a.tokens.shape()));
+        a.pad = Padding::from_mask(mask, name + ":/mask");
+        if (f.has_attr("/mask", "pad_id"))
+            a.pad.pad_id = static_cast<int32_t>(f.attr_int("/mask", "pad_id"));
+    } else {
+        a.pad = Padding::none(a.batch(), a.n_pos());
+    }
     if (!need_resid) return a;
     if (a.stage == Stage::Tokens)
         throw ShapeError(name + ": is at stage tokens (no /resid); run embed first");
@@ -143,17 +154,22 @@ void set_activation_attrs(H5File& f, const std::string& model_id, Stage stage, i
 }
 
 void write_tokens(H5File& f, const std::string& model_id, const Tensor& tokens,
-                  const std::vector<std::string>& token_text, const std::string& history_line) {
+                  const std::vector<std::string>& token_text, const std::string& history_line,
+                  const Padding& pad) {
     set_activation_attrs(f, model_id, Stage::Tokens, -1, history_line);
     f.write("/tokens", tokens);
     f.write_strings("/token_text", tokens.shape(), token_text);
+    if (pad.padded()) {
+        f.write("/mask", pad.mask());
+        f.set_attr("/mask", "pad_id", static_cast<int64_t>(pad.pad_id));
+    }
 }
 
 void write_tokens_file(const std::string& path, const std::string& model_id, const Tensor& tokens,
-                       const std::vector<std::string>& token_text,
-                       const std::string& history_line) {
+                       const std::vector<std::string>& token_text, const std::string& history_line,
+                       const Padding& pad) {
     H5Output out(path);
-    write_tokens(out.file(), model_id, tokens, token_text, history_line);
+    write_tokens(out.file(), model_id, tokens, token_text, history_line, pad);
     out.commit();
 }
 

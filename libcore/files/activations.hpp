@@ -2,10 +2,12 @@
 //   root attributes: format = "qkv-activations", version = 1, model_id, stage, layer, history
 //   /tokens      int32   [batch, pos]
 //   /token_text  strings [batch, pos]
+//   /mask        int32   [batch, pos]  (a padded batch: 1 real token, 0 pad; attribute pad_id)
 //   /resid       float32 [batch, pos, d_model]          (absent at stage "tokens")
 //   optional:    /attn/..., /mlp/..., /embed/...        (names as in TransformerLens)
 #pragma once
 #include "files/h5file.hpp"
+#include "model/padding.hpp"
 #include "tensor/tensor.hpp"
 
 #include <string>
@@ -26,6 +28,7 @@ struct Activations {
     Tensor tokens;                       // int32 [batch, pos]
     std::vector<std::string> token_text; // [batch * pos], may be empty
     Tensor resid;                        // [batch, pos, d_model], empty at stage tokens
+    Padding pad; // from /mask: which tokens are pads (a ragged batch); none when absent
 
     int64_t batch() const { return tokens.dim(0); }
     int64_t n_pos() const { return tokens.dim(1); }
@@ -64,11 +67,14 @@ class ActivationWriter {
 void set_activation_attrs(H5File& f, const std::string& model_id, Stage stage, int64_t layer,
                           const std::string& history);
 
-// The tokens stage into f: root attributes, /tokens [batch, pos] and /token_text.
+// The tokens stage into f: root attributes, /tokens [batch, pos] and /token_text, and for a
+// padded batch /mask [batch, pos] with the pad id as its attribute pad_id.
 void write_tokens(H5File& f, const std::string& model_id, const Tensor& tokens,
-                  const std::vector<std::string>& token_text, const std::string& history_line);
+                  const std::vector<std::string>& token_text, const std::string& history_line,
+                  const Padding& pad = {});
 // A fresh tokens-stage file (for tokenize and tests).
 void write_tokens_file(const std::string& path, const std::string& model_id, const Tensor& tokens,
-                       const std::vector<std::string>& token_text, const std::string& history_line);
+                       const std::vector<std::string>& token_text, const std::string& history_line,
+                       const Padding& pad = {});
 
 } // namespace qkv

@@ -12,12 +12,18 @@ namespace qkv {
 void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln1,
                        const AttentionWeights& w, Tensor& resid, const Tensor* context, bool causal,
                        const AttentionSaves& saves, AttentionResult& result,
-                       const KVLayerView* cache, const AttentionEdit* edit) {
+                       const KVLayerView* cache, const AttentionEdit* edit, const Padding* pad) {
     const int64_t B = resid.dim(0), T = resid.dim(1), D = cfg.d_model;
     const int64_t H = cfg.n_heads, dh = cfg.d_head, HD = H * dh;
     const int64_t Hkv = cfg.kv_heads(), KD = Hkv * dh, W3 = HD + 2 * KD; // W3: q, k, v widths
     const bool rotary = cfg.positions == "rotary";
     const int64_t rows = B * T;
+    const bool padded = pad && pad->padded();
+    if (padded && (cache || context))
+        throw ShapeError("internal: a padded batch runs without a cache, as self-attention");
+    // The positions of a padded batch count real tokens only [batch * pos].
+    const std::vector<int32_t> positions =
+        padded && rotary ? pad->positions() : std::vector<int32_t>();
 
     // Norm 1 over every position of every sequence.
     Tensor x = be.empty({rows, D}); // [batch*pos, d_model]
@@ -33,7 +39,9 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
         matmul(be, {x.f32(), rows, D, D}, {w.W_QKV.f32(), D, W3, W3}, {qkv.f32(), rows, W3, W3});
         if (!w.b_QKV.empty()) be.add_bias(qkv.f32(), w.b_QKV.f32(), rows, W3);
         const int64_t pos0 = cache ? cache->pos0 : 0;
-        if (rotary) apply_rotary(be, cfg, qkv.f32(), W3, rows, T, pos0, H + Hkv);
+        if (rotary)
+            apply_rotary(be, cfg, qkv.f32(), W3, rows, T, pos0, H + Hkv,
+                         positions.empty() ? nullptr : positions.data());
         q_base = qkv.f32();
         k_base = qkv.f32() + HD;
         v_base = qkv.f32() + HD + KD;
@@ -94,6 +102,7 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     Tensor scores = be.empty({H, T, Tk});  // [head, query_pos, key_pos]
     Tensor pattern = be.empty({H, T, Tk}); // [head, query_pos, key_pos]
     Tensor z = be.empty({B, T, H, dh});    // [batch, pos, head, d_head]
+    const Tensor key_mask = padded ? be.to_device(pad->mask()) : Tensor(); // [batch, key_pos]
     const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
     for (int64_t b = 0; b < B; ++b) {
         const int64_t bk = Bk == 1 ? 0 : b;
@@ -116,8 +125,9 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
                    MatrixView{k + g * dh, Tk, dh, ld_kv, kv_stride}.T(),
                    {scores.f32() + g * G * T * Tk, T, Tk, Tk, T * Tk}, n, scale);
         });
-        // Mask (keys after the query) and softmax over keys, per query and head.
-        be.masked_softmax(scores.f32(), pattern.f32(), H * T, T, Tk, Tk, causal, Tk - T);
+        // Mask (keys after the query, pad keys) and softmax over keys, per query and head.
+        be.masked_softmax(scores.f32(), pattern.f32(), H * T, T, Tk, Tk, causal, Tk - T,
+                          padded ? key_mask.i32() + b * Tk : nullptr);
         // z: the pattern-weighted sum of values, each head into its slice [pos, head, d_head].
         each_group([&](int64_t g, int64_t n, int64_t kv_stride) {
             matmul(be, {pattern.f32() + g * G * T * Tk, T, Tk, Tk, T * Tk},

@@ -12,6 +12,7 @@
 // grouped-query attention, kv_head < head: each key/value head serves head / kv_head query
 // heads, the consecutive ones.
 #pragma once
+#include "model/padding.hpp"
 #include "model/weights.hpp"
 #include "tensor/backend.hpp"
 
@@ -51,10 +52,12 @@ struct AttentionEdit {
 
 // resid [batch, pos, d_model] on the device, updated in place. context: null for
 // self-attention, else the residual stream [batch or 1, key_pos, d_model] that keys and values
-// come from (cross-attention). causal masks keys after each query.
+// come from (cross-attention). causal masks keys after each query. pad: a padded batch
+// (model/padding.hpp): rotary positions over real tokens, and pad keys masked.
 void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln1,
                        const AttentionWeights& w, Tensor& resid, const Tensor* context, bool causal,
                        const AttentionSaves& saves, AttentionResult& result,
-                       const KVLayerView* cache = nullptr, const AttentionEdit* edit = nullptr);
+                       const KVLayerView* cache = nullptr, const AttentionEdit* edit = nullptr,
+                       const Padding* pad = nullptr);
 
 } // namespace qkv

@@ -2,11 +2,13 @@
 
 #include "base/errors.hpp"
 
+#include <algorithm>
+
 namespace qkv {
 
 EmbedResult embed_forward(Backend& be, const Config& cfg, const EmbedWeights& w,
                           const Tensor& tokens, int64_t pos0, bool keep_parts,
-                          const std::string& where) {
+                          const std::string& where, const Padding* pad) {
     const int64_t batch = tokens.dim(0), n_pos = tokens.dim(1), D = cfg.d_model;
     if (pos0 + n_pos > cfg.n_ctx)
         throw ShapeError(
@@ -28,10 +30,19 @@ EmbedResult embed_forward(Backend& be, const Config& cfg, const EmbedWeights& w,
         r.token = be.empty({batch, n_pos, D});
         if (learned) r.pos = be.empty({batch, n_pos, D});
     }
+    // Positions over real tokens only, where the batch is padded: [batch, pos] on the device.
+    Tensor positions;
+    if (learned && pad && pad->padded()) {
+        const std::vector<int32_t> p = pad->positions(pos0);
+        positions = Tensor::zeros({batch, n_pos}, DType::I32);
+        std::copy(p.begin(), p.end(), positions.i32());
+        positions = be.to_device(positions);
+    }
     for (int64_t b = 0; b < batch; ++b) {
         const int64_t off = b * n_pos * D;
-        be.embed(ids.i32() + b * n_pos, n_pos, pos0, w.W_E.f32(), learned ? w.W_pos.f32() : nullptr,
-                 D, keep_parts ? r.token.f32() + off : nullptr,
+        be.embed(ids.i32() + b * n_pos, n_pos, pos0,
+                 positions.empty() ? nullptr : positions.i32() + b * n_pos, w.W_E.f32(),
+                 learned ? w.W_pos.f32() : nullptr, D, keep_parts ? r.token.f32() + off : nullptr,
                  keep_parts && learned ? r.pos.f32() + off : nullptr, r.resid.f32() + off);
     }
     return r;

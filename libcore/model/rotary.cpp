@@ -28,13 +28,14 @@ std::vector<double> rotary_inv_freq(const Config& cfg) {
 }
 
 void apply_rotary(Backend& be, const Config& cfg, float* x, int64_t ld, int64_t rows, int64_t n_pos,
-                  int64_t pos0, int64_t heads) {
+                  int64_t pos0, int64_t heads, const int32_t* positions) {
     const std::vector<double> inv = rotary_inv_freq(cfg);
     const int64_t half = static_cast<int64_t>(inv.size());
+    if (positions) n_pos = rows; // a table row for every row of x
     Tensor cos = Tensor::zeros({n_pos, half}), sin = Tensor::zeros({n_pos, half}); // [pos, rot/2]
     for (int64_t p = 0; p < n_pos; ++p)
         for (int64_t i = 0; i < half; ++i) {
-            const double angle = static_cast<double>(pos0 + p) * inv[i];
+            const double angle = static_cast<double>(positions ? positions[p] : pos0 + p) * inv[i];
             cos.f32()[p * half + i] = static_cast<float>(std::cos(angle));
             sin.f32()[p * half + i] = static_cast<float>(std::sin(angle));
         }

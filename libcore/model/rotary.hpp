@@ -16,8 +16,9 @@ namespace qkv {
 std::vector<double> rotary_inv_freq(const Config& cfg);
 
 // Turns the first heads * d_head columns of x [rows, ...] (row stride ld; row r at position
-// pos0 + r % n_pos) by their positions' angles, on the backend's device.
+// pos0 + r % n_pos, or positions[r] where positions [rows] (host) is given) by their positions'
+// angles, on the backend's device.
 void apply_rotary(Backend& be, const Config& cfg, float* x, int64_t ld, int64_t rows, int64_t n_pos,
-                  int64_t pos0, int64_t heads);
+                  int64_t pos0, int64_t heads, const int32_t* positions = nullptr);
 
 } // namespace qkv

@@ -8,7 +8,7 @@ namespace qkv {
 
 void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor& resid,
                    const KVLayerView* cache, const BlockSaves& saves, BlockResult* result,
-                   const AttentionEdit* edit) {
+                   const AttentionEdit* edit, const Padding* pad) {
     BlockResult scratch;
     BlockResult& r = result ? *result : scratch;
     auto copy_of = [&](const Tensor& t) {
@@ -20,8 +20,8 @@ void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor
     Tensor before;
     if (cfg.parallel_residual || saves.resid_pre) before = copy_of(resid);
     if (saves.resid_pre) r.resid_pre = before;
-    attention_forward(be, cfg, w.ln1, w.attn, resid, nullptr, true, saves.attn, r.attn, cache,
-                      edit);
+    attention_forward(be, cfg, w.ln1, w.attn, resid, nullptr, true, saves.attn, r.attn, cache, edit,
+                      pad);
     if (saves.resid_mid) r.resid_mid = copy_of(resid);
     mlp_forward(be, cfg, w.ln2, w.mlp, resid, saves.mlp, r.mlp,
                 cfg.parallel_residual ? &before : nullptr);
@@ -52,11 +52,11 @@ Tensor Transformer::step(const int32_t* tokens, int64_t n, KVCache& cache) {
     return be_.to_host(logits);
 }
 
-Tensor Transformer::logits(const Tensor& tokens) {
+Tensor Transformer::logits(const Tensor& tokens, const Padding* pad) {
     const int64_t B = tokens.dim(0), T = tokens.dim(1);
-    EmbedResult e = embed_forward(be_, cfg_, embed_, tokens, 0, false, "score");
+    EmbedResult e = embed_forward(be_, cfg_, embed_, tokens, 0, false, "score", pad);
     for (int64_t l = 0; l < cfg_.n_layers; ++l)
-        block_forward(be_, cfg_, layers_[l], e.resid);
+        block_forward(be_, cfg_, layers_[l], e.resid, nullptr, {}, nullptr, nullptr, pad);
     Tensor out = be_.empty({B, T, cfg_.vocab_size}); // [batch, pos, vocab]
     unembed_forward(be_, cfg_, unembed_, e.resid.f32(), B * T, out.f32());
     return be_.to_host(out);

@@ -28,7 +28,8 @@ struct BlockResult {
 // [batch, pos, d_model] in place; cache: the layer's keys and values (generation) or null.
 void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor& resid,
                    const KVLayerView* cache = nullptr, const BlockSaves& saves = {},
-                   BlockResult* result = nullptr, const AttentionEdit* edit = nullptr);
+                   BlockResult* result = nullptr, const AttentionEdit* edit = nullptr,
+                   const Padding* pad = nullptr);
 
 class Transformer {
   public:
@@ -37,9 +38,9 @@ class Transformer {
     // Runs tokens[0..n) at positions cache.length().., appends them to the cache, and returns
     // the logits of the last position [vocab] on the host.
     Tensor step(const int32_t* tokens, int64_t n, KVCache& cache);
-    // The whole model on tokens [batch, pos] (host int32, from position 0, no cache): the
-    // logits of every position [batch, pos, vocab] on the host.
-    Tensor logits(const Tensor& tokens);
+    // The whole model on tokens [batch, pos] (host int32, from position 0, no cache; pad: a
+    // padded batch): the logits of every position [batch, pos, vocab] on the host.
+    Tensor logits(const Tensor& tokens, const Padding* pad = nullptr);
 
   private:
     Backend& be_;

@@ -64,14 +64,18 @@ class Backend {
     // x[n] = GELU(x), the exact (erf) form.
     virtual void gelu_erf(float* x, int64_t n) = 0;
     // scores[rows, k_len] (row stride ld), rows = heads * q_len, row r holding query
-    // q = r % q_len: keys k > q + offset are masked to -inf when causal; then each row becomes
-    // a softmax into pattern (same layout).
+    // q = r % q_len: keys k > q + offset are masked to -inf when causal, and so are pad keys
+    // (key_mask[k] == 0; key_mask [k_len] on the device, null: none), except the query's own
+    // key (k == q + offset) when causal; then each row becomes a softmax into pattern (same
+    // layout), 0 where masked.
     virtual void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len,
-                                int64_t k_len, int64_t ld, bool causal, int64_t offset) = 0;
-    // out[pos, d_model] = W_E[tokens[pos]] + W_pos[pos0 + pos] (W_pos null: no position)
-    virtual void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const float* W_E,
-                       const float* W_pos, int64_t d_model, float* out_token, float* out_pos,
-                       float* out) = 0;
+                                int64_t k_len, int64_t ld, bool causal, int64_t offset,
+                                const int32_t* key_mask) = 0;
+    // out[pos, d_model] = W_E[tokens[pos]] + W_pos[position], the position pos0 + pos or, where
+    // positions [n_pos] (device) is given, positions[pos] (W_pos null: no position)
+    virtual void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const int32_t* positions,
+                       const float* W_E, const float* W_pos, int64_t d_model, float* out_token,
+                       float* out_pos, float* out) = 0;
 };
 
 // The backend for --device; threads <= 0 means the machine's cores.

@@ -145,14 +145,15 @@ class CpuBackend : public Backend {
     }
 
     void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len, int64_t k_len,
-                        int64_t ld, bool causal, int64_t offset) override {
+                        int64_t ld, bool causal, int64_t offset, const int32_t* key_mask) override {
         pool_->run(rows, 8, [&](int64_t r0, int64_t r1) {
-            softmax_rows(scores, pattern, r0, r1, q_len, k_len, ld, causal, offset);
+            softmax_rows(scores, pattern, r0, r1, q_len, k_len, ld, causal, offset, key_mask);
         });
     }
 
     static void softmax_rows(float* scores, float* pattern, int64_t r0, int64_t r1, int64_t q_len,
-                             int64_t k_len, int64_t ld, bool causal, int64_t offset) {
+                             int64_t k_len, int64_t ld, bool causal, int64_t offset,
+                             const int32_t* key_mask) {
         const float neg_inf = -std::numeric_limits<float>::infinity();
         for (int64_t r = r0; r < r1; ++r) {
             const int64_t q = r % q_len;
@@ -162,14 +163,17 @@ class CpuBackend : public Backend {
             const int64_t visible = causal ? std::min(k_len, q + offset + 1) : k_len;
             for (int64_t k = visible; k < k_len; ++k)
                 s[k] = neg_inf;
+            if (key_mask) // pad keys, all but the query's own
+                for (int64_t k = 0; k < visible; ++k)
+                    if (!key_mask[k] && !(causal && k == q + offset)) s[k] = neg_inf;
             softmax_row(s, p, visible);
             for (int64_t k = visible; k < k_len; ++k)
                 p[k] = 0.0f;
         }
     }
 
-    void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const float* W_E,
-               const float* W_pos, int64_t d, float* out_token, float* out_pos,
+    void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const int32_t* positions,
+               const float* W_E, const float* W_pos, int64_t d, float* out_token, float* out_pos,
                float* out) override {
         for (int64_t p = 0; p < n_pos; ++p) {
             const float* te = W_E + static_cast<int64_t>(tokens[p]) * d;
@@ -178,7 +182,7 @@ class CpuBackend : public Backend {
                 if (out_token) std::memcpy(out_token + p * d, te, d * sizeof(float));
                 continue;
             }
-            const float* pe = W_pos + (pos0 + p) * d;
+            const float* pe = W_pos + (positions ? positions[p] : pos0 + p) * d;
             for (int64_t i = 0; i < d; ++i)
                 out[p * d + i] = te[i] + pe[i];
             if (out_token) std::memcpy(out_token + p * d, te, d * sizeof(float));

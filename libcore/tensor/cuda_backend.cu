@@ -141,7 +141,7 @@ __global__ void k_gelu(float* x, int64_t n) {
 }
 // one thread block per query row; serial over keys in each thread's strided share
 __global__ void k_masked_softmax(float* scores, float* pattern, int64_t q_len, int64_t k_len,
-                                 int64_t ld, bool causal, int64_t offset) {
+                                 int64_t ld, bool causal, int64_t offset, const int32_t* key_mask) {
     const int64_t r = blockIdx.x;
     const int64_t q = r % q_len;
     float* s = scores + r * ld;
@@ -150,7 +150,7 @@ __global__ void k_masked_softmax(float* scores, float* pattern, int64_t q_len, i
     __shared__ float red[32];
     float mx = -INFINITY;
     for (int64_t k = threadIdx.x; k < k_len; k += blockDim.x) {
-        if (k >= visible)
+        if (k >= visible || (key_mask && !key_mask[k] && !(causal && k == q + offset)))
             s[k] = -INFINITY;
         else
             mx = fmaxf(mx, s[k]);
@@ -189,11 +189,12 @@ __global__ void k_masked_softmax(float* scores, float* pattern, int64_t q_len, i
     for (int64_t k = threadIdx.x; k < k_len; k += blockDim.x)
         p[k] *= inv;
 }
-__global__ void k_embed(const int32_t* tokens, int64_t pos0, const float* W_E, const float* W_pos,
-                        int64_t d, float* out_token, float* out_pos, float* out) {
+__global__ void k_embed(const int32_t* tokens, int64_t pos0, const int32_t* positions,
+                        const float* W_E, const float* W_pos, int64_t d, float* out_token,
+                        float* out_pos, float* out) {
     const int64_t p = blockIdx.x;
     const float* te = W_E + (int64_t)tokens[p] * d;
-    const float* pe = W_pos ? W_pos + (pos0 + p) * d : nullptr;
+    const float* pe = W_pos ? W_pos + (positions ? positions[p] : pos0 + p) * d : nullptr;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
         out[p * d + i] = pe ? te[i] + pe[i] : te[i];
         if (out_token) out_token[p * d + i] = te[i];
@@ -353,17 +354,18 @@ class CudaBackend : public Backend {
         check(cudaGetLastError(), "gelu_erf");
     }
     void masked_softmax(float* scores, float* pattern, int64_t rows, int64_t q_len, int64_t k_len,
-                        int64_t ld, bool causal, int64_t offset) override {
+                        int64_t ld, bool causal, int64_t offset, const int32_t* key_mask) override {
         if (rows)
             k_masked_softmax<<<(unsigned)rows, 256>>>(scores, pattern, q_len, k_len, ld, causal,
-                                                      offset);
+                                                      offset, key_mask);
         check(cudaGetLastError(), "masked_softmax");
     }
-    void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const float* W_E,
-               const float* W_pos, int64_t d, float* out_token, float* out_pos,
+    void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const int32_t* positions,
+               const float* W_E, const float* W_pos, int64_t d, float* out_token, float* out_pos,
                float* out) override {
         if (n_pos)
-            k_embed<<<(unsigned)n_pos, 256>>>(tokens, pos0, W_E, W_pos, d, out_token, out_pos, out);
+            k_embed<<<(unsigned)n_pos, 256>>>(tokens, pos0, positions, W_E, W_pos, d, out_token,
+                                              out_pos, out);
         check(cudaGetLastError(), "embed");
     }
 

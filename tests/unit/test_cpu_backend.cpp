@@ -51,7 +51,7 @@ TEST_CASE("cpu backend: layer norm, GELU, softmax with mask") {
 
     // 3 queries x 3 keys, causal: row q sees keys 0..q
     std::vector<float> s = {1, 5, 5, 1, 2, 9, 0, 0, 0}, p(9);
-    be->masked_softmax(s.data(), p.data(), 3, 3, 3, 3, true, 0);
+    be->masked_softmax(s.data(), p.data(), 3, 3, 3, 3, true, 0, nullptr);
     REQUIRE(p[0] == 1.0f);
     REQUIRE(p[1] == 0.0f);
     REQUIRE(std::isinf(s[1]));
@@ -59,11 +59,11 @@ TEST_CASE("cpu backend: layer norm, GELU, softmax with mask") {
     REQUIRE(p[6] == Approx(1 / 3.0));
     // no mask
     std::vector<float> s2 = {0, 0, std::log(2.0f)}, p2(3);
-    be->masked_softmax(s2.data(), p2.data(), 1, 1, 3, 3, false, 0);
+    be->masked_softmax(s2.data(), p2.data(), 1, 1, 3, 3, false, 0, nullptr);
     REQUIRE(p2[2] == Approx(0.5));
     // two heads of two queries: row r is query r % 2
     std::vector<float> s3(8, 0.0f), p3(8);
-    be->masked_softmax(s3.data(), p3.data(), 4, 2, 2, 2, true, 0);
+    be->masked_softmax(s3.data(), p3.data(), 4, 2, 2, 2, true, 0, nullptr);
     REQUIRE(p3 == std::vector<float>{1, 0, 0.5f, 0.5f, 1, 0, 0.5f, 0.5f});
 }
 

@@ -102,8 +102,8 @@ TEST_CASE("cuda backend: every op equals the CPU backend") {
         Tensor s = random_host({M, N}, 8), p = Tensor::zeros({M, N});
         Tensor sg = gpu->to_device(s), pg = gpu->empty({M, N});
         // two heads of M / 2 queries each
-        cpu->masked_softmax(s.f32(), p.f32(), M, M / 2, N, N, causal, N - M / 2);
-        gpu->masked_softmax(sg.f32(), pg.f32(), M, M / 2, N, N, causal, N - M / 2);
+        cpu->masked_softmax(s.f32(), p.f32(), M, M / 2, N, N, causal, N - M / 2, nullptr);
+        gpu->masked_softmax(sg.f32(), pg.f32(), M, M / 2, N, N, causal, N - M / 2, nullptr);
         require_close(p, gpu->to_host(pg));
         require_close(s, gpu->to_host(sg));
     }

@@ -33,26 +33,26 @@ void run_attribute(const AttributeOptions& opt) {
     const Config& cfg = model.config();
     const int64_t D = cfg.d_model, H = cfg.n_heads, L = cfg.n_layers;
     Tokenizer tok(model.load_tokenizer());
-    const Tensor tokens = read_prompt(opt.prompt, model, tok); // [batch, pos]
+    const Prompt in = read_prompt(opt.prompt, model, tok);
+    const Tensor& tokens = in.tokens; // [batch, pos]
     const int64_t B = tokens.dim(0), T = tokens.dim(1);
-    const int64_t P = opt.position < 0 ? T + opt.position : opt.position;
-    if (P < 0 || P >= T)
-        throw UsageError("--position " + std::to_string(opt.position) + ": the text has " +
-                         std::to_string(T) + " tokens");
+    // The position in each sequence (its last real token by default).
+    const std::vector<int64_t> at = position_in_each(in.pad, opt.position, "--position");
     const int32_t answer = encode_answer(tok, opt.answer, "--answer")[0];
     const int32_t foil = opt.foil.empty() ? -1 : encode_answer(tok, opt.foil, "--foil")[0];
 
-    // The forward pass, keeping every part of the stream at position P (host, [batch, d_model]).
+    // The forward pass, keeping every part of the stream at each sequence's position (host,
+    // [batch, d_model]).
     auto be = make_backend(parse_device(opt.common.device), opt.common.threads);
     ModelWeights w = model.load_all(*be);
-    auto at_p = [&](const Tensor& t, int64_t per_pos, int64_t offset) { // rows of position P
+    auto at_p = [&](const Tensor& t, int64_t per_pos, int64_t offset) { // rows at the position
         const Tensor h = be->to_host(t);
         Tensor out = Tensor::zeros({B, D});
         for (int64_t b = 0; b < B; ++b)
-            std::copy_n(h.f32() + (b * T + P) * per_pos + offset, D, out.f32() + b * D);
+            std::copy_n(h.f32() + (b * T + at[b]) * per_pos + offset, D, out.f32() + b * D);
         return out;
     };
-    EmbedResult e = embed_forward(*be, cfg, w.embed, tokens, 0, true, "attribute");
+    EmbedResult e = embed_forward(*be, cfg, w.embed, tokens, 0, true, "attribute", &in.pad);
     std::vector<Tensor> parts = {at_p(e.token, D, 0)};
     std::vector<std::string> labels = {"embed"};
     std::vector<int64_t> grid_cell = {-1}; // a head's layer * H + head, else -1
@@ -67,7 +67,7 @@ void run_attribute(const AttributeOptions& opt) {
     Tensor resid = e.resid;
     for (int64_t l = 0; l < L; ++l) {
         BlockResult r;
-        block_forward(*be, cfg, w.blocks[l], resid, nullptr, saves, &r);
+        block_forward(*be, cfg, w.blocks[l], resid, nullptr, saves, &r, nullptr, &in.pad);
         for (int64_t h = 0; h < H; ++h) {
             parts.push_back(at_p(r.attn.head_out, H * D, h * D));
             labels.push_back(std::to_string(l) + "." + std::to_string(h));
@@ -117,7 +117,8 @@ void run_attribute(const AttributeOptions& opt) {
         std::vector<std::string> text(tokens.numel());
         for (int64_t i = 0; i < tokens.numel(); ++i)
             text[i] = tok.token_text(tokens.i32()[i]);
-        write_tokens(f, model.model_id(), tokens, text, history_line(opt.common, be->describe()));
+        write_tokens(f, model.model_id(), tokens, text, history_line(opt.common, be->describe()),
+                     in.pad);
         // The heads as a grid [batch, layer, head], then every part in the model's order.
         Tensor grid = Tensor::zeros({B, L, H});
         for (int64_t b = 0; b < B; ++b)
@@ -136,7 +137,10 @@ void run_attribute(const AttributeOptions& opt) {
         f.write("/attribution/logit_diff", act);
         f.set_attr("/attribution", "answer", opt.answer);
         f.set_attr("/attribution", "foil", opt.foil);
-        f.set_attr("/attribution", "position", P);
+        Tensor where = Tensor::zeros({B}, DType::I32); // each sequence's position [batch]
+        for (int64_t b = 0; b < B; ++b)
+            where.i32()[b] = static_cast<int32_t>(at[b]);
+        f.write("/attribution/position", where);
         out.commit();
     }
 
@@ -159,6 +163,7 @@ void run_attribute(const AttributeOptions& opt) {
             for (const Part& p : list)
                 parts_j.push_back({{"part", p.label}, {"value", p.value}});
             rows.push_back({{"batch", b},
+                            {"position", at[b]},
                             {"parts", parts_j},
                             {"remaining", remaining[b]},
                             {"sum", sum},
@@ -166,7 +171,7 @@ void run_attribute(const AttributeOptions& opt) {
             continue;
         }
         std::printf("# batch %lld, position %lld: %s\n", static_cast<long long>(b),
-                    static_cast<long long>(P),
+                    static_cast<long long>(at[b]),
                     foil >= 0
                         ? ("logit(\"" + opt.answer + "\") - logit(\"" + opt.foil + "\")").c_str()
                         : ("logit(\"" + opt.answer + "\")").c_str());

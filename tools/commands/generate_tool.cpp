@@ -32,10 +32,8 @@ void predict(const GenerateOptions& opt) {
     check_model(in, model.model_id(), opt.common.model);
     const int64_t B = in.batch(), T = in.n_pos(), V = cfg.vocab_size;
     if (T == 0) throw ShapeError(in.file.name() + ": has no positions to predict from");
-    int64_t pos = opt.position < 0 ? T + opt.position : opt.position;
-    if (pos < 0 || pos >= T)
-        throw UsageError("--position " + std::to_string(opt.position) + ": the stream has " +
-                         std::to_string(T) + " positions");
+    // The position in each sequence, counted over its real tokens (a padded batch).
+    const std::vector<int64_t> at = position_in_each(in.pad, opt.position, "--position");
     auto be = make_backend(parse_device(opt.common.device), opt.common.threads);
     UnembedWeights w = model.load_unembed(*be);
     Tensor resid = be->to_device(in.resid);
@@ -46,7 +44,7 @@ void predict(const GenerateOptions& opt) {
         be->copy(x.f32(), resid.f32(), B * T * cfg.d_model);
     else
         for (int64_t b = 0; b < B; ++b)
-            be->copy(x.f32() + b * cfg.d_model, resid.f32() + (b * T + pos) * cfg.d_model,
+            be->copy(x.f32() + b * cfg.d_model, resid.f32() + (b * T + at[b]) * cfg.d_model,
                      cfg.d_model);
     Tensor logits_d = be->empty({rows, V});
     unembed_forward(*be, cfg, w, x.f32(), rows, logits_d.f32());
@@ -64,8 +62,15 @@ void predict(const GenerateOptions& opt) {
         ActivationWriter out(opt.common.output, in);
         // [batch, pos, vocab]: every position, or the chosen one
         out.file().write_f32("/logits", {B, opt.all_positions ? T : 1, V}, logits.f32());
-        out.file().set_attr("/logits", "positions",
-                            opt.all_positions ? std::string("all") : std::to_string(pos));
+        // "all", the position, or in a padded batch each sequence's, comma-separated
+        std::string positions = "all";
+        if (!opt.all_positions) {
+            positions = std::to_string(at[0]);
+            if (std::any_of(at.begin(), at.end(), [&](int64_t p) { return p != at[0]; }))
+                for (int64_t b = 1; b < B; ++b)
+                    positions += "," + std::to_string(at[b]);
+        }
+        out.file().set_attr("/logits", "positions", positions);
         out.finish(Stage::Logits, in.layer, nullptr, history_line(opt.common, be->describe()));
         out.commit();
         return;
@@ -74,6 +79,7 @@ void predict(const GenerateOptions& opt) {
     const int64_t K = std::max<int64_t>(1, std::min(opt.top, V));
     nlohmann::ordered_json j = nlohmann::ordered_json::array();
     for (int64_t b = 0; b < B; ++b) {
+        const int64_t pos = at[b];
         const float* l = logits.f32() + (opt.all_positions ? (b * T + pos) : b) * V;
         std::vector<int32_t> order(V);
         for (int64_t i = 0; i < V; ++i)
@@ -154,10 +160,11 @@ void generate_text(const GenerateOptions& opt) {
     ModelFile model = ModelFile::open(opt.common.model);
     const Config& cfg = model.config();
     Tokenizer tok(model.load_tokenizer());
-    const Tensor ids = read_prompt(opt.prompt, model, tok); // [batch, pos]
-    if (ids.dim(0) != 1)
+    const Prompt in = read_prompt(opt.prompt, model, tok); // [batch, pos]
+    if (in.tokens.dim(0) != 1)
         throw ShapeError(opt.prompt.tokens_file + ": generation takes one sequence (batch 1)");
-    std::vector<int32_t> prompt(ids.i32(), ids.i32() + ids.dim(1));
+    std::vector<int32_t> prompt(in.tokens.i32() + in.pad.begin(0), // its real tokens
+                                in.tokens.i32() + in.pad.end(0));
     for (int32_t id : prompt)
         if (id < 0 || id >= cfg.vocab_size)
             throw ShapeError("prompt token id " + std::to_string(id) +

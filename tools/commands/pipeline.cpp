@@ -160,8 +160,8 @@ void run_embed(const EmbedOptions& opt) {
                               [&](StageInput& s) { w = s.model.load_embed(*s.be); });
     check_order(s.in, Stage::Embed, -1, opt.common.force);
     const bool parts = wants(opt.save, "parts");
-    EmbedResult r =
-        embed_forward(*s.be, s.model.config(), w, s.in.tokens, 0, parts, s.in.file.name());
+    EmbedResult r = embed_forward(*s.be, s.model.config(), w, s.in.tokens, 0, parts,
+                                  s.in.file.name(), &s.in.pad);
     ActivationWriter out(opt.common.output, s.in);
     if (parts) {
         if (out.file().exists("/embed")) out.file().remove("/embed");
@@ -187,6 +187,10 @@ void run_attend(const AttendOptions& opt) {
     if (!opt.context.empty()) {
         Activations ctx = read_activations(opt.context, true, cfg.d_model);
         check_model(ctx, s.model.model_id(), opt.common.model);
+        if (s.in.pad.padded() || ctx.pad.padded())
+            throw UsageError("--context: cross-attention takes no padded batch (" +
+                             (ctx.pad.padded() ? ctx.file.name() : s.in.file.name()) +
+                             " has /mask)");
         context = s.be->to_device(ctx.resid);
     }
     const bool causal = opt.context.empty() ? !opt.no_mask : opt.mask;
@@ -259,7 +263,8 @@ void run_attend(const AttendOptions& opt) {
     Tensor resid = s.be->to_device(s.in.resid);
     AttentionResult r;
     attention_forward(*s.be, cfg, ln1, w, resid, context.empty() ? nullptr : &context, causal,
-                      attention_saves(opt.save), r, nullptr, done.empty() ? nullptr : &edit);
+                      attention_saves(opt.save), r, nullptr, done.empty() ? nullptr : &edit,
+                      &s.in.pad);
     ActivationWriter out(opt.common.output, s.in);
     if (!opt.save.empty()) {
         replace_group(out.file(), "/attn", opt.layer);
@@ -402,7 +407,7 @@ void run_block(const BlockOptions& opt) {
     for (int64_t l = range.start; l < range.stop; ++l) { // one layer's weights at a time
         BlockResult r;
         block_forward(*s.be, cfg, s.model.load_block(l, *s.be), resid, nullptr, saves, &r,
-                      edits[l].head_scale.empty() ? nullptr : &edits[l]);
+                      edits[l].head_scale.empty() ? nullptr : &edits[l], &s.in.pad);
         if (opt.save.empty()) continue;
         // What attend and mlp of layer l would save, under /blocks/l.
         const std::string g = "/blocks/" + std::to_string(l);

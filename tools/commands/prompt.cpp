@@ -16,13 +16,13 @@ void add_prompt_options(CLI::App& app, PromptSource& src, const std::string& wha
                  "Added tokens written in the text (<|endoftext|>) are plain text");
 }
 
-Tensor read_prompt(const PromptSource& src, const ModelFile& model, const Tokenizer& tok) {
+Prompt read_prompt(const PromptSource& src, const ModelFile& model, const Tokenizer& tok) {
     if (!src.tokens_file.empty()) {
         if (!src.text.empty() || !src.file.empty())
             throw UsageError("give TEXT, -f FILE or --tokens FILE, one of them");
         Activations in = read_activations(src.tokens_file, false);
         check_model(in, model.model_id(), model.path());
-        return in.tokens;
+        return {in.tokens, in.pad};
     }
     std::string text;
     if (!src.text.empty()) {
@@ -38,9 +38,26 @@ Tensor read_prompt(const PromptSource& src, const ModelFile& model, const Tokeni
     eo.allow_special = !src.no_special;
     eo.bos = !src.no_bos;
     const std::vector<int32_t> ids = tok.encode(text, eo);
-    Tensor t = Tensor::zeros({1, static_cast<int64_t>(ids.size())}, DType::I32);
+    const int64_t n = static_cast<int64_t>(ids.size());
+    Tensor t = Tensor::zeros({1, n}, DType::I32);
     if (!ids.empty()) std::memcpy(t.i32(), ids.data(), ids.size() * sizeof(int32_t));
-    return t;
+    return {t, Padding::none(1, n)};
+}
+
+std::vector<int64_t> position_in_each(const Padding& pad, int64_t position,
+                                      const std::string& option) {
+    std::vector<int64_t> at(pad.batch());
+    for (int64_t b = 0; b < pad.batch(); ++b) {
+        const int64_t n = pad.length(b);
+        const int64_t p = position < 0 ? n + position : position;
+        if (p < 0 || p >= n)
+            throw UsageError(
+                option + " " + std::to_string(position) + ": " +
+                (pad.batch() > 1 ? "sequence " + std::to_string(b) + " has " : "the text has ") +
+                std::to_string(n) + " tokens");
+        at[b] = pad.begin(b) + p;
+    }
+    return at;
 }
 
 std::vector<int32_t> encode_answer(const Tokenizer& tok, const std::string& text,

@@ -3,6 +3,7 @@
 #pragma once
 #include "commands/cli.hpp"
 #include "files/model_file.hpp"
+#include "model/padding.hpp"
 #include "tensor/tensor.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -22,8 +23,19 @@ struct PromptSource {
 // prompt, the text to score).
 void add_prompt_options(CLI::App& app, PromptSource& src, const std::string& what);
 
-// Host int32 [batch, pos]: a text is one sequence; a tokens file of another model is an error.
-Tensor read_prompt(const PromptSource& src, const ModelFile& model, const Tokenizer& tok);
+// The tokens, host int32 [batch, pos]: a text is one sequence; a tokens file may be a padded
+// batch (tokenize --pad); a tokens file of another model is an error.
+struct Prompt {
+    Tensor tokens;
+    Padding pad;
+};
+Prompt read_prompt(const PromptSource& src, const ModelFile& model, const Tokenizer& tok);
+
+// Where --position (counted over each sequence's real tokens, from its last when negative)
+// falls in each sequence of a batch: an index into [pos] per sequence. Out of range: a usage
+// error naming option.
+std::vector<int64_t> position_in_each(const Padding& pad, int64_t position,
+                                      const std::string& option);
 
 // An answer's (or foil's) tokens, as they follow a prompt: no BOS; none is a usage error.
 std::vector<int32_t> encode_answer(const Tokenizer& tok, const std::string& text,

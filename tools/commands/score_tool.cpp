@@ -31,11 +31,20 @@ struct AnswerScore {
     int64_t rank = 0;
 };
 
-// The logits of every position [batch, pos, vocab], and which tokens are scored [pos].
+// The logits of every position [batch, pos, vocab], and which tokens are scored [batch, pos].
 struct Logits {
     Tensor values;
     std::vector<char> scored;
 };
+
+// Each sequence's real tokens but its first (nothing before it) are scored [batch * pos].
+std::vector<char> real_after_first(const Padding& pad) {
+    std::vector<char> scored(pad.batch() * pad.n_pos(), 0);
+    for (int64_t b = 0; b < pad.batch(); ++b)
+        for (int64_t t = pad.begin(b) + 1; t < pad.end(b); ++t)
+            scored[b * pad.n_pos() + t] = 1;
+    return scored;
+}
 
 // The unembedded stream of an activation file after the last layer.
 Logits logits_of_stream(const Activations& in, const ModelFile& model, Backend& be) {
@@ -50,18 +59,16 @@ Logits logits_of_stream(const Activations& in, const ModelFile& model, Backend& 
     const Tensor resid = be.to_device(in.resid);
     Tensor out = be.empty({B, T, V});
     unembed_forward(be, cfg, w, resid.f32(), B * T, out.f32());
-    std::vector<char> scored(T, 1);
-    scored[0] = 0;
-    return {be.to_host(out), scored};
+    return {be.to_host(out), real_after_first(in.pad)};
 }
 
-// The model run over each window of the tokens; every position's logits from the window in
-// which the token after it is scored, or else the last window that holds it.
-Logits logits_of_tokens(const Tensor& tokens, Transformer& net, int64_t context, int64_t stride,
-                        bool progress) {
+// The model run over each window of the tokens (every one real); every position's logits from
+// the window in which the token after it is scored, or else the last window that holds it.
+Logits logits_of_windows(const Tensor& tokens, Transformer& net, int64_t context, int64_t stride,
+                         bool progress) {
     const int64_t B = tokens.dim(0), T = tokens.dim(1), V = net.config().vocab_size;
     const std::vector<ScoreWindow> windows = score_windows(T, context, stride);
-    Logits l{Tensor::zeros({B, T, V}), std::vector<char>(T, 0)};
+    Logits l{Tensor::zeros({B, T, V}), std::vector<char>(B * T, 0)};
     for (size_t i = 0; i < windows.size(); ++i) {
         const ScoreWindow& w = windows[i];
         if (progress) std::fprintf(stderr, "\rscore: window %zu of %zu", i + 1, windows.size());
@@ -75,10 +82,31 @@ Logits logits_of_tokens(const Tensor& tokens, Transformer& net, int64_t context,
             for (int64_t p = w.first_scored - 1; p < w.end; ++p)
                 std::memcpy(l.values.f32() + (b * T + p) * V, out.f32() + (b * n + p - w.begin) * V,
                             V * sizeof(float));
-        for (int64_t t = w.first_scored; t < w.end; ++t)
-            l.scored[t] = 1;
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t t = w.first_scored; t < w.end; ++t)
+                l.scored[b * T + t] = 1;
     }
     if (progress) std::fprintf(stderr, "\n");
+    return l;
+}
+
+// The logits of tokens [batch, pos]. A padded batch that fits the context is one run of the
+// model with its mask; a longer one goes through the windows a sequence at a time, its real
+// tokens alone, so that each is scored as it would be on its own.
+Logits logits_of_tokens(const Tensor& tokens, const Padding& pad, Transformer& net, int64_t context,
+                        int64_t stride, bool progress) {
+    if (!pad.padded()) return logits_of_windows(tokens, net, context, stride, progress);
+    const int64_t B = tokens.dim(0), T = tokens.dim(1), V = net.config().vocab_size;
+    if (T <= context) return {net.logits(tokens, &pad), real_after_first(pad)};
+    Logits l{Tensor::zeros({B, T, V}), std::vector<char>(B * T, 0)};
+    for (int64_t b = 0; b < B; ++b) {
+        const int64_t n = pad.length(b), first = pad.begin(b);
+        Tensor ids = Tensor::zeros({1, n}, DType::I32); // [1, pos]: its real tokens
+        std::memcpy(ids.i32(), tokens.i32() + b * T + first, n * sizeof(int32_t));
+        const Logits one = logits_of_windows(ids, net, context, stride, progress);
+        std::memcpy(l.values.f32() + (b * T + first) * V, one.values.f32(), n * V * sizeof(float));
+        std::copy_n(one.scored.begin(), n, l.scored.begin() + b * T + first);
+    }
     return l;
 }
 
@@ -112,6 +140,7 @@ void run_score(const ScoreOptions& opt) {
     const bool from_stream = !opt.from.empty();
     Activations in;
     Tensor tokens; // [batch, pos]
+    Padding pad;
     Logits logits;
     std::unique_ptr<Transformer> net;
     if (from_stream) {
@@ -124,27 +153,35 @@ void run_score(const ScoreOptions& opt) {
         in = read_activations(opt.from, true, cfg.d_model);
         check_model(in, model.model_id(), opt.common.model);
         tokens = in.tokens;
+        pad = in.pad;
         logits = logits_of_stream(in, model, *be);
     } else {
-        tokens = read_prompt(opt.prompt, model, tok);
+        Prompt p = read_prompt(opt.prompt, model, tok);
+        tokens = p.tokens;
+        pad = p.pad;
         for (int64_t i = 0; i < tokens.numel(); ++i)
             if (tokens.i32()[i] < 0 || tokens.i32()[i] >= V)
                 throw ShapeError("token id " + std::to_string(tokens.i32()[i]) +
                                  " is outside the vocabulary");
         net = std::make_unique<Transformer>(model.load_all(*be), *be);
-        logits = logits_of_tokens(tokens, *net, context, stride,
+        logits = logits_of_tokens(tokens, pad, *net, context, stride,
                                   !opt.common.quiet && isatty(STDERR_FILENO));
     }
     const int64_t B = tokens.dim(0), T = tokens.dim(1);
     if (T == 0) throw ShapeError("nothing to score: no tokens");
+    int64_t n_real = 0; // tokens that are not pads
+    for (int64_t b = 0; b < B; ++b)
+        n_real += pad.length(b);
 
-    // Each token's log-probability given the ones before it (token 0: none), from the
-    // distribution of the position before; every position's log-probabilities [b, t, vocab],
-    // kept only for the file (-o) and the KL (4 bytes x pos x vocab).
+    // Each token's log-probability given the ones before it (a sequence's first: none; pads:
+    // NaN), from the distribution of the position before; every position's log-probabilities
+    // [b, t, vocab], kept only for the file (-o) and the KL (4 bytes x pos x vocab).
     const bool to_file = !opt.common.output.empty() && opt.common.output != "-";
     const bool keep_dists = to_file || !opt.kl_base.empty();
     Tensor next_lp = keep_dists ? Tensor::zeros({B, T, V}) : Tensor();
     Tensor logprob = Tensor::zeros({B, T}), entropy = Tensor::zeros({B, T});
+    std::fill_n(logprob.f32(), B * T, std::numeric_limits<float>::quiet_NaN());
+    std::fill_n(entropy.f32(), B * T, std::numeric_limits<float>::quiet_NaN());
     Tensor rank = Tensor::zeros({B, T}, DType::I32);
     std::vector<double> row(V);
     double total_nats = 0;
@@ -157,12 +194,8 @@ void run_score(const ScoreOptions& opt) {
             if (keep_dists)
                 for (int64_t v = 0; v < V; ++v)
                     next_lp.f32()[(b * T + t) * V + v] = static_cast<float>(row[v]);
-            if (t + 1 >= T) continue;
-            if (!logits.scored[t + 1]) { // a window's first token, nothing before it there
-                logprob.f32()[b * T + t + 1] = entropy.f32()[b * T + t + 1] =
-                    std::numeric_limits<float>::quiet_NaN();
-                continue;
-            }
+            // (not a pad, nor a window's first token, which has nothing before it there)
+            if (t + 1 >= T || !logits.scored[b * T + t + 1]) continue;
             const int32_t next = tokens.i32()[b * T + t + 1];
             logprob.f32()[b * T + t + 1] = static_cast<float>(row[next]);
             entropy.f32()[b * T + t + 1] = static_cast<float>(h);
@@ -171,7 +204,6 @@ void run_score(const ScoreOptions& opt) {
             ++scored;
             text += tok.token_bytes(next);
         }
-        logprob.f32()[b * T] = entropy.f32()[b * T] = std::numeric_limits<float>::quiet_NaN();
         bytes += static_cast<int64_t>(text.size());
         chars += utf8_char_count(text);
     }
@@ -179,11 +211,9 @@ void run_score(const ScoreOptions& opt) {
 
     // The answer after a position, and the foil.
     std::vector<AnswerScore> answers;
-    const int64_t pos = opt.position < 0 ? T + opt.position : opt.position;
+    std::vector<int64_t> at; // the position in each sequence, an index into [pos]
     if (!opt.answer.empty()) {
-        if (pos < 0 || pos >= T)
-            throw UsageError("--position " + std::to_string(opt.position) + ": the text has " +
-                             std::to_string(T) + " tokens");
+        at = position_in_each(pad, opt.position, "--position");
         const std::vector<int32_t> ans = encode_answer(tok, opt.answer, "--answer");
         const std::vector<int32_t> foil =
             opt.foil.empty() ? std::vector<int32_t>{} : encode_answer(tok, opt.foil, "--foil");
@@ -193,13 +223,16 @@ void run_score(const ScoreOptions& opt) {
                              "scored (give the text or tokens to score all of them)");
         for (int64_t b = 0; b < B; ++b) {
             AnswerScore a;
+            const int64_t pos = at[b];
             const float* l = logits.values.f32() + (b * T + pos) * V;
             a.rank = token_rank(l, V, ans[0]);
             log_softmax(l, V, row.data());
             a.logprob = row[ans[0]];
             if (!foil.empty()) a.logit_diff = static_cast<double>(l[ans[0]]) - l[foil[0]];
             if (ans.size() > 1) { // the rest teacher-forced: the model on prompt + answer
-                std::vector<int32_t> seq(tokens.i32() + b * T, tokens.i32() + b * T + pos + 1);
+                const int64_t first = pad.begin(b); // its real tokens up to pos, then the answer
+                std::vector<int32_t> seq(tokens.i32() + b * T + first,
+                                         tokens.i32() + b * T + pos + 1);
                 seq.insert(seq.end(), ans.begin(), ans.end());
                 const int64_t n = std::min<int64_t>(static_cast<int64_t>(seq.size()), context);
                 const int64_t off = static_cast<int64_t>(seq.size()) - n;
@@ -208,7 +241,8 @@ void run_score(const ScoreOptions& opt) {
                 const Tensor out = net->logits(ids); // [1, n, vocab]
                 a.logprob = 0;
                 for (size_t k = 0; k < ans.size(); ++k) {
-                    const int64_t p = pos + static_cast<int64_t>(k) - off; // predicts ans[k]
+                    const int64_t p =
+                        pos - first + static_cast<int64_t>(k) - off; // predicts ans[k]
                     if (p < 0)
                         throw UsageError("--answer: prompt and answer exceed --context " +
                                          std::to_string(context));
@@ -233,13 +267,25 @@ void run_score(const ScoreOptions& opt) {
         if (blp.shape() != next_lp.shape())
             throw ShapeError(where + ": shape " + shape_str(blp.shape()) + ", but this run's is " +
                              shape_str(next_lp.shape()));
+        if (base.pad.padded() != pad.padded() ||
+            (pad.padded() &&
+             std::memcmp(base.pad.mask().i32(), pad.mask().i32(), B * T * sizeof(int32_t)) != 0))
+            throw ShapeError(base.file.name() + ":/mask: the base's padding is not this run's");
+        // Over every real token (a pad's distribution means nothing: NaN in the list).
         kl_mean = 0;
         kl_max = 0;
-        for (int64_t r = 0; r < B * T; ++r) {
-            kl.push_back(kl_divergence(blp.f32() + r * V, next_lp.f32() + r * V, V));
-            kl_mean += kl.back() / (B * T);
-            kl_max = std::max(kl_max, kl.back());
-        }
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t t = 0; t < T; ++t) {
+                const int64_t r = b * T + t;
+                if (!pad.real(b, t)) {
+                    kl.push_back(kNaN);
+                    continue;
+                }
+                kl.push_back(kl_divergence(blp.f32() + r * V, next_lp.f32() + r * V, V));
+                kl_mean += kl.back();
+                kl_max = std::max(kl_max, kl.back());
+            }
+        kl_mean /= static_cast<double>(n_real);
     }
 
     // The file: tokens (a tokens file for the next run), the scores, and every position's
@@ -252,7 +298,7 @@ void run_score(const ScoreOptions& opt) {
         for (int64_t i = 0; i < tokens.numel(); ++i)
             text[i] = tok.token_text(tokens.i32()[i]);
         write_tokens(f, model.model_id(), tokens, text,
-                     (from_stream && !in.history.empty() ? in.history + "\n" : "") + history);
+                     (from_stream && !in.history.empty() ? in.history + "\n" : "") + history, pad);
         f.write("/score/logprob", logprob);
         if (std::find(opt.save.begin(), opt.save.end(), "entropy") != opt.save.end())
             f.write("/score/entropy", entropy);
@@ -295,12 +341,15 @@ void run_score(const ScoreOptions& opt) {
         if (!answers.empty()) {
             j["answer"] = opt.answer;
             j["foil"] = opt.foil;
-            j["position"] = pos;
+            j["position"] = opt.position;
             nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-            for (const AnswerScore& a : answers)
-                rows.push_back({{"logprob", a.logprob},
+            for (size_t b = 0; b < answers.size(); ++b) {
+                const AnswerScore& a = answers[b];
+                rows.push_back({{"position", at[b]},
+                                {"logprob", a.logprob},
                                 {"first_token_rank", a.rank},
                                 {"logit_diff", a.logit_diff}});
+            }
             j["answers"] = rows;
         }
         if (!kl.empty()) j["kl"] = {{"mean", kl_mean}, {"max", kl_max}, {"per_position", kl}};
@@ -309,7 +358,7 @@ void run_score(const ScoreOptions& opt) {
     }
     std::printf("tokens scored       %lld of %lld (not the first, which has nothing before it, "
                 "nor, with stride = context, each window's first); context %lld, stride %lld\n",
-                static_cast<long long>(scored), static_cast<long long>(B * T),
+                static_cast<long long>(scored), static_cast<long long>(n_real),
                 static_cast<long long>(from_stream ? T : context),
                 static_cast<long long>(from_stream ? T : stride));
     std::printf("mean nats/token     %.6f\n", mean);
@@ -321,7 +370,7 @@ void run_score(const ScoreOptions& opt) {
     for (size_t b = 0; b < answers.size(); ++b) {
         std::printf("answer              batch %zu after position %lld: log p %.6f nats, first "
                     "token rank %lld",
-                    b, static_cast<long long>(pos), answers[b].logprob,
+                    b, static_cast<long long>(at[b]), answers[b].logprob,
                     static_cast<long long>(answers[b].rank));
         if (!opt.foil.empty())
             std::printf(", logit difference from the foil %.6f", answers[b].logit_diff);
@@ -329,7 +378,7 @@ void run_score(const ScoreOptions& opt) {
     }
     if (!kl.empty())
         std::printf("KL from the base    mean %.6g nats, max %.6g nats over %lld positions\n",
-                    kl_mean, kl_max, static_cast<long long>(kl.size()));
+                    kl_mean, kl_max, static_cast<long long>(n_real));
 }
 
 } // namespace qkv

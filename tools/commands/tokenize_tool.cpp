@@ -6,6 +6,7 @@
 #include "tokenizer/bpe_trainer.hpp"
 #include "tokenizer/tokenizer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iomanip>
@@ -77,8 +78,9 @@ void run_decode(const TokenizeOptions& opt, const Tokenizer& tok) {
         const std::string path = opt.texts.empty() ? opt.file : opt.texts[0];
         require_input(path);
         Activations a = read_activations(path, false);
-        for (int64_t b = 0; b < a.batch(); ++b)
-            seqs.emplace_back(a.tokens.i32() + b * a.n_pos(), a.tokens.i32() + (b + 1) * a.n_pos());
+        for (int64_t b = 0; b < a.batch(); ++b) // each sequence's real tokens, without pads
+            seqs.emplace_back(a.tokens.i32() + b * a.n_pos() + a.pad.begin(b),
+                              a.tokens.i32() + b * a.n_pos() + a.pad.end(b));
     }
     for (size_t i = 0; i < seqs.size(); ++i) {
         std::string text = tok.decode(seqs[i]);
@@ -123,6 +125,9 @@ void run_tokenize(const TokenizeOptions& opt) {
     if (opt.train) return run_train(opt);
     const int modes = opt.show + opt.ids + opt.count + opt.decode;
     if (modes > 1) throw UsageError("choose one of --show, --ids, --count, --decode");
+    if (modes && !opt.pad.empty())
+        throw UsageError("--pad shapes the tokens file: it takes no --show, --ids, --count or "
+                         "--decode");
     Loaded l = load(opt);
     if (opt.decode) return run_decode(opt, l.tok);
     std::vector<std::string> texts = input_texts(opt);
@@ -162,22 +167,40 @@ void run_tokenize(const TokenizeOptions& opt) {
         }
         return;
     }
-    for (size_t b = 1; b < seqs.size(); ++b)
-        if (seqs[b].size() != seqs[0].size())
-            throw ShapeError("sequences have unequal lengths (" + std::to_string(seqs[0].size()) +
-                             " tokens in sequence 0, " + std::to_string(seqs[b].size()) +
-                             " in sequence " + std::to_string(b) +
-                             "); padding is not supported yet, so a batch needs equal lengths");
     const int64_t batch = static_cast<int64_t>(seqs.size());
-    const int64_t n_pos = batch ? static_cast<int64_t>(seqs[0].size()) : 0;
+    int64_t n_pos = 0;
+    for (size_t b = 0; b < seqs.size(); ++b) {
+        const int64_t n = static_cast<int64_t>(seqs[b].size());
+        if (n != static_cast<int64_t>(seqs[0].size()) && opt.pad.empty())
+            throw ShapeError("sequences have unequal lengths (" + std::to_string(seqs[0].size()) +
+                             " tokens in sequence 0, " + std::to_string(n) + " in sequence " +
+                             std::to_string(b) + "); give --pad left or --pad right");
+        if (n == 0 && batch > 1)
+            throw ShapeError((opt.lines ? "line " : "text ") + std::to_string(b + 1) +
+                             " has no tokens: a sequence of a batch needs at least one");
+        n_pos = std::max(n_pos, n);
+    }
+    // A ragged batch: each sequence padded with the pad id (the tokenizer's end of text, or
+    // 0), the mask 1 on its real tokens [batch, pos].
+    const int32_t pad_id = std::max(l.tok.eot_id(), 0);
     Tensor tokens = Tensor::zeros({batch, n_pos}, DType::I32); // [batch, pos]
+    Tensor mask = Tensor::zeros({batch, n_pos}, DType::I32);   // [batch, pos]
     std::vector<std::string> text;
-    for (int64_t b = 0; b < batch; ++b)
+    for (int64_t b = 0; b < batch; ++b) {
+        const int64_t n = static_cast<int64_t>(seqs[b].size());
+        const int64_t first = opt.pad == "left" ? n_pos - n : 0; // where its real tokens begin
         for (int64_t p = 0; p < n_pos; ++p) {
-            tokens.i32()[b * n_pos + p] = seqs[b][p];
-            text.push_back(l.tok.token_text(seqs[b][p]));
+            const bool real = p >= first && p < first + n;
+            const int32_t id = real ? seqs[b][p - first] : pad_id;
+            tokens.i32()[b * n_pos + p] = id;
+            mask.i32()[b * n_pos + p] = real;
+            text.push_back(l.tok.token_text(id));
         }
-    write_tokens_file(opt.common.output, l.model_id, tokens, text, history_line(opt.common, "cpu"));
+    }
+    Padding pad = Padding::from_mask(mask, "tokenize");
+    pad.pad_id = pad_id;
+    write_tokens_file(opt.common.output, l.model_id, tokens, text, history_line(opt.common, "cpu"),
+                      pad);
 }
 
 } // namespace qkv

@@ -14,6 +14,7 @@ struct TokenizeOptions {
     std::vector<std::string> texts; // positional TEXT arguments (or, with --decode, ids/file)
     std::string file;               // -f FILE ('-' stdin)
     bool lines = false;             // one sequence per line
+    std::string pad;                // --pad left|right: sequences of unequal length padded
     bool show = false, ids = false, count = false;
     bool decode = false;
     bool no_special = false;
