@@ -1,4 +1,5 @@
-// Option parsers with structure: layer ranges (3:7, all, -2:), slices (0,:,3) and head lists.
+// Option parsers with structure: layer ranges (3:7, all, -2:), position lists (0,4:6,-1), slices
+// (0,:,3) and head lists.
 #include "base/errors.hpp"
 #include "commands/cli.hpp"
 #include "commands/inspect.hpp"
@@ -10,6 +11,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         auto r = qkv::parse_layer_range(text, 12, "--layers");
         if (r.start < 0 || r.stop > 12 || r.start >= r.stop) std::abort();
+    } catch (const qkv::UsageError&) {
+    }
+    try {
+        for (int64_t p : qkv::parse_index_list(text, 9, "--positions"))
+            if (p < 0 || p >= 9) std::abort();
     } catch (const qkv::UsageError&) {
     }
     try {

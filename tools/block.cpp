@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
         ->delimiter(',')
         ->allow_extra_args(false)
         ->check(CLI::IsMember(qkv::block_save_names()));
+    app.add_option("--positions", opt.positions,
+                   "Keep the saves at these positions only: I, START:STOP, negative from the end "
+                   "(e.g. 0,4:6,-1); the pattern's query positions, every key");
     app.add_option("--ablate-heads", opt.ablate_heads,
                    "Zero these heads' contribution, LAYER.HEAD (e.g. 0.3,1.2)");
     app.add_option("--scale-head", opt.scale_heads, "Multiply head L.H's contribution by F: L.H=F")

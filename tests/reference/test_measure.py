@@ -74,6 +74,32 @@ class Measure(unittest.TestCase):
             for name, path, other in pairs:
                 self.assertTrue(np.array_equal(f[name][()], read(path, other)), name)
 
+    def test_capture_at_chosen_positions(self):
+        """block --save --positions keeps exactly those positions of the whole capture (the
+        pattern's query positions, every key), in the order given, and records them."""
+        m, d = self.llama, self.d
+        save = "pattern,q,k,head_out,mlp_out,pre,resid_pre"
+        tok, whole = self.capture(m, "whole", save)
+        part = f"{d}/part-cap.h5"
+        shell(f"embed -m {m} {tok} -o {d}/pos-e.h5 && block -m {m} --save {save} --positions 7,0:2,-1 "
+              f"{d}/pos-e.h5 -o {part}")
+        keep = [7, 0, 1, 10]
+        with h5py.File(whole) as w, h5py.File(part) as p:
+            self.assertEqual(p["blocks/positions"][()].tolist(), keep)
+            self.assertTrue(np.array_equal(p["resid"][()], w["resid"][()]))
+            for layer in range(2):
+                for name in ("attn/q", "attn/k", "attn/head_out", "mlp/out", "mlp/pre", "resid_pre"):
+                    full = w[f"blocks/{layer}/{name}"][()]
+                    self.assertTrue(np.array_equal(p[f"blocks/{layer}/{name}"][()], full[:, keep]), name)
+                pat = w[f"blocks/{layer}/attn/pattern"][()]
+                self.assertTrue(np.array_equal(p[f"blocks/{layer}/attn/pattern"][()], pat[:, :, keep]))
+        for args, code, words in ((["--save", "q", "--positions", "11"], 2, "--positions"),
+                                  (["--positions", "0"], 2, "--save")):
+            p = run("block", "-m", m, *args, f"{d}/pos-e.h5", "-o", f"{d}/bad.h5", check=False)
+            self.assertEqual(p.returncode, code, p.stderr)
+            self.assertIn(words, p.stderr.decode())
+            self.assertFalse(os.path.exists(f"{d}/bad.h5"))
+
     def test_empty_ranges_pass_through(self):
         m, d = self.gpt2, self.d
         tok = write_tokens(f"{d}/p-tok.h5", m, self.tokens)

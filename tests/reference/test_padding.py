@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from qkvtest import read, run, shell, tmpdir
+from test_inspect import read_png
 
 REL_TOL = 1e-5
 TEXTS = ["The cat sat on the mat and looked", "Hi", "Once upon a time"]
@@ -197,6 +198,26 @@ class PaddedEqualsAlone(unittest.TestCase):
         p = run("score", "-m", m, "--tokens", f"{d}/llama-tiny-right-tok.h5", "--kl-base", base, check=False)
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("padding", p.stderr.decode())
+
+    def test_inspect_hatches_pads(self):
+        """inspect --pattern --png draws every cell of a pad query or key hatched grey."""
+        mask, _ = self.spans("tiny", "left")
+        b = int(np.argmin(mask.sum(axis=1)))  # the shortest sequence: the most pads
+        png = f"{self.d}/pads.png"
+        run("inspect", f"{self.d}/tiny-left-attn.h5", "--pattern", "--head", 0, "--batch", b, "--png", png)
+        img, text = read_png(png)
+        lay = json.loads(text["qkv-layout"])
+        c, x0, y0 = lay["cell"], lay["panels"][0]["x"], lay["panels"][0]["y"]
+        grey = {(225, 225, 225), (170, 170, 170)}
+        T = mask.shape[1]
+        for q in range(T):
+            for k in range(q + 1):
+                cell = {tuple(img[y0 + q * c + c // 2 + dy, x0 + k * c + c // 2 + dx])
+                        for dy in range(-1, 2) for dx in range(-1, 2)}
+                if mask[b, q] and mask[b, k]:
+                    self.assertFalse(cell <= grey, (q, k))
+                else:
+                    self.assertTrue(cell <= grey, (q, k, cell))
 
     def test_attribute(self):
         for fam in ("tiny", "pythia-tiny"):

@@ -3,6 +3,7 @@
 #include "files/h5file.hpp"
 #include "version.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <iostream>
 #include <new>
@@ -97,6 +98,7 @@ LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const st
     const auto colon = text.find(':');
     if (colon == std::string::npos) {
         r.start = parse_int(text, option, text);
+        if (r.start < 0) r.start += n_layers; // one index, -1 the last
         r.stop = r.start + 1;
     } else {
         const std::string a = text.substr(0, colon), b = text.substr(colon + 1);
@@ -109,6 +111,20 @@ LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const st
         throw UsageError(option + ": '" + text + "' is not a " + (allow_empty ? "" : "non-empty ") +
                          "range within 0:" + std::to_string(n_layers));
     return r;
+}
+
+std::vector<int64_t> parse_index_list(const std::string& text, int64_t n,
+                                      const std::string& option) {
+    std::vector<int64_t> out;
+    size_t begin = 0;
+    while (begin <= text.size()) {
+        const size_t comma = std::min(text.find(',', begin), text.size());
+        const LayerRange r = parse_layer_range(text.substr(begin, comma - begin), n, option);
+        for (int64_t i = r.start; i < r.stop; ++i)
+            if (std::find(out.begin(), out.end(), i) == out.end()) out.push_back(i);
+        begin = comma + 1;
+    }
+    return out;
 }
 
 std::string history_line(const CommonOptions& opt, const std::string& backend) {

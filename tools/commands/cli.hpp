@@ -58,6 +58,11 @@ struct LayerRange {
 LayerRange parse_layer_range(const std::string& text, int64_t n_layers, const std::string& option,
                              bool allow_empty = false);
 
+// Indices into n things (positions): a comma-separated list of "I" and "START:STOP" as above,
+// negative from the end ("0,5:8,-1"), in the order given, each once.
+std::vector<int64_t> parse_index_list(const std::string& text, int64_t n,
+                                      const std::string& option);
+
 // One line for the history attribute: time, qkv version, backend, command line.
 std::string history_line(const CommonOptions& opt, const std::string& backend);
 

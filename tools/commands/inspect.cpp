@@ -422,6 +422,12 @@ std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
         text = f.read_strings("/token_text");
         n_pos = f.info("/tokens").shape[1];
     }
+    // A padded batch: cells of a pad query or a pad key are hatched as masked ones are.
+    Tensor pad_mask; // [batch, pos]
+    if (f.exists("/mask")) {
+        pad_mask = f.read_i32("/mask", 2);
+        if (pad_mask.dim(0) != B || pad_mask.dim(1) != T || Tk != T) pad_mask = Tensor();
+    }
     const bool no_mask = f.has_attr("/", "modified") &&
                          f.attr_str("/", "modified").find("no causal mask") != std::string::npos;
     const int64_t layer = f.has_attr("/attn", "layer") ? f.attr_int("/attn", "layer") : -1;
@@ -444,6 +450,10 @@ std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
                 masked = std::isinf(scores.f32()[(opt.batch * H + h) * T * Tk + i]);
             else
                 masked = !no_mask && Tk == T && (i % Tk) > (i / Tk) && v[i] == 0.0f;
+            if (!pad_mask.empty()) {
+                const int32_t* real = pad_mask.i32() + opt.batch * T;
+                masked = masked || !real[i / Tk] || !real[i % Tk];
+            }
             m.masked.push_back(masked);
         }
         panels.push_back(std::move(m));

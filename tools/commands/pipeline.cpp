@@ -51,27 +51,48 @@ StageInput open_stage(const CommonOptions& c, const std::string& input, bool nee
     return s;
 }
 
-void write_saved(H5File& f, Backend& be, const std::string& name, const Tensor& t) {
-    if (!t.empty()) f.write(name, be.to_host(t));
+// A saved tensor, where positions is not empty only at those positions (its axis pos_axis).
+void write_saved(H5File& f, Backend& be, const std::string& name, const Tensor& t,
+                 const std::vector<int64_t>& positions = {}, int pos_axis = 1) {
+    if (t.empty()) return;
+    const Tensor host = be.to_host(t);
+    if (positions.empty()) return f.write(name, host);
+    Shape shape = host.shape();
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < pos_axis; ++i)
+        outer *= shape[i];
+    for (int i = pos_axis + 1; i < host.rank(); ++i)
+        inner *= shape[i];
+    const int64_t n = shape[pos_axis], kept = static_cast<int64_t>(positions.size());
+    shape[pos_axis] = kept;
+    Tensor out = Tensor::zeros(shape);
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < kept; ++i)
+            std::memcpy(out.f32() + (o * kept + i) * inner,
+                        host.f32() + (o * n + positions[i]) * inner, inner * sizeof(float));
+    f.write(name, out);
 }
 
-// The saves of one attention (group "/attn", or "/blocks/L/attn" for block --save).
-void save_attention(H5File& f, Backend& be, const AttentionResult& r, const std::string& g) {
-    write_saved(f, be, g + "/scores", r.scores);
-    write_saved(f, be, g + "/pattern", r.pattern);
-    write_saved(f, be, g + "/q", r.q);
-    write_saved(f, be, g + "/k", r.k);
-    write_saved(f, be, g + "/v", r.v);
-    write_saved(f, be, g + "/z", r.z);
-    write_saved(f, be, g + "/head_out", r.head_out);
-    write_saved(f, be, g + "/out", r.out);
+// The saves of one attention (group "/attn", or "/blocks/L/attn" for block --save), at the
+// chosen positions (empty: all; the pattern's and scores' query positions).
+void save_attention(H5File& f, Backend& be, const AttentionResult& r, const std::string& g,
+                    const std::vector<int64_t>& positions = {}) {
+    write_saved(f, be, g + "/scores", r.scores, positions, 2);
+    write_saved(f, be, g + "/pattern", r.pattern, positions, 2);
+    write_saved(f, be, g + "/q", r.q, positions);
+    write_saved(f, be, g + "/k", r.k, positions);
+    write_saved(f, be, g + "/v", r.v, positions);
+    write_saved(f, be, g + "/z", r.z, positions);
+    write_saved(f, be, g + "/head_out", r.head_out, positions);
+    write_saved(f, be, g + "/out", r.out, positions);
 }
 
-void save_mlp(H5File& f, Backend& be, const MlpResult& r, const std::string& g) {
-    write_saved(f, be, g + "/pre", r.pre);
-    write_saved(f, be, g + "/pre_linear", r.pre_linear);
-    write_saved(f, be, g + "/post", r.post);
-    write_saved(f, be, g + "/out", r.out);
+void save_mlp(H5File& f, Backend& be, const MlpResult& r, const std::string& g,
+              const std::vector<int64_t>& positions = {}) {
+    write_saved(f, be, g + "/pre", r.pre, positions);
+    write_saved(f, be, g + "/pre_linear", r.pre_linear, positions);
+    write_saved(f, be, g + "/post", r.post, positions);
+    write_saved(f, be, g + "/out", r.out, positions);
 }
 
 // A stage's group, replacing carried-forward saves of an earlier layer, with its layer.
@@ -400,9 +421,21 @@ void run_block(const BlockOptions& opt) {
             done.push_back("patched head " + label(lh) + " from " + opt.patch_from);
         }
     }
+    // The positions a capture keeps (empty: all).
+    if (!opt.positions.empty() && opt.save.empty())
+        throw UsageError("--positions chooses what --save keeps: give --save too");
+    const std::vector<int64_t> positions =
+        opt.positions.empty() ? std::vector<int64_t>()
+                              : parse_index_list(opt.positions, s.in.n_pos(), "--positions");
     ActivationWriter out(opt.common.output, s.in);
     H5File& f = out.file();
     if (!opt.save.empty() && f.exists("/blocks")) f.remove("/blocks"); // an earlier capture
+    if (!positions.empty()) {
+        Tensor kept = Tensor::zeros({static_cast<int64_t>(positions.size())}, DType::I32);
+        for (size_t i = 0; i < positions.size(); ++i)
+            kept.i32()[i] = static_cast<int32_t>(positions[i]);
+        f.write("/blocks/positions", kept); // [n]: which positions the saves hold
+    }
     Tensor resid = s.be->to_device(s.in.resid);
     for (int64_t l = range.start; l < range.stop; ++l) { // one layer's weights at a time
         BlockResult r;
@@ -411,10 +444,10 @@ void run_block(const BlockOptions& opt) {
         if (opt.save.empty()) continue;
         // What attend and mlp of layer l would save, under /blocks/l.
         const std::string g = "/blocks/" + std::to_string(l);
-        write_saved(f, *s.be, g + "/resid_pre", r.resid_pre);
-        write_saved(f, *s.be, g + "/resid_mid", r.resid_mid);
-        save_attention(f, *s.be, r.attn, g + "/attn");
-        save_mlp(f, *s.be, r.mlp, g + "/mlp");
+        write_saved(f, *s.be, g + "/resid_pre", r.resid_pre, positions);
+        write_saved(f, *s.be, g + "/resid_mid", r.resid_mid, positions);
+        save_attention(f, *s.be, r.attn, g + "/attn", positions);
+        save_mlp(f, *s.be, r.mlp, g + "/mlp", positions);
     }
     if (!done.empty()) {
         std::string what;

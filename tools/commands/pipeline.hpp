@@ -43,6 +43,7 @@ struct BlockOptions {
     std::string input;
     std::string layers = "all";
     std::vector<std::string> save; // block_save_names(), kept per layer under /blocks/L
+    std::string positions;         // --positions: the saves at these positions only
     // interventions on heads named L.H (layer.head), as attend's on one layer
     std::string ablate_heads, patch_heads, patch_from;
     std::vector<std::string> scale_heads; // "L.H=F"
