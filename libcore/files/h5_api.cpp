@@ -1,6 +1,7 @@
 #include "files/h5_api.hpp"
 
 #include <atomic>
+#include <cstdlib>
 #include <string>
 
 namespace qkv {
@@ -58,6 +59,36 @@ H5Id utf8_vlen_string_type() {
     H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8);
     return t;
+}
+
+namespace {
+struct VlenBudget {
+    hsize_t used = 0;
+    static void* alloc(size_t size, void* info) {
+        auto* b = static_cast<VlenBudget*>(info);
+        if (size > kMaxStringBytes - b->used) return nullptr; // the read fails
+        b->used += size;
+        return std::malloc(size);
+    }
+    static void release(void* p, void*) { std::free(p); }
+};
+} // namespace
+
+bool read_vlen_strings(hid_t dataset, hssize_t n, std::vector<std::string>& out) {
+    VlenBudget budget;
+    H5Id dxpl = plist(H5P_DATASET_XFER);
+    H5Pset_vlen_mem_manager(dxpl, VlenBudget::alloc, &budget, VlenBudget::release, nullptr);
+    H5Id mtype = utf8_vlen_string_type();
+    H5Id space(H5Dget_space(dataset), H5Sclose);
+    std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
+    const bool ok = H5Dread(dataset, mtype, H5S_ALL, H5S_ALL, dxpl, ptrs.data()) >= 0;
+    if (ok) {
+        out.reserve(out.size() + ptrs.size());
+        for (char* p : ptrs)
+            out.emplace_back(p ? p : "");
+    }
+    H5Dvlen_reclaim(mtype, space, dxpl, ptrs.data()); // what a failed read did allocate, too
+    return ok;
 }
 
 hid_t open_image(const std::vector<char>& image) {

@@ -33,12 +33,12 @@ void read_values(hid_t obj, bool attr, hid_t type, hid_t space, hssize_t n) {
     };
     const H5T_class_t cls = H5Tget_class(type);
     if (cls == H5T_STRING && H5Tis_variable_str(type) > 0) {
-        H5Id mtype = utf8_vlen_string_type();
-        if (!attr) { // as H5File::read_strings: the total length first
-            hsize_t total = 0;
-            if (H5Dvlen_get_buf_size(obj, mtype, space, &total) < 0 || total > kMaxStringBytes)
-                return;
+        if (!attr) { // as H5File::read_strings
+            std::vector<std::string> strings;
+            read_vlen_strings(obj, n, strings);
+            return;
         }
+        H5Id mtype = utf8_vlen_string_type();
         std::vector<char*> p(static_cast<size_t>(n), nullptr);
         if (read(mtype, p.data()) >= 0) H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, p.data());
     } else if (cls == H5T_STRING) {
@@ -171,7 +171,7 @@ const std::vector<const char*>& walked_attribute_names() {
         // every file
         "format", "version", "model_id", "history", "kind",
         // activation files
-        "stage", "layer", "modified",
+        "stage", "layer", "modified", "pad_id",
         // /tokenizer
         "normalizer", "pattern", "ignore_merges", "bos", "add_bos", "eos", "unk", "fuse_unk",
         // /config

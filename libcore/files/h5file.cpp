@@ -369,21 +369,11 @@ std::vector<std::string> H5File::read_strings(const std::string& dataset) const 
     H5Id ftype(H5Dget_type(d), H5Tclose);
     // a variable-length string is stored as a 16-byte reference into the global heap
     check_plausible(d, in, H5Tis_variable_str(ftype) > 0 ? 16 : in.type_size, where(dataset));
-    H5Id space(H5Dget_space(d), H5Sclose);
     if (H5Tis_variable_str(ftype) > 0) {
-        H5Id mtype = utf8_vlen_string_type();
-        // The strings' total length, from their descriptors, before HDF5 allocates for them
-        // (a forged length made HDF5 ask for gigabytes).
-        hsize_t total = 0;
-        if (H5Dvlen_get_buf_size(d, mtype, space, &total) < 0 || total > kMaxStringBytes)
-            throw FormatError(where(dataset) + ": strings claim an implausible total length");
-        std::vector<char*> ptrs(n, nullptr);
-        if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
-            throw FormatError(where(dataset) + ": read failed");
-        out.reserve(n);
-        for (auto* p : ptrs)
-            out.emplace_back(p ? p : "");
-        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, ptrs.data());
+        // (within a budget: a forged length must not make HDF5 allocate gigabytes)
+        if (!read_vlen_strings(d, n, out))
+            throw FormatError(where(dataset) +
+                              ": read failed (or the strings claim an implausible total length)");
     } else {
         const size_t sz = H5Tget_size(ftype);
         std::vector<char> buf(static_cast<size_t>(n) * sz);
