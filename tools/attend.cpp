@@ -24,7 +24,10 @@ int main(int argc, char** argv) {
     app.add_option("--scale-head", opt.scale_heads, "Multiply head H's contribution by F: H=F")
         ->allow_extra_args(false);
     app.add_option("--patch-from", opt.patch_from,
-                   "Activation file whose saved /attn/head_out (same layer) replaces...");
-    app.add_option("--patch-heads", opt.patch_heads, "...these heads' contribution (e.g. 1,2)");
+                   "A run of the same model (its saves of this layer) for --patch and "
+                   "--patch-heads");
+    app.add_option("--patch-heads", opt.patch_heads,
+                   "Replace these heads' contribution with the run's /attn/head_out (e.g. 1,2)");
+    qkv::add_intervention_options(app, opt.sites, false);
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_attend(opt); });
 }

@@ -25,8 +25,11 @@ int main(int argc, char** argv) {
     app.add_option("--scale-head", opt.scale_heads, "Multiply head L.H's contribution by F: L.H=F")
         ->allow_extra_args(false);
     app.add_option("--patch-from", opt.patch_from,
-                   "A capture (block --save head_out) whose /blocks/L/attn/head_out replaces...");
+                   "A capture of a run of the same model (block --save) for --patch and "
+                   "--patch-heads");
     app.add_option("--patch-heads", opt.patch_heads,
-                   "...these heads' contribution, LAYER.HEAD (e.g. 0.3,1.2)");
+                   "Replace these heads' contribution with the capture's head_out, LAYER.HEAD "
+                   "(e.g. 0.3,1.2)");
+    qkv::add_intervention_options(app, opt.sites, true);
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_block(opt); });
 }

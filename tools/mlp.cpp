@@ -13,5 +13,7 @@ int main(int argc, char** argv) {
         ->delimiter(',')
         ->allow_extra_args(false)
         ->check(CLI::IsMember({"pre", "pre_linear", "post", "out"}));
+    app.add_option("--patch-from", opt.patch_from, "A run of the same model, for --patch");
+    qkv::add_intervention_options(app, opt.sites, false);
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_mlp(opt); });
 }

@@ -42,6 +42,12 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
         if (rotary)
             apply_rotary(be, cfg, qkv.f32(), W3, rows, T, pos0, H + Hkv,
                          positions.empty() ? nullptr : positions.data());
+        if (edit) { // queries, keys and values as they are used: after rotary, before a cache
+            const SiteLayout l{T * W3, W3, dh};
+            apply_site_edits(be, edit->sites, Site::Q, qkv.f32(), l, B, T, H, dh);
+            apply_site_edits(be, edit->sites, Site::K, qkv.f32() + HD, l, B, T, Hkv, dh);
+            apply_site_edits(be, edit->sites, Site::V, qkv.f32() + HD + KD, l, B, T, Hkv, dh);
+        }
         q_base = qkv.f32();
         k_base = qkv.f32() + HD;
         v_base = qkv.f32() + HD + KD;
@@ -60,6 +66,8 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
         }
     } else {
         // Cross-attention: queries from the input, keys and values from the context stream.
+        if (edit && !edit->sites.empty())
+            throw ShapeError("internal: cross-attention takes no edits of its sites");
         Bk = context->dim(0);
         Tk = context->dim(1);
         if (Bk != B && Bk != 1)
@@ -128,6 +136,9 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
         // Mask (keys after the query, pad keys) and softmax over keys, per query and head.
         be.masked_softmax(scores.f32(), pattern.f32(), H * T, T, Tk, Tk, causal, Tk - T,
                           padded ? key_mask.i32() + b * Tk : nullptr);
+        if (edit) // this sequence's [head, query_pos, key_pos], edited per query
+            apply_site_edits(be, edit->sites, Site::Pattern, pattern.f32(), {0, Tk, T * Tk}, 1, T,
+                             H, Tk, b);
         // z: the pattern-weighted sum of values, each head into its slice [pos, head, d_head].
         each_group([&](int64_t g, int64_t n, int64_t kv_stride) {
             matmul(be, {pattern.f32() + g * G * T * Tk, T, Tk, Tk, T * Tk},
@@ -138,8 +149,10 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
         if (saves.pattern)
             be.copy(result.pattern.f32() + b * H * T * Tk, pattern.f32(), H * T * Tk);
     }
-    // Interventions: scale (or ablate) heads, and take patched heads out before adding theirs.
+    // Interventions: edits of z, then scale (or ablate) heads, and take patched heads out before
+    // adding theirs.
     if (edit) {
+        apply_site_edits(be, edit->sites, Site::Z, z.f32(), {T * HD, HD, dh}, B, T, H, dh);
         for (int64_t h = 0; h < H; ++h) {
             float s = edit->head_scale.empty() ? 1.0f : edit->head_scale[h];
             if (!edit->patched.empty() && edit->patched[h]) s = 0.0f;
@@ -149,7 +162,8 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     if (saves.z) result.z = z;
 
     // Each head's proposed change to the residual stream: z_h W_O[h]  [batch, pos, head, d_model].
-    if (saves.head_out) {
+    const bool edit_head_out = edits_site(edit ? &edit->sites : nullptr, Site::HeadOut);
+    if (saves.head_out || edit_head_out) {
         result.head_out = be.empty({B, T, H, D});
         matmul(be, {z.f32(), rows, dh, HD, dh}, {w.W_O.f32(), dh, D, D, dh * D},
                {result.head_out.f32(), rows, D, H * D, D}, H);
@@ -159,6 +173,19 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     Tensor out = be.empty({B, T, D}); // [batch, pos, d_model]
     matmul(be, {z.f32(), rows, HD, HD}, {w.W_O.f32(), HD, D, D}, {out.f32(), rows, D, D});
     if (!w.b_O.empty()) be.add_bias(out.f32(), w.b_O.f32(), rows, D);
+    if (edit_head_out) {
+        // Edited heads' changes replace their own in the output: out += edited - own, which is
+        // exactly 0 where a head_out is patched with itself.
+        Tensor edited = be.empty({B, T, H, D}); // [batch, pos, head, d_model]
+        be.copy(edited.f32(), result.head_out.f32(), B * T * H * D);
+        apply_site_edits(be, edit->sites, Site::HeadOut, edited.f32(), {T * H * D, H * D, D}, B, T,
+                         H, D);
+        be.scale2d(result.head_out.f32(), H * D, rows, H * D, -1.0f); // -own
+        be.add(result.head_out.f32(), edited.f32(), B * T * H * D);   // edited - own
+        for (int64_t h = 0; h < H; ++h)
+            be.add2d(out.f32(), D, result.head_out.f32() + h * D, H * D, rows, D);
+        result.head_out = edited;
+    }
     if (edit && edit->patch) {
         for (int64_t h = 0; h < H; ++h) {
             if (edit->patched.empty() || !edit->patched[h]) continue;
@@ -168,6 +195,7 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
                           rows, D);
         }
     }
+    if (edit) apply_stream_edits(be, edit->sites, Site::AttnOut, out);
     be.add(resid.f32(), out.f32(), rows * D);
     if (saves.out) result.out = out;
 }

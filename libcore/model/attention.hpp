@@ -12,6 +12,7 @@
 // grouped-query attention, kv_head < head: each key/value head serves head / kv_head query
 // heads, the consecutive ones.
 #pragma once
+#include "model/intervention.hpp"
 #include "model/padding.hpp"
 #include "model/weights.hpp"
 #include "tensor/backend.hpp"
@@ -44,10 +45,13 @@ struct KVLayerView {
 // Interventions on heads: each head's z is multiplied by head_scale[h] (0 ablates the head);
 // the heads marked in patched have their contribution replaced by patch (head_out of another
 // run, [batch, pos, head, d_model] on the device).
+// sites: edits of q, k, v, pattern, z, head_out and attn_out (model/intervention.hpp), applied
+// before the scaling; resid_pre is the caller's (the stream before the layer).
 struct AttentionEdit {
     std::vector<float> head_scale; // [head]; empty: every head 1
     std::vector<bool> patched;     // [head]; empty: none
     const Tensor* patch = nullptr;
+    SiteEdits sites;
 };
 
 // resid [batch, pos, d_model] on the device, updated in place. context: null for

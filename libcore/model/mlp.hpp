@@ -4,6 +4,7 @@
 // and resid += post W_out + b_out. With a parallel residual (GPT-NeoX) x is the norm of the
 // stream the layer began with, not of the stream after attention.
 #pragma once
+#include "model/intervention.hpp"
 #include "model/weights.hpp"
 #include "tensor/backend.hpp"
 
@@ -20,8 +21,10 @@ struct MlpResult {
 
 // resid: [batch, pos, d_model] on the backend's device, updated in place. resid_pre: the
 // stream before the layer's attention (same shape) for a parallel-residual model, else null.
+// edits: of mlp_pre, mlp_post and mlp_out, or null (resid_mid, the stream as it enters, is the
+// caller's).
 void mlp_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln2, const MlpWeights& w,
                  Tensor& resid, const MlpSaves& saves, MlpResult& result,
-                 const Tensor* resid_pre = nullptr);
+                 const Tensor* resid_pre = nullptr, const SiteEdits* edits = nullptr);
 
 } // namespace qkv

@@ -16,15 +16,17 @@ void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor
         be.copy(c.f32(), t.f32(), t.numel());
         return c;
     };
+    if (edit) apply_stream_edits(be, edit->sites, Site::ResidPre, resid);
     // A parallel-residual layer's MLP reads the stream as it was before attention.
     Tensor before;
     if (cfg.parallel_residual || saves.resid_pre) before = copy_of(resid);
     if (saves.resid_pre) r.resid_pre = before;
     attention_forward(be, cfg, w.ln1, w.attn, resid, nullptr, true, saves.attn, r.attn, cache, edit,
                       pad);
+    if (edit) apply_stream_edits(be, edit->sites, Site::ResidMid, resid);
     if (saves.resid_mid) r.resid_mid = copy_of(resid);
     mlp_forward(be, cfg, w.ln2, w.mlp, resid, saves.mlp, r.mlp,
-                cfg.parallel_residual ? &before : nullptr);
+                cfg.parallel_residual ? &before : nullptr, edit ? &edit->sites : nullptr);
 }
 
 Transformer::Transformer(ModelWeights weights, Backend& be)

@@ -26,6 +26,7 @@ struct BlockResult {
 
 // One block, attention then MLP (or both from the same input, parallel residual), on resid
 // [batch, pos, d_model] in place; cache: the layer's keys and values (generation) or null.
+// edit: interventions on the layer's heads and on any of its sites (resid_pre .. mlp_out).
 void block_forward(Backend& be, const Config& cfg, const BlockWeights& w, Tensor& resid,
                    const KVLayerView* cache = nullptr, const BlockSaves& saves = {},
                    BlockResult* result = nullptr, const AttentionEdit* edit = nullptr,

@@ -36,7 +36,10 @@ class GPT2:
         self.cfg = cfg
         self.sd = {k: torch.as_tensor(np.asarray(v), dtype=torch.float64) for k, v in sd.items()}
 
-    def attention(self, i, x, ctx=None, causal=True, cache=None):
+    def attention(self, i, x, ctx=None, causal=True, cache=None, hook=lambda name, t: t):
+        """hook(site, tensor) -> tensor: an intervention at q, k, v, pattern, z, head_out, attn_out
+        (TransformerLens' hook points; q, k, v [batch, pos, head, d_head], pattern [batch, head,
+        query, key])."""
         c, sd = self.cfg, self.sd
         H, D = c["n_head"], c["n_embd"]
         dh = D // H
@@ -50,31 +53,38 @@ class GPT2:
         v = src @ W[:, 2 * D:] + b[2 * D:]
         B, T, _ = q.shape
         Bk, Tk, _ = k.shape
-        qh = q.view(B, T, H, dh)
+        qh = hook("q", q.view(B, T, H, dh))
+        k, v = hook("k", k.view(Bk, Tk, H, dh)).reshape(Bk, Tk, D), hook("v", v.view(Bk, Tk, H, dh)).reshape(Bk, Tk, D)
         kh = k.view(Bk, Tk, H, dh).expand(B, Tk, H, dh)
         vh = v.view(Bk, Tk, H, dh).expand(B, Tk, H, dh)
         scores = torch.einsum("bqhd,bkhd->bhqk", qh, kh) / math.sqrt(dh)
         if causal:
             mask = torch.ones(T, Tk, dtype=torch.bool).tril(Tk - T)
             scores = scores.masked_fill(~mask, float("-inf"))
-        pattern = torch.softmax(scores, dim=-1)
-        z = torch.einsum("bhqk,bkhd->bqhd", pattern, vh)
+        pattern = hook("pattern", torch.softmax(scores, dim=-1))
+        z = hook("z", torch.einsum("bhqk,bkhd->bqhd", pattern, vh))
         W_O = sd[p + "c_proj.weight"].view(H, dh, D)
         head_out = torch.einsum("bqhd,hdm->bqhm", z, W_O)
-        out = z.reshape(B, T, D) @ sd[p + "c_proj.weight"] + sd[p + "c_proj.bias"]
+        hooked = hook("head_out", head_out)
+        if hooked is head_out:
+            out = z.reshape(B, T, D) @ sd[p + "c_proj.weight"] + sd[p + "c_proj.bias"]
+        else:
+            head_out = hooked
+            out = head_out.sum(2) + sd[p + "c_proj.bias"]
+        out = hook("attn_out", out)
         if cache is not None:
             cache.update(scores=scores, pattern=pattern, q=qh, k=k.view(Bk, Tk, H, dh),
                          v=v.view(Bk, Tk, H, dh), z=z, head_out=head_out, out=out)
         return x + out
 
-    def mlp(self, i, x, cache=None):
+    def mlp(self, i, x, cache=None, hook=lambda name, t: t):
         c, sd = self.cfg, self.sd
         h = layer_norm(x, sd[f"h.{i}.ln_2.weight"], sd[f"h.{i}.ln_2.bias"], c["layer_norm_epsilon"])
-        pre = h @ sd[f"h.{i}.mlp.c_fc.weight"] + sd[f"h.{i}.mlp.c_fc.bias"]
-        post = gelu_new(pre)
+        pre = hook("mlp_pre", h @ sd[f"h.{i}.mlp.c_fc.weight"] + sd[f"h.{i}.mlp.c_fc.bias"])
+        post = hook("mlp_post", gelu_new(pre))
         if cache is not None:
             cache.update(pre=pre, post=post)
-        return x + post @ sd[f"h.{i}.mlp.c_proj.weight"] + sd[f"h.{i}.mlp.c_proj.bias"]
+        return x + hook("mlp_out", post @ sd[f"h.{i}.mlp.c_proj.weight"] + sd[f"h.{i}.mlp.c_proj.bias"])
 
     def embed(self, tokens):
         t = torch.as_tensor(np.asarray(tokens), dtype=torch.long)

@@ -69,7 +69,7 @@ class Llama:
         key = "model." + name + ".bias"
         return y + self.sd[key] if key in self.sd else y
 
-    def attention(self, i, x, cache=None, pos0=0):
+    def attention(self, i, x, cache=None, pos0=0, hook=lambda name, t: t):  # hook: as gpt2_ref's
         B, T, _ = x.shape
         p = f"layers.{i}."
         h = rms_norm(x, self.w(p + "input_layernorm.weight"), self.eps)
@@ -77,30 +77,31 @@ class Llama:
         k = self.linear(h, p + "self_attn.k_proj").view(B, T, self.Hkv, self.dh)
         v = self.linear(h, p + "self_attn.v_proj").view(B, T, self.Hkv, self.dh)
         positions = torch.arange(pos0, pos0 + T)
-        q, k = rope(q, positions, self.cfg), rope(k, positions, self.cfg)
+        q, k = hook("q", rope(q, positions, self.cfg)), hook("k", rope(k, positions, self.cfg))
+        v = hook("v", v)
         G = self.H // self.Hkv
         kk, vv = k.repeat_interleave(G, dim=2), v.repeat_interleave(G, dim=2)  # HF's repeat_kv
         scores = torch.einsum("bqhd,bkhd->bhqk", q, kk) / math.sqrt(self.dh)
         mask = torch.ones(T, T, dtype=torch.bool).tril()
         scores = scores.masked_fill(~mask, float("-inf"))
-        pattern = torch.softmax(scores, dim=-1)
-        z = torch.einsum("bhqk,bkhd->bqhd", pattern, vv)
+        pattern = hook("pattern", torch.softmax(scores, dim=-1))
+        z = hook("z", torch.einsum("bhqk,bkhd->bqhd", pattern, vv))
         Wo = self.w(p + "self_attn.o_proj.weight").T.reshape(self.H, self.dh, -1)  # [head, d_head, d_model]
-        head_out = torch.einsum("bqhd,hdm->bqhm", z, Wo)
-        out = head_out.sum(2)
+        head_out = hook("head_out", torch.einsum("bqhd,hdm->bqhm", z, Wo))
+        out = hook("attn_out", head_out.sum(2))
         if cache is not None:
             cache.update(q=q, k=k, v=v, scores=scores, pattern=pattern, z=z, head_out=head_out, out=out)
         return x + out
 
-    def mlp(self, i, x, cache=None, x_pre=None):  # (x_pre: for parallel-residual families)
+    def mlp(self, i, x, cache=None, x_pre=None, hook=lambda name, t: t):  # (x_pre: parallel-residual families)
         p = f"layers.{i}."
         h = rms_norm(x, self.w(p + "post_attention_layernorm.weight"), self.eps)
-        pre = self.linear(h, p + "mlp.gate_proj")
+        pre = hook("mlp_pre", self.linear(h, p + "mlp.gate_proj"))
         pre_linear = self.linear(h, p + "mlp.up_proj")
-        post = torch.nn.functional.silu(pre) * pre_linear
+        post = hook("mlp_post", torch.nn.functional.silu(pre) * pre_linear)
         if cache is not None:
             cache.update(pre=pre, pre_linear=pre_linear, post=post)
-        return x + self.linear(post, p + "mlp.down_proj")
+        return x + hook("mlp_out", self.linear(post, p + "mlp.down_proj"))
 
     def logits(self, x):
         h = rms_norm(x, self.w("norm.weight"), self.eps)

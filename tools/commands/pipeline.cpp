@@ -95,6 +95,13 @@ void save_mlp(H5File& f, Backend& be, const MlpResult& r, const std::string& g,
     write_saved(f, be, g + "/out", r.out, positions);
 }
 
+// A copy of a host tensor.
+Tensor host_copy(const Tensor& t) {
+    Tensor c = Tensor::zeros(t.shape());
+    std::memcpy(c.f32(), t.f32(), t.numel() * sizeof(float));
+    return c;
+}
+
 // A stage's group, replacing carried-forward saves of an earlier layer, with its layer.
 void replace_group(H5File& f, const std::string& g, int64_t layer) {
     if (f.exists(g)) f.remove(g);
@@ -249,9 +256,10 @@ void run_attend(const AttendOptions& opt) {
         done.push_back("scaled head " + std::to_string(h) + " by " + sh.substr(eq + 1));
     }
     Tensor patch;
-    if (opt.patch_from.empty() != opt.patch_heads.empty())
-        throw UsageError("--patch-from and --patch-heads go together");
-    if (!opt.patch_from.empty()) {
+    if (!opt.patch_from.empty() && opt.patch_heads.empty() && opt.sites.patch.empty())
+        throw UsageError("--patch-from: give --patch SITE or --patch-heads H with it");
+    if (!opt.patch_heads.empty()) {
+        if (opt.patch_from.empty()) throw UsageError("--patch-heads: give --patch-from FILE");
         Activations src = read_activations(opt.patch_from, false);
         check_model(src, s.model.model_id(), opt.common.model);
         const std::string where = src.file.name() + ":/attn/head_out";
@@ -274,14 +282,20 @@ void run_attend(const AttendOptions& opt) {
         edit.patch = &patch;
         done.push_back("patched heads " + heads_text(hs) + " from " + opt.patch_from);
     }
-    // A parallel-residual layer's MLP reads the stream the layer began with: it travels along
-    // (copied first: on the CPU the device stream is the input's own memory).
+    // Edits at attention's sites; the stream entering it (resid_pre) is edited here.
+    Interventions sites =
+        read_interventions(opt.sites, opt.patch_from, SiteOwner::Attend, opt.layer, opt.layer + 1,
+                           s.model, opt.common.model, s.in, *s.be);
+    if (!sites.empty() && !opt.context.empty())
+        throw UsageError("--patch, --ablate and --add: not with cross-attention (--context)");
+    edit.sites = std::move(sites.layers[opt.layer]);
+    done.insert(done.end(), sites.done.begin(), sites.done.end());
+    // (copies: on the CPU the device stream is the input's own memory)
+    Tensor resid = s.be->to_device(host_copy(s.in.resid));
+    apply_stream_edits(*s.be, edit.sites, Site::ResidPre, resid);
+    // A parallel-residual layer's MLP reads the stream the layer began with: it travels along.
     Tensor resid_pre;
-    if (cfg.parallel_residual) {
-        resid_pre = Tensor::zeros(s.in.resid.shape());
-        std::memcpy(resid_pre.f32(), s.in.resid.f32(), resid_pre.numel() * sizeof(float));
-    }
-    Tensor resid = s.be->to_device(s.in.resid);
+    if (cfg.parallel_residual) resid_pre = host_copy(s.be->to_host(resid));
     AttentionResult r;
     attention_forward(*s.be, cfg, ln1, w, resid, context.empty() ? nullptr : &context, causal,
                       attention_saves(opt.save), r, nullptr, done.empty() ? nullptr : &edit,
@@ -331,14 +345,27 @@ void run_mlp(const MlpOptions& opt) {
     require_gated(s.model.config(), opt.save, opt.common.model);
     MlpSaves saves{wants(opt.save, "pre"), wants(opt.save, "pre_linear"), wants(opt.save, "post"),
                    wants(opt.save, "out")};
+    // Edits at the MLP's sites; the stream entering it (resid_mid) is edited here.
+    if (!opt.patch_from.empty() && opt.sites.patch.empty())
+        throw UsageError("--patch-from: give --patch SITE with it");
+    Interventions sites = read_interventions(opt.sites, opt.patch_from, SiteOwner::Mlp, opt.layer,
+                                             opt.layer + 1, s.model, opt.common.model, s.in, *s.be);
+    const SiteEdits& edits = sites.layers[opt.layer];
+    apply_stream_edits(*s.be, edits, Site::ResidMid, resid);
     MlpResult r;
     mlp_forward(*s.be, s.model.config(), ln2, w, resid, saves, r,
-                resid_pre.empty() ? nullptr : &resid_pre);
+                resid_pre.empty() ? nullptr : &resid_pre, edits.empty() ? nullptr : &edits);
     ActivationWriter out(opt.common.output, s.in);
     if (out.file().exists("/resid_pre")) out.file().remove("/resid_pre");
     if (!opt.save.empty()) {
         replace_group(out.file(), "/mlp", opt.layer);
         save_mlp(out.file(), *s.be, r, "/mlp");
+    }
+    if (!sites.done.empty()) {
+        std::string what;
+        for (auto& d : sites.done)
+            what += (what.empty() ? "" : ", ") + d;
+        record_modified(out.file(), s.in, what);
     }
     Tensor host = s.be->to_host(resid);
     out.finish(Stage::Mlp, opt.layer, &host, history_line(opt.common, s.be->describe()));
@@ -395,9 +422,10 @@ void run_block(const BlockOptions& opt) {
         edit_of(lh.first).head_scale[lh.second] *= parse_factor(sh.substr(eq + 1), "--scale-head");
         done.push_back("scaled head " + label(lh) + " by " + sh.substr(eq + 1));
     }
-    if (opt.patch_from.empty() != opt.patch_heads.empty())
-        throw UsageError("--patch-from and --patch-heads go together");
-    if (!opt.patch_from.empty()) {
+    if (!opt.patch_from.empty() && opt.patch_heads.empty() && opt.sites.patch.empty())
+        throw UsageError("--patch-from: give --patch L.SITE or --patch-heads L.H with it");
+    if (!opt.patch_heads.empty()) {
+        if (opt.patch_from.empty()) throw UsageError("--patch-heads: give --patch-from FILE");
         Activations src = read_activations(opt.patch_from, false);
         check_model(src, s.model.model_id(), opt.common.model);
         for (const auto& lh : parse_layer_heads(opt.patch_heads, range, H, "--patch-heads")) {
@@ -421,6 +449,13 @@ void run_block(const BlockOptions& opt) {
             done.push_back("patched head " + label(lh) + " from " + opt.patch_from);
         }
     }
+    // Edits at any site of the layers run.
+    Interventions sites =
+        read_interventions(opt.sites, opt.patch_from, SiteOwner::Block, range.start, range.stop,
+                           s.model, opt.common.model, s.in, *s.be);
+    for (auto& [l, e] : sites.layers)
+        edits[l].sites = std::move(e);
+    done.insert(done.end(), sites.done.begin(), sites.done.end());
     // The positions a capture keeps (empty: all).
     if (!opt.positions.empty() && opt.save.empty())
         throw UsageError("--positions chooses what --save keeps: give --save too");
@@ -440,7 +475,8 @@ void run_block(const BlockOptions& opt) {
     for (int64_t l = range.start; l < range.stop; ++l) { // one layer's weights at a time
         BlockResult r;
         block_forward(*s.be, cfg, s.model.load_block(l, *s.be), resid, nullptr, saves, &r,
-                      edits[l].head_scale.empty() ? nullptr : &edits[l], &s.in.pad);
+                      edits[l].head_scale.empty() && edits[l].sites.empty() ? nullptr : &edits[l],
+                      &s.in.pad);
         if (opt.save.empty()) continue;
         // What attend and mlp of layer l would save, under /blocks/l.
         const std::string g = "/blocks/" + std::to_string(l);

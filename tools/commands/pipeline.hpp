@@ -2,6 +2,7 @@
 // parses options into one of these structs and calls the function.
 #pragma once
 #include "commands/cli.hpp"
+#include "commands/interventions.hpp"
 
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@ struct AttendOptions {
     // interventions on heads
     std::string ablate_heads, only_heads, patch_heads, patch_from;
     std::vector<std::string> scale_heads; // "H=F"
+    InterventionOptions sites;            // --patch, --ablate, --add at attention's sites
 };
 void run_attend(const AttendOptions& opt);
 const std::vector<std::string>& attend_save_names();
@@ -35,6 +37,8 @@ struct MlpOptions {
     std::string input;
     int64_t layer = -1;
     std::vector<std::string> save; // pre, post
+    std::string patch_from;
+    InterventionOptions sites; // --patch, --ablate, --add at the MLP's sites
 };
 void run_mlp(const MlpOptions& opt);
 
@@ -47,6 +51,7 @@ struct BlockOptions {
     // interventions on heads named L.H (layer.head), as attend's on one layer
     std::string ablate_heads, patch_heads, patch_from;
     std::vector<std::string> scale_heads; // "L.H=F"
+    InterventionOptions sites;            // --patch, --ablate, --add at L.SITE
 };
 const std::vector<std::string>& block_save_names();
 void run_block(const BlockOptions& opt);

@@ -1,0 +1,234 @@
+"""Interventions at any site (--patch, --ablate, --add on attend, mlp and block) against the
+float64 references with hooks at the same sites (gpt2_ref.py, llama_ref.py: GPT-2 and a Llama
+with grouped-query attention), and GPT-NeoX for the self-patch identity:
+- patching a run with its own activations, at every site, changes nothing (bit-identical);
+- patching from another prompt at one position (and chosen heads, key/value heads or neurons)
+  changes nothing before it and equals the reference's patched run after it (1e-4 relative);
+- mean, resample and zero ablation, and a steering vector added to the stream, as the reference;
+- attend and mlp give what block gives; `modified` names the source and a hash of its values;
+- bad input: one line, exit 1 or 2, no output file."""
+import os
+import unittest
+
+import h5py
+import numpy as np
+import torch
+
+import gpt2_ref
+import llama_ref
+from qkvtest import read, run, shell, tmpdir, write_tokens
+
+REL_TOL = 1e-4
+ALL_SAVES = "resid_pre,resid_mid,q,k,v,pattern,z,head_out,out,pre,post,mlp_out"
+SITES = ["resid_pre", "q", "k", "v", "pattern", "z", "head_out", "attn_out", "resid_mid", "mlp_pre",
+         "mlp_post", "mlp_out"]
+CLEAN = [464, 3797, 3332, 319, 262, 2603, 290, 3114, 379]
+CORRUPT = [464, 3290, 10357, 625, 262, 1110, 13, 632, 373]
+P = 4  # the position patched
+
+
+def close(tc, got, ref, what):
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    scale = np.abs(ref).max()
+    err = np.abs(got - ref).max()
+    tc.assertLessEqual(err, REL_TOL * scale, f"{what}: max abs diff {err:.3g} > {REL_TOL} * {scale:.3g}")
+
+
+class Reference:
+    """The float64 model run with hooks: edits {(layer, site): f(tensor) -> tensor}."""
+
+    def __init__(self, model, family):
+        if family == "gpt2":
+            cfg, sd = gpt2_ref.from_qkv_model(model)
+            self.ref, self.layers = gpt2_ref.GPT2(cfg, sd), cfg["n_layer"]
+        else:
+            cfg, sd = llama_ref.from_qkv_model(model)
+            self.ref, self.layers = llama_ref.Llama(cfg, sd), cfg["num_hidden_layers"]
+
+    def run(self, tokens, edits=None, cache=None):
+        edits = edits or {}
+        x = self.ref.embed([tokens])
+        for i in range(self.layers):
+            def hook(name, t, i=i):
+                if cache is not None:
+                    cache[(i, name)] = t
+                f = edits.get((i, name))
+                return f(t.clone()) if f else t
+            x = hook("resid_pre", x)
+            x = self.ref.attention(i, x, hook=hook)
+            x = hook("resid_mid", x)
+            x = self.ref.mlp(i, x, hook=hook)
+        return x[0].numpy()
+
+
+def at(site, t, units, positions=None):
+    """A hooked tensor's cells: [batch, pos, unit, ...] (pattern: [batch, head, query, key]);
+    the stream and the MLP's outputs have no units; mlp_pre/post's units are neurons."""
+    pos = slice(None) if positions is None else positions
+    if site == "pattern":
+        return (slice(None), units, pos)
+    if site in ("resid_pre", "resid_mid", "attn_out", "mlp_out"):
+        return (slice(None), pos)
+    return (slice(None), pos, units)
+
+
+class Interventions(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tmpdir()
+        d = cls.d = cls.tmp.name
+        cls.m = {}
+        for fam, preset in (("gpt2", "tiny"), ("llama", "llama-tiny"), ("neox", "pythia-tiny")):
+            m = cls.m[fam] = f"{d}/{fam}.h5"
+            run("model", "init", "--preset", preset, "--seed", "3", "-o", m)
+            for tag, toks in (("clean", CLEAN), ("corrupt", CORRUPT)):
+                write_tokens(f"{d}/{fam}-{tag}-tok.h5", m, [toks])
+                shell(f"embed -m {m} {d}/{fam}-{tag}-tok.h5 -o {d}/{fam}-{tag}-e.h5 && "
+                      f"block -m {m} --save {ALL_SAVES} {d}/{fam}-{tag}-e.h5 -o {d}/{fam}-{tag}-cap.h5")
+        cls.refs = {fam: Reference(cls.m[fam], fam) for fam in ("gpt2", "llama")}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def block(self, fam, *args, out="out.h5"):
+        path = f"{self.d}/{fam}-{out}"
+        run("block", "-m", self.m[fam], *args, f"{self.d}/{fam}-clean-e.h5", "-o", path)
+        return path
+
+    def test_self_patch_is_identity(self):
+        for fam in ("gpt2", "llama", "neox"):
+            clean = read(f"{self.d}/{fam}-clean-cap.h5", "resid")
+            for site in SITES:
+                with self.subTest(fam=fam, site=site):
+                    out = self.block(fam, "--patch", f"1.{site}", "--patch", f"0.{site}",
+                                     "--patch-from", f"{self.d}/{fam}-clean-cap.h5")
+                    self.assertTrue(np.array_equal(read(out, "resid"), clean), site)
+
+    def test_patch_one_position_against_reference(self):
+        units = {"q": "1,2", "k": "1", "v": "0", "pattern": "3", "z": "0,2", "head_out": "1",
+                 "mlp_pre": "3,5,8", "mlp_post": "0:4,-1"}
+        for fam in ("gpt2", "llama"):
+            ref = self.refs[fam]
+            source = {}
+            ref.run(CORRUPT, cache=source)
+            clean = read(f"{self.d}/{fam}-clean-cap.h5", "resid")[0]
+            for site in SITES:
+                with self.subTest(fam=fam, site=site):
+                    spec = f"1.{site}@{P}" + (f"#{units[site]}" if site in units else "")
+                    out = self.block(fam, "--patch", spec, "--patch-from", f"{self.d}/{fam}-corrupt-cap.h5")
+                    got = read(out, "resid")[0]
+                    self.assertTrue(np.array_equal(got[:P], clean[:P]), "positions before the patch changed")
+                    n = source[(1, site)].shape[2] if site not in ("resid_pre", "resid_mid", "attn_out", "mlp_out") \
+                        else 1
+                    if site == "pattern":
+                        n = source[(1, site)].shape[1]
+                    u = list(range(n))
+                    if site in units:
+                        u = [int(x) for x in units[site].replace("0:4", "0,1,2,3").replace("-1", str(n - 1)).split(",")]
+
+                    def patch(t, site=site, u=u):
+                        cell = at(site, t, u, P)
+                        t[cell] = source[(1, site)][cell]
+                        return t
+                    want = ref.run(CLEAN, {(1, site): patch})
+                    close(self, got, want, f"{fam} {spec}")
+                    with h5py.File(out) as f:
+                        self.assertIn(f"patched {spec} from", f.attrs["modified"])
+
+    def test_ablations_and_steering_against_reference(self):
+        d = self.d
+        vec = np.random.default_rng(4).standard_normal(64).astype(np.float32)
+        for fam in ("gpt2", "llama"):
+            ref = self.refs[fam]
+            source = {}
+            ref.run(CORRUPT, cache=source)
+            D = read(f"{d}/{fam}-clean-cap.h5", "resid").shape[-1]
+            with h5py.File(f"{d}/{fam}-vec.h5", "w") as f:
+                f["steer/vector"] = vec[:D]
+
+            def mean_z(t):
+                t[:, :, 1] = source[(0, "z")][:, :, 1].mean(dim=(0, 1))
+                return t
+
+            def resample_post(t):
+                t[:, 2:5, [3, 7]] = source[(1, "mlp_post")][:, 2:5, [3, 7]]
+                return t
+
+            def zero_head(t):
+                t[:, :, 0] = 0
+                return t
+
+            def steer(t):
+                t[:, 3:] += 2.5 * torch.as_tensor(vec[:D], dtype=torch.float64)
+                return t
+            cap = f"{d}/{fam}-corrupt-cap.h5"
+            cases = [(["--ablate", f"0.z#1=mean:{cap}"], {(0, "z"): mean_z}, "mean-ablated 0.z#1"),
+                     (["--ablate", f"1.mlp_post@2:5#3,7=resample:{cap}"], {(1, "mlp_post"): resample_post},
+                      "resample-ablated"),
+                     (["--ablate", "1.head_out#0=zero"], {(1, "head_out"): zero_head}, "zero-ablated 1.head_out#0"),
+                     (["--add", f"1.resid_pre@3:={d}/{fam}-vec.h5", "--scale", "2.5"], {(1, "resid_pre"): steer},
+                      "added 2.5 x")]
+            for args, edits, words in cases:
+                with self.subTest(fam=fam, args=args):
+                    out = self.block(fam, *args)
+                    close(self, read(out, "resid")[0], ref.run(CLEAN, edits), " ".join(args))
+                    with h5py.File(out) as f:
+                        self.assertIn(words, f.attrs["modified"])
+
+    def test_stage_tools_equal_block(self):
+        """attend --patch and mlp --ablate/--add give what block gives for the same layer."""
+        d, m = self.d, self.m["gpt2"]
+        cap = f"{d}/gpt2-corrupt-cap.h5"
+        shell(f"block -m {m} -L 0 {d}/gpt2-clean-e.h5 -o {d}/l0.h5")
+        shell(f"attend -m {m} -l 1 --patch q@{P}#1 --patch head_out#2 --patch-from {cap} {d}/l0.h5 | "
+              f"mlp -m {m} -l 1 --ablate mlp_post#5=zero --ablate resid_mid@2={'mean:' + cap} -o {d}/chain.h5")
+        out = self.block("gpt2", "--patch", f"1.q@{P}#1", "--patch", "1.head_out#2", "--patch-from", cap,
+                         "--ablate", "1.mlp_post#5=zero", "--ablate", f"1.resid_mid@2=mean:{cap}")
+        self.assertTrue(np.array_equal(read(out, "resid"), read(f"{d}/chain.h5", "resid")))
+        with h5py.File(f"{d}/chain.h5") as f:
+            self.assertIn("patched q@4#1", f.attrs["modified"])
+            self.assertIn("zero-ablated mlp_post#5", f.attrs["modified"])
+        # attend patches from a stage file too (its /attn saves of the same layer)
+        shell(f"attend -m {m} -l 1 --save v {d}/l0.h5 -o {d}/a1.h5")
+        shell(f"attend -m {m} -l 1 --patch v --patch-from {d}/a1.h5 {d}/l0.h5 -o {d}/a1-self.h5")
+        self.assertTrue(np.array_equal(read(f"{d}/a1.h5", "resid"), read(f"{d}/a1-self.h5", "resid")))
+
+    def refused(self, tool, args, code, words):
+        out = f"{self.d}/bad.h5"
+        p = run(tool, "-m", self.m["gpt2"], *args, "-o", out, check=False)
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, code, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn(words, err)
+        self.assertFalse(os.path.exists(out))
+
+    def test_bad_input(self):
+        d = self.d
+        e, cap = f"{d}/gpt2-clean-e.h5", f"{d}/gpt2-corrupt-cap.h5"
+        write_tokens(f"{d}/short-tok.h5", self.m["gpt2"], [CLEAN[:5]])
+        shell(f"embed -m {self.m['gpt2']} {d}/short-tok.h5 | block -m {self.m['gpt2']} --save q -o {d}/short-cap.h5")
+        shell(f"attend -m {self.m['gpt2']} -l 0 {e} -o {d}/a0.h5")
+        with h5py.File(f"{d}/wide.h5", "w") as f:
+            f["steer/vector"] = np.zeros(7, np.float32)
+        for tool, args, code, words in (
+                ("attend", ["-l", "0", e, "--patch", "mlp_out", "--patch-from", cap], 2, "computed by mlp"),
+                ("block", [e, "--patch", "1.q@99", "--patch-from", cap], 2, "positions of 1.q@99"),
+                ("block", [e, "--patch", "1.z#9", "--patch-from", cap], 2, "units of 1.z#9"),
+                ("block", [e, "--patch", "1.q"], 2, "--patch-from"),
+                ("block", [e, "--patch", "q", "--patch-from", cap], 2, "L.SITE"),
+                ("block", [e, "--patch", "1.query", "--patch-from", cap], 2, "no site 'query'"),
+                ("block", [e, "--patch", "1.q", "--patch-from", self.m["llama"]], 1, "model file"),
+                ("block", [e, "--patch", "1.q", "--patch-from", f"{d}/llama-corrupt-cap.h5"], 1, "was made with model"),
+                ("block", [e, "--patch", "1.q", "--patch-from", f"{d}/short-cap.h5"], 1, "does not match"),
+                ("block", [e, "--patch", "1.v", "--patch-from", f"{d}/gpt2-clean-e.h5"], 1, "has no values of v"),
+                ("block", [e, "--add", f"1.resid_pre={d}/wide.h5"], 1, "takes a vector of"),
+                ("block", [e, "--ablate", "1.z=half"], 2, "zero, mean:FILE or resample:FILE"),
+                ("mlp", ["-l", "0", f"{d}/a0.h5", "--ablate", "resid_mid#1=zero"], 2, "no heads or neurons"),
+                ("mlp", ["-l", "0", f"{d}/a0.h5", "--patch", "q", "--patch-from", cap], 2, "computed by attend")):
+            with self.subTest(tool=tool, args=args):
+                self.refused(tool, args, code, words)
+
+
+if __name__ == "__main__":
+    unittest.main()

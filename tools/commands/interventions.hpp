@@ -1,0 +1,47 @@
+// interventions: the options that change a run at a named site (model/intervention.hpp),
+// declared once for attend, mlp and block, and turned into each layer's edits:
+//   --patch SPEC --patch-from FILE     the site's values from another run of the same model
+//   --ablate SPEC=zero|mean:FILE|resample:FILE
+//   --add SPEC=FILE[:/DATASET] --scale A   a steering vector added
+// SPEC is SITE[@POSITIONS][#UNITS] (block: L.SITE...): POSITIONS and UNITS (heads, key/value
+// heads or neurons) lists as --positions takes them (0,4:6,-1); absent, all of them.
+#pragma once
+#include "commands/cli.hpp"
+#include "files/activations.hpp"
+#include "files/model_file.hpp"
+#include "model/intervention.hpp"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+struct InterventionOptions {
+    std::vector<std::string> patch, ablate, add;
+    float scale = 1.0f;
+};
+
+// Registers --patch, --ablate, --add and --scale (the tool declares --patch-from itself, which
+// it shares with --patch-heads). per_layer: block's L.SITE names.
+void add_intervention_options(CLI::App& app, InterventionOptions& opt, bool per_layer);
+
+// Which sites a stage computes: attend (resid_pre .. attn_out), mlp (resid_mid .. mlp_out), or
+// both (block).
+enum class SiteOwner { Attend, Mlp, Block };
+
+struct Interventions {
+    std::map<int64_t, SiteEdits> layers; // layer -> its edits, sources on the device
+    std::vector<std::string> done;       // what was done, for the file's `modified`
+    bool empty() const { return layers.empty(); }
+};
+
+// The edits the options ask for on the input `in`, for layers [first, stop) (attend and mlp:
+// their one layer); patch_from is the source of --patch. Usage errors name the option; a source
+// of another model or shape is an error naming its file and dataset.
+Interventions read_interventions(const InterventionOptions& opt, const std::string& patch_from,
+                                 SiteOwner owner, int64_t first, int64_t stop,
+                                 const ModelFile& model, const std::string& model_path,
+                                 const Activations& in, Backend& be);
+
+} // namespace qkv
