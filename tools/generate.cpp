@@ -33,5 +33,6 @@ int main(int argc, char** argv) {
     app.add_flag("--slide", opt.slide, "Past n_ctx, keep the last half of the context and go on");
     app.add_flag("--stats", opt.stats, "Timing and peak memory on stderr");
     app.add_flag("--json", opt.json, "One JSON object instead of text");
+    qkv::add_intervention_options(app, opt.sites, true, false);
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_generate(opt); });
 }

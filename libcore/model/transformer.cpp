@@ -33,6 +33,12 @@ Transformer::Transformer(ModelWeights weights, Backend& be)
     : be_(be), cfg_(weights.config), embed_(std::move(weights.embed)),
       layers_(std::move(weights.blocks)), unembed_(std::move(weights.unembed)) {}
 
+const AttentionEdit* Transformer::edit_of(int64_t layer) const {
+    if (layer >= static_cast<int64_t>(edits_.size())) return nullptr;
+    const AttentionEdit& e = edits_[layer];
+    return e.head_scale.empty() && e.patched.empty() && e.sites.empty() ? nullptr : &e;
+}
+
 Tensor Transformer::step(const int32_t* tokens, int64_t n, KVCache& cache) {
     if (n <= 0) throw ShapeError("internal: a step needs at least one token");
     if (cache.length() + n > cache.capacity())
@@ -46,7 +52,7 @@ Tensor Transformer::step(const int32_t* tokens, int64_t n, KVCache& cache) {
     Tensor& resid = e.resid; // [1, pos, d_model]
     for (int64_t l = 0; l < cfg_.n_layers; ++l) {
         const KVLayerView kv = cache.layer(l);
-        block_forward(be_, cfg_, layers_[l], resid, &kv);
+        block_forward(be_, cfg_, layers_[l], resid, &kv, {}, nullptr, edit_of(l));
     }
     cache.advance(n);
     Tensor logits = be_.empty({cfg_.vocab_size}); // [vocab], last position only
@@ -58,7 +64,7 @@ Tensor Transformer::logits(const Tensor& tokens, const Padding* pad) {
     const int64_t B = tokens.dim(0), T = tokens.dim(1);
     EmbedResult e = embed_forward(be_, cfg_, embed_, tokens, 0, false, "score", pad);
     for (int64_t l = 0; l < cfg_.n_layers; ++l)
-        block_forward(be_, cfg_, layers_[l], e.resid, nullptr, {}, nullptr, nullptr, pad);
+        block_forward(be_, cfg_, layers_[l], e.resid, nullptr, {}, nullptr, edit_of(l), pad);
     Tensor out = be_.empty({B, T, cfg_.vocab_size}); // [batch, pos, vocab]
     unembed_forward(be_, cfg_, unembed_, e.resid.f32(), B * T, out.f32());
     return be_.to_host(out);

@@ -36,6 +36,9 @@ class Transformer {
   public:
     Transformer(ModelWeights weights, Backend& be); // weights on be's device
     const Config& config() const { return cfg_; }
+    // Interventions on every run's layers from now on (steering in generation): edits[layer],
+    // or fewer layers; an empty edit changes nothing.
+    void set_edits(std::vector<AttentionEdit> edits) { edits_ = std::move(edits); }
     // Runs tokens[0..n) at positions cache.length().., appends them to the cache, and returns
     // the logits of the last position [vocab] on the host.
     Tensor step(const int32_t* tokens, int64_t n, KVCache& cache);
@@ -49,6 +52,8 @@ class Transformer {
     EmbedWeights embed_;
     std::vector<BlockWeights> layers_;
     UnembedWeights unembed_;
+    std::vector<AttentionEdit> edits_;
+    const AttentionEdit* edit_of(int64_t layer) const;
 };
 
 } // namespace qkv

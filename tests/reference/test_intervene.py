@@ -7,6 +7,7 @@ with grouped-query attention), and GPT-NeoX for the self-patch identity:
 - mean, resample and zero ablation, and a steering vector added to the stream, as the reference;
 - attend and mlp give what block gives; `modified` names the source and a hash of its values;
 - bad input: one line, exit 1 or 2, no output file."""
+import json
 import os
 import unittest
 
@@ -175,6 +176,46 @@ class Interventions(unittest.TestCase):
                     close(self, read(out, "resid")[0], ref.run(CLEAN, edits), " ".join(args))
                     with h5py.File(out) as f:
                         self.assertIn(words, f.attrs["modified"])
+
+    def test_steered_generation(self):
+        """generate --add (and --ablate) on every step, with the KV cache, equals the reference
+        re-run on the whole sequence at every step with the same hooks: the same greedy tokens
+        and their log-probabilities."""
+        d = self.d
+        vec = np.random.default_rng(5).standard_normal(64).astype(np.float32)
+        for fam in ("gpt2", "llama"):
+            ref, m = self.refs[fam], self.m[fam]
+            D = read(f"{d}/{fam}-clean-cap.h5", "resid").shape[-1]
+            with h5py.File(f"{d}/{fam}-gvec.h5", "w") as f:
+                f["steer/vector"] = vec[:D]
+            out = f"{d}/{fam}-gen.h5"
+            j = json.loads(run("generate", "-m", m, "--tokens", f"{d}/{fam}-clean-tok.h5", "-n", 6, "--temperature", 0,
+                               "--ignore-eos", "--add", f"1.resid_pre={d}/{fam}-gvec.h5", "--scale", 3,
+                               "--ablate", "0.z#1=zero", "--json", "-o", out).stdout)
+
+            def steer(t):
+                t += 3 * torch.as_tensor(vec[:D], dtype=torch.float64)
+                return t
+
+            def zero(t):
+                t[:, :, 1] = 0
+                return t
+            seq, lps = list(CLEAN), []
+            for _ in range(6):
+                x = torch.as_tensor(ref.run(seq, {(1, "resid_pre"): steer, (0, "z"): zero}))[None]
+                lp = torch.log_softmax(ref.ref.logits(x)[0, -1], dim=-1)
+                seq.append(int(lp.argmax()))
+                lps.append(float(lp.max()))
+            self.assertEqual(j["generated_ids"], seq[len(CLEAN):], fam)
+            close(self, j["logprobs"], lps, f"{fam} steered log-probabilities")
+            with h5py.File(out) as f:
+                self.assertIn("added 3 x", f.attrs["modified"])
+        for args, words in ((["--patch", "1.q"], "--patch"), (["--add", f"1.resid_pre@2={d}/gpt2-gvec.h5"], "positions"),
+                            (["--ablate", "1.pattern#0=zero"], "pattern"),
+                            (["--ablate", f"1.z=resample:{d}/gpt2-corrupt-cap.h5"], "resample")):
+            p = run("generate", "-m", self.m["gpt2"], "hello", "-n", 2, *args, check=False)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn(words, p.stderr.decode())
 
     def test_stage_tools_equal_block(self):
         """attend --patch and mlp --ablate/--add give what block gives for the same layer."""

@@ -187,6 +187,15 @@ void generate_text(const GenerateOptions& opt) {
 
     auto be = make_backend(parse_device(opt.common.device), opt.common.threads);
     Transformer net(model.load_all(*be), *be);
+    // Steering and ablation on every step (the KV cache keeps what they changed).
+    Interventions sites = read_interventions(opt.sites, "", SiteOwner::Block, 0, cfg.n_layers,
+                                             model, opt.common.model, nullptr, *be);
+    if (!sites.empty()) {
+        std::vector<AttentionEdit> edits(cfg.n_layers);
+        for (auto& [l, e] : sites.layers)
+            edits[l].sites = std::move(e);
+        net.set_edits(std::move(edits));
+    }
     // Room for the whole run (a model's context can be far longer than the run).
     KVCache cache(*be, cfg, opt.slide ? cfg.n_ctx : total);
     Sampler sampler(opt.sampling);
@@ -271,6 +280,12 @@ void generate_text(const GenerateOptions& opt) {
         f.write("/generate/logprobs", lp);
         f.set_attr("/generate", "prompt_tokens", static_cast<int64_t>(prompt.size()));
         f.set_attr("/generate", "stop_reason", stop_reason);
+        if (!sites.done.empty()) {
+            std::string what;
+            for (const auto& d : sites.done)
+                what += (what.empty() ? "" : ", ") + d;
+            f.set_attr("/", "modified", "generate: " + what);
+        }
         out.commit();
     }
     if (opt.stats) {
@@ -289,7 +304,12 @@ void generate_text(const GenerateOptions& opt) {
 } // namespace
 
 void run_generate(const GenerateOptions& opt) {
-    if (!opt.from.empty()) return predict(opt);
+    if (!opt.from.empty()) {
+        if (!opt.sites.add.empty() || !opt.sites.ablate.empty())
+            throw UsageError("--add and --ablate change generation; with --from, change the "
+                             "stream with block instead");
+        return predict(opt);
+    }
     generate_text(opt);
 }
 

@@ -3,6 +3,7 @@
 // layer). Otherwise: text generation with a key/value cache and a seeded sampler.
 #pragma once
 #include "commands/cli.hpp"
+#include "commands/interventions.hpp"
 #include "commands/prompt.hpp"
 #include "model/sampler.hpp"
 
@@ -25,6 +26,7 @@ struct GenerateOptions {
     std::vector<std::string> stop;
     bool ignore_eos = false, slide = false, stats = false;
     bool json = false;
+    InterventionOptions sites; // steering and ablation while generating (L.SITE)
 };
 void run_generate(const GenerateOptions& opt);
 

@@ -7,12 +7,14 @@
 
 namespace qkv {
 
-void add_intervention_options(CLI::App& app, InterventionOptions& opt, bool per_layer) {
+void add_intervention_options(CLI::App& app, InterventionOptions& opt, bool per_layer, bool patch) {
     const std::string site = per_layer ? "L.SITE" : "SITE";
-    app.add_option("--patch", opt.patch,
-                   "Replace " + site +
-                       "[@POSITIONS][#UNITS] with its values in --patch-from's run (repeatable)")
-        ->allow_extra_args(false);
+    if (patch)
+        app.add_option("--patch", opt.patch,
+                       "Replace " + site +
+                           "[@POSITIONS][#UNITS] with its values in --patch-from's run "
+                           "(repeatable)")
+            ->allow_extra_args(false);
     app.add_option("--ablate", opt.ablate,
                    site + "[@POSITIONS][#UNITS]=zero|mean:FILE|resample:FILE: zeros, the mean "
                           "over FILE's batch and positions, or FILE's values (repeatable)")
@@ -174,14 +176,16 @@ std::string values_hash(const Tensor& t) {
     return buf;
 }
 
+// A run to take values from: of the same model, and where in is given (values, not a mean),
+// of the same positions.
 Activations open_source(const std::string& path, const ModelFile& model,
-                        const std::string& model_path, const Activations& in) {
+                        const std::string& model_path, const Activations* in) {
     require_input(path);
     Activations src = read_activations(path, false);
     check_model(src, model.model_id(), model_path);
-    if (src.n_pos() != in.n_pos() || (src.batch() != in.batch() && src.batch() != 1))
+    if (in && (src.n_pos() != in->n_pos() || (src.batch() != in->batch() && src.batch() != 1)))
         throw ShapeError(src.file.name() + ": /tokens " + shape_str(src.tokens.shape()) +
-                         " does not match this run's " + shape_str(in.tokens.shape()) +
+                         " does not match this run's " + shape_str(in->tokens.shape()) +
                          " (a source has the same positions, and the same batch or batch 1)");
     return src;
 }
@@ -191,14 +195,21 @@ Activations open_source(const std::string& path, const ModelFile& model,
 Interventions read_interventions(const InterventionOptions& opt, const std::string& patch_from,
                                  SiteOwner owner, int64_t first, int64_t stop,
                                  const ModelFile& model, const std::string& model_path,
-                                 const Activations& in, Backend& be) {
+                                 const Activations* in, Backend& be) {
     const Config& cfg = model.config();
-    const int64_t T = in.n_pos();
+    const int64_t T = in ? in->n_pos() : 1; // (generation: one position at a time, any)
     Interventions out;
+    if (!in && !opt.patch.empty())
+        throw UsageError("--patch: generation has no run of the same positions to patch from; "
+                         "--add and --ablate zero|mean:FILE hold at any position");
     if (!opt.patch.empty() && patch_from.empty())
         throw UsageError("--patch: give the run to patch from, --patch-from FILE");
     auto add_edit = [&](const Spec& s, bool add, Tensor source, const std::string& what) {
         const auto [U, W] = site_dims(cfg, s.site, T);
+        if (!in && (!s.positions.empty() || s.site == Site::Pattern))
+            throw UsageError("'" + s.text +
+                             "': generation brings new positions at every step: "
+                             "no positions, and no pattern (its width grows)");
         SiteEdit e;
         e.site = s.site;
         e.add = add;
@@ -243,7 +254,12 @@ Interventions read_interventions(const InterventionOptions& opt, const std::stri
         if (colon == std::string::npos || (kind != "mean" && kind != "resample"))
             throw UsageError("--ablate '" + text +
                              "': after '=' give zero, mean:FILE or resample:FILE");
-        const Activations src = open_source(how.substr(colon + 1), model, model_path, in);
+        if (!in && kind == "resample")
+            throw UsageError("--ablate '" + text +
+                             "': resample needs a run of the same "
+                             "positions; not in generation");
+        const Activations src =
+            open_source(how.substr(colon + 1), model, model_path, kind == "mean" ? nullptr : in);
         std::string where;
         Tensor v = site_values(src, s.site, s.layer, cfg, where);
         if (kind == "mean") v = mean_of(v, src.pad);
@@ -270,7 +286,7 @@ Interventions read_interventions(const InterventionOptions& opt, const std::stri
         // [width] or [unit * width], once or per position [pos, ...]
         const int64_t n = v.rank() == 1 ? v.dim(0) : v.rank() == 2 ? v.dim(1) : -1;
         const int64_t rows = v.rank() == 2 ? v.dim(0) : 1;
-        if ((n != W && n != U * W) || (rows != 1 && rows != T))
+        if ((n != W && n != U * W) || (rows != 1 && (rows != T || !in)))
             throw ShapeError(where + ": shape " + shape_str(v.shape()) + ", but " +
                              site_name(s.site) + " takes a vector of " + std::to_string(W) +
                              (U > 1 ? " (or " + std::to_string(U * W) + ")" : std::string()) +

@@ -22,9 +22,11 @@ struct InterventionOptions {
     float scale = 1.0f;
 };
 
-// Registers --patch, --ablate, --add and --scale (the tool declares --patch-from itself, which
-// it shares with --patch-heads). per_layer: block's L.SITE names.
-void add_intervention_options(CLI::App& app, InterventionOptions& opt, bool per_layer);
+// Registers --patch (unless patch is false), --ablate, --add and --scale (the tool declares
+// --patch-from itself, which it shares with --patch-heads). per_layer: L.SITE names (block,
+// generate).
+void add_intervention_options(CLI::App& app, InterventionOptions& opt, bool per_layer,
+                              bool patch = true);
 
 // Which sites a stage computes: attend (resid_pre .. attn_out), mlp (resid_mid .. mlp_out), or
 // both (block).
@@ -37,11 +39,13 @@ struct Interventions {
 };
 
 // The edits the options ask for on the input `in`, for layers [first, stop) (attend and mlp:
-// their one layer); patch_from is the source of --patch. Usage errors name the option; a source
-// of another model or shape is an error naming its file and dataset.
+// their one layer); patch_from is the source of --patch. in null: generation, where every step
+// brings new positions, so only what holds at any position is possible (--add of one vector,
+// --ablate zero or mean, no positions, no pattern). Usage errors name the option; a source of
+// another model or shape is an error naming its file and dataset.
 Interventions read_interventions(const InterventionOptions& opt, const std::string& patch_from,
                                  SiteOwner owner, int64_t first, int64_t stop,
                                  const ModelFile& model, const std::string& model_path,
-                                 const Activations& in, Backend& be);
+                                 const Activations* in, Backend& be);
 
 } // namespace qkv

@@ -285,7 +285,7 @@ void run_attend(const AttendOptions& opt) {
     // Edits at attention's sites; the stream entering it (resid_pre) is edited here.
     Interventions sites =
         read_interventions(opt.sites, opt.patch_from, SiteOwner::Attend, opt.layer, opt.layer + 1,
-                           s.model, opt.common.model, s.in, *s.be);
+                           s.model, opt.common.model, &s.in, *s.be);
     if (!sites.empty() && !opt.context.empty())
         throw UsageError("--patch, --ablate and --add: not with cross-attention (--context)");
     edit.sites = std::move(sites.layers[opt.layer]);
@@ -348,8 +348,9 @@ void run_mlp(const MlpOptions& opt) {
     // Edits at the MLP's sites; the stream entering it (resid_mid) is edited here.
     if (!opt.patch_from.empty() && opt.sites.patch.empty())
         throw UsageError("--patch-from: give --patch SITE with it");
-    Interventions sites = read_interventions(opt.sites, opt.patch_from, SiteOwner::Mlp, opt.layer,
-                                             opt.layer + 1, s.model, opt.common.model, s.in, *s.be);
+    Interventions sites =
+        read_interventions(opt.sites, opt.patch_from, SiteOwner::Mlp, opt.layer, opt.layer + 1,
+                           s.model, opt.common.model, &s.in, *s.be);
     const SiteEdits& edits = sites.layers[opt.layer];
     apply_stream_edits(*s.be, edits, Site::ResidMid, resid);
     MlpResult r;
@@ -452,7 +453,7 @@ void run_block(const BlockOptions& opt) {
     // Edits at any site of the layers run.
     Interventions sites =
         read_interventions(opt.sites, opt.patch_from, SiteOwner::Block, range.start, range.stop,
-                           s.model, opt.common.model, s.in, *s.be);
+                           s.model, opt.common.model, &s.in, *s.be);
     for (auto& [l, e] : sites.layers)
         edits[l].sites = std::move(e);
     done.insert(done.end(), sites.done.begin(), sites.done.end());
