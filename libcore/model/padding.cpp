@@ -2,6 +2,8 @@
 
 #include "base/errors.hpp"
 
+#include <algorithm>
+
 namespace qkv {
 
 Padding Padding::none(int64_t batch, int64_t n_pos) {
@@ -45,6 +47,27 @@ Padding Padding::from_mask(const Tensor& mask, const std::string& where) {
     }
     if (any_pad) p.mask_ = mask;
     return p;
+}
+
+PaddedBatch pad_batch(const std::vector<std::vector<int32_t>>& seqs, bool left, int32_t pad_id) {
+    const int64_t B = static_cast<int64_t>(seqs.size());
+    int64_t T = 0;
+    for (const auto& s : seqs)
+        T = std::max(T, static_cast<int64_t>(s.size()));
+    Tensor tokens = Tensor::zeros({B, T}, DType::I32); // [batch, pos]
+    Tensor mask = Tensor::zeros({B, T}, DType::I32);   // [batch, pos]
+    for (int64_t b = 0; b < B; ++b) {
+        const int64_t n = static_cast<int64_t>(seqs[b].size());
+        const int64_t first = left ? T - n : 0; // where its real tokens begin
+        for (int64_t p = 0; p < T; ++p) {
+            const bool real = p >= first && p < first + n;
+            tokens.i32()[b * T + p] = real ? seqs[b][p - first] : pad_id;
+            mask.i32()[b * T + p] = real;
+        }
+    }
+    PaddedBatch out{tokens, Padding::from_mask(mask, "a padded batch")};
+    out.pad.pad_id = pad_id;
+    return out;
 }
 
 std::vector<int32_t> Padding::positions(int64_t pos0) const {

@@ -42,4 +42,12 @@ class Padding {
     std::vector<int64_t> begin_, end_; // [batch]
 };
 
+// Sequences of unequal length as one batch: tokens [batch, longest], each padded on the left
+// (left) or the right with pad_id, and which tokens are pads. Every sequence needs a token.
+struct PaddedBatch {
+    Tensor tokens;
+    Padding pad;
+};
+PaddedBatch pad_batch(const std::vector<std::vector<int32_t>>& seqs, bool left, int32_t pad_id);
+
 } // namespace qkv

@@ -17,7 +17,7 @@ check_options() { # tool, help text, page
         fi
     done
 }
-for t in model tokenize embed attend mlp block generate score attribute count-params inspect train \
+for t in model tokenize embed attend mlp block generate score attribute steer count-params inspect train \
     qkv-h5check; do
     page="$MAN/$t.1"
     help=$("$BIN/$t" --help) || { echo "FAIL: $t --help exited $?"; fail=1; }

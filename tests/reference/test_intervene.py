@@ -217,6 +217,42 @@ class Interventions(unittest.TestCase):
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn(words, p.stderr.decode())
 
+    def test_steering_vector_against_reference(self):
+        """steer: the mean stream entering a layer at each prompt's last token (or over all its
+        tokens) over the positive prompts minus the negative ones, as the reference computes it
+        prompt by prompt (the batches are padded)."""
+        d = self.d
+        pos, neg = ["I love you", "What a lovely day it is", "Joy"], ["I hate you", "A dreadful day"]
+        for name, lines in (("pos", pos), ("neg", neg)):
+            with open(f"{d}/{name}.txt", "w") as f:
+                f.write("\n".join(lines) + "\n\n")
+        for fam in ("gpt2", "llama"):
+            ref, m = self.refs[fam], self.m[fam]
+            for all_pos in (False, True):
+                out = f"{d}/{fam}-steer.h5"
+                run("steer", "-m", m, "-l", 1, "--positive", f"{d}/pos.txt", "--negative", f"{d}/neg.txt",
+                    *(["--all-positions"] if all_pos else []), "-o", out)
+
+                def mean(lines):
+                    vs = []
+                    for line in lines:
+                        ids = [int(t) for t in run("tokenize", "-m", m, line, "--ids").stdout.split()]
+                        cache = {}
+                        ref.run(ids, cache=cache)
+                        x = cache[(1, "resid_pre")][0].numpy()
+                        vs.extend(x if all_pos else x[-1:])
+                    return np.mean(vs, axis=0)
+                with h5py.File(out) as f:
+                    close(self, f["steer/vector"][()], mean(pos) - mean(neg), f"{fam} steering vector")
+                    self.assertEqual(int(f["steer"].attrs["layer"]), 1)
+        open(f"{d}/empty.txt", "w").close()
+        for layer, negative, code, words in ((9, "neg.txt", 1, "--layer"), (1, "empty.txt", 2, "no prompts")):
+            p = run("steer", "-m", self.m["gpt2"], "-l", layer, "--positive", f"{d}/pos.txt", "--negative",
+                    f"{d}/{negative}", "-o", f"{d}/bad.h5", check=False)
+            self.assertEqual(p.returncode, code, p.stderr)
+            self.assertIn(words, p.stderr.decode())
+            self.assertFalse(os.path.exists(f"{d}/bad.h5"))
+
     def test_stage_tools_equal_block(self):
         """attend --patch and mlp --ablate/--add give what block gives for the same layer."""
         d, m = self.d, self.m["gpt2"]

@@ -168,7 +168,6 @@ void run_tokenize(const TokenizeOptions& opt) {
         return;
     }
     const int64_t batch = static_cast<int64_t>(seqs.size());
-    int64_t n_pos = 0;
     for (size_t b = 0; b < seqs.size(); ++b) {
         const int64_t n = static_cast<int64_t>(seqs[b].size());
         if (n != static_cast<int64_t>(seqs[0].size()) && opt.pad.empty())
@@ -178,29 +177,16 @@ void run_tokenize(const TokenizeOptions& opt) {
         if (n == 0 && batch > 1)
             throw ShapeError((opt.lines ? "line " : "text ") + std::to_string(b + 1) +
                              " has no tokens: a sequence of a batch needs at least one");
-        n_pos = std::max(n_pos, n);
     }
     // A ragged batch: each sequence padded with the pad id (the tokenizer's end of text, or
-    // 0), the mask 1 on its real tokens [batch, pos].
-    const int32_t pad_id = std::max(l.tok.eot_id(), 0);
-    Tensor tokens = Tensor::zeros({batch, n_pos}, DType::I32); // [batch, pos]
-    Tensor mask = Tensor::zeros({batch, n_pos}, DType::I32);   // [batch, pos]
+    // 0), the mask 1 on its real tokens.
+    const PaddedBatch padded = pad_batch(seqs, opt.pad == "left", std::max(l.tok.eot_id(), 0));
+    const Tensor& tokens = padded.tokens; // [batch, pos]
     std::vector<std::string> text;
-    for (int64_t b = 0; b < batch; ++b) {
-        const int64_t n = static_cast<int64_t>(seqs[b].size());
-        const int64_t first = opt.pad == "left" ? n_pos - n : 0; // where its real tokens begin
-        for (int64_t p = 0; p < n_pos; ++p) {
-            const bool real = p >= first && p < first + n;
-            const int32_t id = real ? seqs[b][p - first] : pad_id;
-            tokens.i32()[b * n_pos + p] = id;
-            mask.i32()[b * n_pos + p] = real;
-            text.push_back(l.tok.token_text(id));
-        }
-    }
-    Padding pad = Padding::from_mask(mask, "tokenize");
-    pad.pad_id = pad_id;
+    for (int64_t i = 0; i < tokens.numel(); ++i)
+        text.push_back(l.tok.token_text(tokens.i32()[i]));
     write_tokens_file(opt.common.output, l.model_id, tokens, text, history_line(opt.common, "cpu"),
-                      pad);
+                      padded.pad);
 }
 
 } // namespace qkv
