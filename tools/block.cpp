@@ -1,5 +1,6 @@
 // block: attend then mlp for a range of layers in one process, with the same kernels.
 #include "commands/pipeline.hpp"
+#include "commands/sweep_tool.hpp"
 
 int main(int argc, char** argv) {
     qkv::BlockOptions opt;
@@ -31,5 +32,12 @@ int main(int argc, char** argv) {
                    "Replace these heads' contribution with the capture's head_out, LAYER.HEAD "
                    "(e.g. 0.3,1.2)");
     qkv::add_intervention_options(app, opt.sites, true);
+    app.add_option("--sweep", opt.sweep,
+                   "Score every single-site variant in batches: ablate-heads, ablate-neurons "
+                   "(zero), patch-heads (z), patch-positions (the stream) from --patch-from; "
+                   "-o gets /sweep/metric [layer, unit], else a table")
+        ->check(CLI::IsMember(qkv::sweep_kinds()));
+    app.add_option("--answer", opt.answer, "With --sweep: the answer token scored");
+    app.add_option("--foil", opt.foil, "With --sweep: score logit(answer) - logit(foil)");
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_block(opt); });
 }

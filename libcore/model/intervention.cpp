@@ -45,8 +45,8 @@ void apply_site_edits(Backend& be, const SiteEdits& edits, Site site, float* x,
         const int64_t sb = s.dim(0) == 1 ? 0 : s.dim(1) * s.dim(2) * W;
         // Every unit of a site whose units lie side by side: one row of U * W.
         if (e.units.empty() && layout.unit == W && s.dim(2) == U && U > 1) {
-            SiteEdit whole{
-                e.site, e.positions, {}, e.add, s.reshaped({s.dim(0), s.dim(1), 1, U * W})};
+            SiteEdit whole{e.site,    e.positions, {},
+                           e.batches, e.add,       s.reshaped({s.dim(0), s.dim(1), 1, U * W})};
             apply_site_edits(be, {whole}, site, x, {layout.batch, layout.pos, U * W}, B, T, 1,
                              U * W, first_batch);
             continue;
@@ -59,7 +59,10 @@ void apply_site_edits(Backend& be, const SiteEdits& edits, Site site, float* x,
             return out;
         };
         const std::vector<int64_t> units = or_all(e.units, U), positions = or_all(e.positions, T);
-        for (int64_t b = 0; b < B; ++b)
+        for (int64_t b = 0; b < B; ++b) {
+            if (!e.batches.empty() &&
+                std::find(e.batches.begin(), e.batches.end(), first_batch + b) == e.batches.end())
+                continue;
             for (int64_t u : units)
                 for (int64_t p : positions) {
                     float* dst = x + b * layout.batch + p * layout.pos + u * layout.unit;
@@ -69,6 +72,7 @@ void apply_site_edits(Backend& be, const SiteEdits& edits, Site site, float* x,
                     else
                         be.copy2d(dst, W, src, W, 1, W);
                 }
+        }
     }
 }
 

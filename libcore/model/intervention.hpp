@@ -48,6 +48,7 @@ struct SiteEdit {
     Site site = Site::ResidPre;
     std::vector<int64_t> positions; // empty: every position
     std::vector<int64_t> units;     // empty: every unit
+    std::vector<int64_t> batches;   // the sequences it changes; empty: every one
     bool add = false;
     Tensor source; // rank 4, see above
 };

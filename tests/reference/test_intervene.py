@@ -253,6 +253,38 @@ class Interventions(unittest.TestCase):
             self.assertIn(words, p.stderr.decode())
             self.assertFalse(os.path.exists(f"{d}/bad.h5"))
 
+    def test_sweeps_equal_single_runs(self):
+        """block --sweep: every variant of a layer in one batch equals that variant run alone
+        (block with the same edit, then score --value), within 1e-5 of the logits' scale; the
+        clean metric is the run without edits."""
+        d = self.d
+        for fam in ("gpt2", "llama"):
+            m, e, cap = self.m[fam], f"{d}/{fam}-clean-e.h5", f"{d}/{fam}-corrupt-cap.h5"
+            score = ["score", "-m", m, "--from", "-", "--answer", " the", "--foil", " a", "--value"]
+            clean = float(shell(f"block -m {m} {e} | " + " ".join(f"'{a}'" for a in score)))
+            for kind, spec, extra in (("ablate-heads", "{l}.z#{u}=zero", []),
+                                      ("ablate-neurons", "{l}.mlp_post#{u}=zero", []),
+                                      ("patch-heads", "{l}.z#{u}", ["--patch-from", cap]),
+                                      ("patch-positions", "{l}.resid_pre@{u}", ["--patch-from", cap])):
+                out = f"{d}/{fam}-{kind}.h5"
+                run("block", "-m", m, e, "--sweep", kind, "--answer", " the", "--foil", " a", *extra, "-o", out)
+                with h5py.File(out) as f:
+                    grid = f["sweep/metric"][()]
+                    self.assertAlmostEqual(float(f["sweep"].attrs["clean"]), clean, delta=1e-5)
+                units = range(grid.shape[1]) if kind != "ablate-neurons" else (0, 7, grid.shape[1] - 1)
+                for layer in range(grid.shape[0]):
+                    for u in units:
+                        with self.subTest(fam=fam, kind=kind, layer=layer, unit=u):
+                            opt = ["--patch", spec.format(l=layer, u=u)] if extra else \
+                                ["--ablate", spec.format(l=layer, u=u)]
+                            single = float(shell(f"block -m {m} {e} " + " ".join(opt + extra) + " | " +
+                                                 " ".join(f"'{a}'" for a in score)))
+                            self.assertAlmostEqual(float(grid[layer, u]), single, delta=1e-5)
+        p = run("block", "-m", self.m["gpt2"], f"{d}/gpt2-clean-e.h5", "--sweep", "patch-heads", "--answer", " the",
+                check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--patch-from", p.stderr.decode())
+
     def test_stage_tools_equal_block(self):
         """attend --patch and mlp --ablate/--add give what block gives for the same layer."""
         d, m = self.d, self.m["gpt2"]

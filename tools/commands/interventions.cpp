@@ -96,9 +96,8 @@ std::pair<int64_t, int64_t> site_dims(const Config& cfg, Site site, int64_t T) {
     }
 }
 
-// A site's values in a run's file, [batch, pos, unit, width] on the host: a capture's
-// /blocks/L/..., a stage's own save (/attn/..., /mlp/... of layer L), or for the stream entering
-// a stage, the file's /resid when the file is at the stage before.
+} // namespace
+
 Tensor site_values(const Activations& run, Site site, int64_t layer, const Config& cfg,
                    std::string& where) {
     const H5File& f = run.file;
@@ -149,6 +148,8 @@ Tensor site_values(const Activations& run, Site site, int64_t layer, const Confi
     throw FormatError(run.file.name() + ": has no values of " + site_name(site) + " at layer " + L +
                       " (capture them with block --save, or attend/mlp --save)");
 }
+
+namespace {
 
 // The mean over the batch and the real positions: [1, 1, unit, width].
 Tensor mean_of(const Tensor& v, const Padding& pad) {

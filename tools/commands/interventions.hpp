@@ -48,4 +48,10 @@ Interventions read_interventions(const InterventionOptions& opt, const std::stri
                                  const ModelFile& model, const std::string& model_path,
                                  const Activations* in, Backend& be);
 
+// A site's values at a layer in a run's file, [batch, pos, unit, width] on the host: a
+// capture's /blocks/L/..., a stage's own saves of layer L, or for the stream entering a stage,
+// the run's /resid at the stage before; where gets the file and dataset read.
+Tensor site_values(const Activations& run, Site site, int64_t layer, const Config& cfg,
+                   std::string& where);
+
 } // namespace qkv

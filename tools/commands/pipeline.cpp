@@ -2,6 +2,7 @@
 #include "model/schema.hpp"
 
 #include "commands/inspect.hpp"
+#include "commands/sweep_tool.hpp"
 #include "files/activations.hpp"
 #include "files/model_file.hpp"
 #include "model/attention.hpp"
@@ -391,6 +392,8 @@ void run_block(const BlockOptions& opt) {
     // An empty range (6: of 6 layers, 0:0) passes the stream through.
     const LayerRange range = parse_layer_range(opt.layers, cfg.n_layers, "--layers", true);
     check_order(s.in, Stage::Attn, range.start, opt.common.force);
+    if (!opt.sweep.empty())
+        return run_block_sweep(opt, s.model, s.in, *s.be, range.start, range.stop);
     require_gated(cfg, opt.save, opt.common.model);
     BlockSaves saves;
     saves.attn = attention_saves(opt.save);

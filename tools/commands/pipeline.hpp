@@ -52,6 +52,8 @@ struct BlockOptions {
     std::string ablate_heads, patch_heads, patch_from;
     std::vector<std::string> scale_heads; // "L.H=F"
     InterventionOptions sites;            // --patch, --ablate, --add at L.SITE
+    // --sweep KIND: every single-site variant scored (--answer, --foil), in batches
+    std::string sweep, answer, foil;
 };
 const std::vector<std::string>& block_save_names();
 void run_block(const BlockOptions& opt);
