@@ -85,11 +85,15 @@ void run_block_sweep(const BlockOptions& opt, const ModelFile& model, const Acti
         write_tokens(f, model.model_id(), in.tokens, in.token_text,
                      (in.history.empty() ? "" : in.history + "\n") +
                          history_line(opt.common, be.describe()));
-        Tensor grid = Tensor::zeros({L, n_units}); // [layer, head | neuron | position]
+        // [layer, head | neuron | position]: the metric, and its change from the clean run
+        Tensor grid = Tensor::zeros({L, n_units}), change = Tensor::zeros({L, n_units});
         for (int64_t l = 0; l < L; ++l)
-            for (int64_t u = 0; u < n_units; ++u)
+            for (int64_t u = 0; u < n_units; ++u) {
                 grid.f32()[l * n_units + u] = static_cast<float>(r.metric[l][u]);
+                change.f32()[l * n_units + u] = static_cast<float>(r.metric[l][u] - r.clean);
+            }
         f.write("/sweep/metric", grid);
+        f.write("/sweep/change", change);
         f.set_attr("/sweep", "kind", kind);
         f.set_attr("/sweep", "metric", what);
         f.set_attr("/sweep", "answer", opt.answer);
