@@ -291,10 +291,10 @@ void run_attend(const AttendOptions& opt) {
         throw UsageError("--patch, --ablate and --add: not with cross-attention (--context)");
     edit.sites = std::move(sites.layers[opt.layer]);
     done.insert(done.end(), sites.done.begin(), sites.done.end());
-    // (copies: on the CPU the device stream is the input's own memory)
-    Tensor resid = s.be->to_device(host_copy(s.in.resid));
+    Tensor resid = s.be->to_device(s.in.resid);
     apply_stream_edits(*s.be, edit.sites, Site::ResidPre, resid);
-    // A parallel-residual layer's MLP reads the stream the layer began with: it travels along.
+    // A parallel-residual layer's MLP reads the stream the layer began with: it travels along
+    // (a copy: on the CPU the device stream is the input's own memory, which attention changes).
     Tensor resid_pre;
     if (cfg.parallel_residual) resid_pre = host_copy(s.be->to_host(resid));
     AttentionResult r;
