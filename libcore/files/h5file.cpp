@@ -1,6 +1,7 @@
 #include "files/h5file.hpp"
 
 #include "base/errors.hpp"
+#include "files/dimension_names.hpp"
 #include "files/h5_api.hpp"
 
 #include <algorithm>
@@ -521,6 +522,7 @@ void H5File::write(const std::string& dataset, const Tensor& t) {
     H5Id lcpl = lcpl_intermediate();
     H5Id d(H5Dcreate2(file_, dataset.c_str(), H5T_STD_I32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
            H5Dclose);
+    if (d.valid()) label_dimensions(d, dataset, static_cast<int>(dims.size()));
     if (!d.valid() ||
         (t.numel() && H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.i32()) < 0))
         throw IoError(where(dataset) + ": write failed");
@@ -534,6 +536,7 @@ void H5File::write_f32(const std::string& dataset, const Shape& shape, const flo
     H5Id d(
         H5Dcreate2(file_, dataset.c_str(), H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
         H5Dclose);
+    if (d.valid()) label_dimensions(d, dataset, static_cast<int>(dims.size()));
     if (!d.valid() || (shape_numel(shape) &&
                        H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
         throw IoError(where(dataset) + ": write failed (disk full?)");
@@ -601,6 +604,7 @@ void H5File::write_f16(const std::string& dataset, const Shape& shape, const flo
     H5Id lcpl = lcpl_intermediate();
     H5Id d(H5Dcreate2(file_, dataset.c_str(), half, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
            H5Dclose);
+    if (d.valid()) label_dimensions(d, dataset, static_cast<int>(dims.size()));
     if (!d.valid() ||
         (!bits.empty() && H5Dwrite(d, half, H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()) < 0))
         throw IoError(where(dataset) + ": write failed (disk full?)");
@@ -649,6 +653,7 @@ void H5File::write_strings(const std::string& dataset, const Shape& shape,
     H5Id lcpl = lcpl_intermediate();
     H5Id d(H5Dcreate2(file_, dataset.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
            H5Dclose);
+    if (d.valid()) label_dimensions(d, dataset, static_cast<int>(dims.size()));
     std::vector<const char*> ptrs;
     ptrs.reserve(values.size());
     for (auto& s : values)

@@ -1,14 +1,22 @@
 #include "model/schema.hpp"
 
+#include <algorithm>
+
 namespace qkv {
 
 namespace {
 
 // A row of the table: name (relative to a layer's group for block rows), shape, init, decay,
 // trained.
+// A shape as a function of the config, and the names of its dimensions.
+struct Dims {
+    Shape (*shape)(const Config&);
+    const char* names; // comma-separated
+};
+
 struct Row {
     const char* name;
-    Shape (*shape)(const Config&);
+    Dims dims;
     Init init;
     bool decay, trained = true;
     bool (*present)(const Config&) = nullptr; // null: in every model
@@ -74,37 +82,75 @@ Shape d_model_vocab(const Config& c) {
     return {c.d_model, c.vocab_size};
 }
 
+const Dims k_d_model{d_model, "d_model"};
+const Dims k_d_mlp{d_mlp, "d_mlp"};
+const Dims k_vocab{vocab, "vocab"};
+const Dims k_head_d_model_d_head{head_d_model_d_head, "head,d_model,d_head"};
+const Dims k_head_d_head{head_d_head, "head,d_head"};
+const Dims k_kv_head_d_model_d_head{kv_head_d_model_d_head, "kv_head,d_model,d_head"};
+const Dims k_kv_head_d_head{kv_head_d_head, "kv_head,d_head"};
+const Dims k_head_d_head_d_model{head_d_head_d_model, "head,d_head,d_model"};
+const Dims k_d_model_d_mlp{d_model_d_mlp, "d_model,d_mlp"};
+const Dims k_d_mlp_d_model{d_mlp_d_model, "d_mlp,d_model"};
+const Dims k_vocab_d_model{vocab_d_model, "vocab,d_model"};
+const Dims k_n_ctx_d_model{n_ctx_d_model, "pos,d_model"};
+const Dims k_d_model_vocab{d_model_vocab, "d_model,vocab"};
+
 const Row kBefore[] = {
-    {"/embed/W_E", vocab_d_model, Init::Normal, true},
-    {"/pos_embed/W_pos", n_ctx_d_model, Init::Normal, true, true, learned_positions},
+    {"/embed/W_E", k_vocab_d_model, Init::Normal, true},
+    {"/pos_embed/W_pos", k_n_ctx_d_model, Init::Normal, true, true, learned_positions},
 };
 const Row kBlock[] = {
-    {"/ln1/w", d_model, Init::Ones, false},
-    {"/ln1/b", d_model, Init::Zeros, false, true, norm_bias},
-    {"/attn/W_Q", head_d_model_d_head, Init::Normal, true},
-    {"/attn/b_Q", head_d_head, Init::Zeros, false, true, qkv_bias},
-    {"/attn/W_K", kv_head_d_model_d_head, Init::Normal, true},
-    {"/attn/b_K", kv_head_d_head, Init::Zeros, false, true, qkv_bias},
-    {"/attn/W_V", kv_head_d_model_d_head, Init::Normal, true},
-    {"/attn/b_V", kv_head_d_head, Init::Zeros, false, true, qkv_bias},
-    {"/attn/W_O", head_d_head_d_model, Init::NormalResidual, true},
-    {"/attn/b_O", d_model, Init::Zeros, false, true, linear_bias},
-    {"/ln2/w", d_model, Init::Ones, false},
-    {"/ln2/b", d_model, Init::Zeros, false, true, norm_bias},
-    {"/mlp/W_gate", d_model_d_mlp, Init::Normal, true, true, gated},
-    {"/mlp/W_in", d_model_d_mlp, Init::Normal, true},
-    {"/mlp/b_in", d_mlp, Init::Zeros, false, true, linear_bias},
-    {"/mlp/W_out", d_mlp_d_model, Init::NormalResidual, true},
-    {"/mlp/b_out", d_model, Init::Zeros, false, true, linear_bias},
+    {"/ln1/w", k_d_model, Init::Ones, false},
+    {"/ln1/b", k_d_model, Init::Zeros, false, true, norm_bias},
+    {"/attn/W_Q", k_head_d_model_d_head, Init::Normal, true},
+    {"/attn/b_Q", k_head_d_head, Init::Zeros, false, true, qkv_bias},
+    {"/attn/W_K", k_kv_head_d_model_d_head, Init::Normal, true},
+    {"/attn/b_K", k_kv_head_d_head, Init::Zeros, false, true, qkv_bias},
+    {"/attn/W_V", k_kv_head_d_model_d_head, Init::Normal, true},
+    {"/attn/b_V", k_kv_head_d_head, Init::Zeros, false, true, qkv_bias},
+    {"/attn/W_O", k_head_d_head_d_model, Init::NormalResidual, true},
+    {"/attn/b_O", k_d_model, Init::Zeros, false, true, linear_bias},
+    {"/ln2/w", k_d_model, Init::Ones, false},
+    {"/ln2/b", k_d_model, Init::Zeros, false, true, norm_bias},
+    {"/mlp/W_gate", k_d_model_d_mlp, Init::Normal, true, true, gated},
+    {"/mlp/W_in", k_d_model_d_mlp, Init::Normal, true},
+    {"/mlp/b_in", k_d_mlp, Init::Zeros, false, true, linear_bias},
+    {"/mlp/W_out", k_d_mlp_d_model, Init::NormalResidual, true},
+    {"/mlp/b_out", k_d_model, Init::Zeros, false, true, linear_bias},
 };
 const Row kAfter[] = {
-    {"/ln_final/w", d_model, Init::Ones, false},
-    {"/ln_final/b", d_model, Init::Zeros, false, true, norm_bias},
-    {"/unembed/W_U", d_model_vocab, Init::TransposeOfW_E, true, false},
-    {"/unembed/b_U", vocab, Init::Zeros, false, false, unembed_bias},
+    {"/ln_final/w", k_d_model, Init::Ones, false},
+    {"/ln_final/b", k_d_model, Init::Zeros, false, true, norm_bias},
+    {"/unembed/W_U", k_d_model_vocab, Init::TransposeOfW_E, true, false},
+    {"/unembed/b_U", k_vocab, Init::Zeros, false, false, unembed_bias},
 };
 
 } // namespace
+
+std::vector<std::string> weight_dims(const std::string& name) {
+    auto ends_with = [&](const std::string& tail) {
+        return name.size() >= tail.size() &&
+               name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    auto find = [&](const Row* begin, const Row* end) -> const Row* {
+        for (const Row* r = begin; r != end; ++r)
+            if (ends_with(r->name)) return r;
+        return nullptr;
+    };
+    const Row* r = find(std::begin(kBefore), std::end(kBefore));
+    if (!r) r = find(std::begin(kBlock), std::end(kBlock));
+    if (!r) r = find(std::begin(kAfter), std::end(kAfter));
+    std::vector<std::string> out;
+    if (!r) return out;
+    std::string names = r->dims.names;
+    for (size_t at = 0; at <= names.size();) {
+        const size_t comma = std::min(names.find(',', at), names.size());
+        out.push_back(names.substr(at, comma - at));
+        at = comma + 1;
+    }
+    return out;
+}
 
 std::string block_group(int64_t layer) {
     return "/blocks/" + std::to_string(layer);
@@ -114,7 +160,7 @@ std::vector<ParamSpec> model_params(const Config& c) {
     std::vector<ParamSpec> out;
     auto add = [&](const std::string& prefix, const Row& r) {
         if (r.present && !r.present(c)) return;
-        out.push_back({prefix + r.name, r.shape(c), r.init, r.decay, r.trained});
+        out.push_back({prefix + r.name, r.dims.shape(c), r.init, r.decay, r.trained});
     };
     for (const Row& r : kBefore)
         add("", r);

@@ -32,6 +32,10 @@ struct ParamSpec {
 // Every weight of a model file, in the order the file is written (which model_id hashes).
 std::vector<ParamSpec> model_params(const Config& c);
 
+// The names of a weight's dimensions (["head", "d_model", "d_head"] for ".../attn/W_Q"), by the
+// end of its name (so also for a checkpoint's optimizer state of it); empty: not a weight.
+std::vector<std::string> weight_dims(const std::string& name);
+
 // "/blocks/L": the group of layer L's weights.
 std::string block_group(int64_t layer);
 

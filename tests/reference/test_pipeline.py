@@ -122,6 +122,46 @@ class Pipeline(unittest.TestCase):
             np.testing.assert_array_equal(f["blocks/0/ln1/w"][()], 1.0)
             np.testing.assert_array_equal(f["blocks/0/attn/b_Q"][()], 0.0)
 
+    def test_dimension_names(self):
+        """Every dataset qkv writes in a pipeline, a capture, score, attribute, a sweep, steer and
+        model files of every family carries its dimensions' names (HDF5 dimension labels, as
+        h5py shows them), those qkv-files(5) documents; the tokenizer and config are not arrays
+        of named dimensions."""
+        d, m = self.d, self.model
+        with open(f"{d}/p.txt", "w") as f:
+            f.write("a b\nc\n")
+        shell(f"tokenize -m {m} --lines --pad left -f {d}/p.txt -o {d}/named-tok.h5")
+        shell(f"embed -m {m} {d}/named-tok.h5 --save parts | attend -m {m} -l 0 --save scores,pattern,q,k,v,z,head_out,out "
+              f"| mlp -m {m} -l 0 --save pre,post,out | block -m {m} -L 1: --save resid_pre,pattern,head_out "
+              f"--positions 0,-1 > {d}/named.h5")
+        run("score", "-m", m, "--tokens", f"{d}/named-tok.h5", "--save", "entropy,rank", "-o", f"{d}/named-score.h5")
+        run("attribute", "-m", m, "--tokens", f"{d}/named-tok.h5", "--answer", " a", "-o", f"{d}/named-attr.h5")
+        shell(f"tokenize -m {m} 'a b c' | embed -m {m} | block -m {m} --sweep ablate-heads --answer ' a' "
+              f"-o {d}/named-sweep.h5")
+        run("steer", "-m", m, "-l", 1, "--positive", f"{d}/p.txt", "--negative", f"{d}/p.txt", "-o", f"{d}/named-steer.h5")
+        files = [f"{d}/named{s}.h5" for s in ("", "-score", "-attr", "-sweep", "-steer")]
+        for preset in ("tiny", "llama-tiny", "pythia-tiny"):
+            run("model", "init", "--preset", preset, "-o", f"{d}/named-{preset}.h5")
+            files.append(f"{d}/named-{preset}.h5")
+        named = {}
+        for path in files:
+            with h5py.File(path) as f:
+                def visit(name, obj, path=path):
+                    if isinstance(obj, h5py.Dataset) and not name.startswith(("tokenizer", "config")):
+                        labels = [dim.label for dim in obj.dims]
+                        self.assertTrue(all(labels), f"{path}:/{name}: dimension labels {labels}")
+                        named["/" + name] = labels
+                f.visititems(visit)
+        for name, labels in (("/attn/pattern", ["batch", "head", "query_pos", "key_pos"]),
+                             ("/attn/k", ["batch", "pos", "kv_head", "d_head"]),
+                             ("/blocks/1/attn/head_out", ["batch", "pos", "head", "d_model"]),
+                             ("/mask", ["batch", "pos"]),
+                             ("/mlp/post", ["batch", "pos", "d_mlp"]), ("/score/next_logprobs", ["batch", "pos", "vocab"]),
+                             ("/attribution/heads", ["batch", "layer", "head"]), ("/sweep/metric", ["layer", "variant"]),
+                             ("/steer/vector", ["d_model"]), ("/blocks/0/attn/W_K", ["kv_head", "d_model", "d_head"]),
+                             ("/pos_embed/W_pos", ["pos", "d_model"]), ("/unembed/W_U", ["d_model", "vocab"])):
+            self.assertEqual(named[name], labels, name)
+
     def test_round_trips(self):
         d, m = self.d, self.model
         # model files: -o against stdout through a pipe; the same seed gives the same model
