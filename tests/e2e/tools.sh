@@ -17,8 +17,8 @@ check_options() { # tool, help text, page
         fi
     done
 }
-for t in model tokenize embed attend mlp block generate score attribute steer count-params inspect train \
-    qkv-h5check; do
+for t in qkv model tokenize embed attend mlp block generate score attribute steer count-params \
+    inspect train qkv-h5check; do
     page="$MAN/$t.1"
     help=$("$BIN/$t" --help) || { echo "FAIL: $t --help exited $?"; fail=1; }
     ver=$("$BIN/$t" --version) || { echo "FAIL: $t --version"; fail=1; }
@@ -33,6 +33,22 @@ done
 for sub in init import export info; do
     check_options "model $sub" "$("$BIN/model" $sub --help)" "$MAN/model.1"
 done
+# the umbrella runs each tool as the tool itself, and names a mistyped one
+work=$(mktemp -d)
+"$BIN/model" init --preset tiny -o "$work/m.h5" -q
+[ "$("$BIN/qkv" tokenize -m "$work/m.h5" --ids "Hello world")" = \
+  "$("$BIN/tokenize" -m "$work/m.h5" --ids "Hello world")" ] || { echo "FAIL: qkv tokenize"; fail=1; }
+"$BIN/qkv" tokenize -m "$work/m.h5" "Hello" | "$BIN/qkv" embed -m "$work/m.h5" -o "$work/e.h5" ||
+    { echo "FAIL: qkv through a pipe"; fail=1; }
+err=$("$BIN/qkv" atend 2>&1 >/dev/null); code=$?
+[ $code -eq 2 ] && [[ "$err" == *"did you mean 'attend'"* ]] ||
+    { echo "FAIL: qkv atend: exit $code, '$err'"; fail=1; }
+for t in tokenize embed attend mlp block generate score attribute steer inspect model count-params train; do
+    "$BIN/qkv" --version | grep -q "tools:.* $t\b" || { echo "FAIL: qkv --version lacks $t"; fail=1; }
+    "$BIN/qkv" help | grep -q "^  $t " || { echo "FAIL: qkv help lacks $t"; fail=1; }
+    grep -q "^\.BR $t (1)" "$MAN/qkv.1" || { echo "FAIL: qkv.1 lacks $t"; fail=1; }
+done
+rm -rf "$work"
 warn=$(groff -man -ww -z "$MAN/qkv-files.5" 2>&1)
 [ -z "$warn" ] || { echo "FAIL: qkv-files.5: $warn"; fail=1; }
 [ $fail -eq 0 ] && echo "all tools: help, version, exit codes and man pages ok"
