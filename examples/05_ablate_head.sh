@@ -9,7 +9,9 @@ attend --model tiny.h5 --layer 0 --ablate-heads 2 e.h5 | mlp --model tiny.h5 --l
     | block --model tiny.h5 --layers 1: -o ablated.h5
 generate --model tiny.h5 --from clean.h5 --top 1 --json > clean.json
 generate --model tiny.h5 --from ablated.h5 --top 1 --json > ablated.json
-inspect clean.h5 --diff ablated.h5 | head -3
+# inspect --diff exits 1 when the files differ, as diff does
+if inspect clean.h5 --diff ablated.h5 >diff.txt; then echo "the runs do not differ"; exit 1; fi
+head -3 diff.txt
 /usr/bin/python3 - <<'PY'
 import json
 c, a = json.load(open("clean.json"))["top"][0], json.load(open("ablated.json"))["top"][0]

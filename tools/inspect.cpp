@@ -4,6 +4,8 @@
 #include "commands/cli.hpp"
 
 #include <iostream>
+#include <string>
+#include <vector>
 
 int main(int argc, char** argv) {
     qkv::InspectOptions o;
@@ -31,11 +33,26 @@ int main(int argc, char** argv) {
     app.add_flag("--term", o.term, "Draw the picture in the terminal (24-bit colour)");
     app.add_option("--width", o.width, "Terminal width for --term (default $COLUMNS or 80)");
     app.add_flag("--no-color", plain, "Plain characters for --term (also when NO_COLOR is set)");
-    app.add_option("--diff", o.diff, "Compare FILE with this file, dataset by dataset");
+    app.add_option("--diff", o.diff,
+                   "Compare FILE with this file, dataset by dataset; exit 1 when they differ");
+    app.add_option("--tolerance", o.tolerance,
+                   "With --diff: values at most this far apart agree (default 0)")
+        ->check(CLI::NonNegativeNumber);
     app.add_flag("--loss", o.loss,
                  "The training log of a model from train (a table; --png: curves)");
-    return qkv::run_tool(app, argc, argv, common, [&] {
+    // "-:/DATASET" (a dataset of standard input) would read as an option: hand it over as
+    // "./-:/DATASET" and turn it back after parsing.
+    std::vector<std::string> args(argv, argv + argc);
+    std::vector<char*> ptrs;
+    for (auto& a : args) {
+        if (a.rfind("-:/", 0) == 0) a = "./" + a;
+        ptrs.push_back(a.data());
+    }
+    return qkv::run_tool(app, argc, ptrs.data(), common, [&] {
+        if (o.target.rfind("./-:/", 0) == 0) o.target.erase(0, 2);
         o.color = !plain;
-        std::cout << qkv::run_inspect(o);
+        bool differ = false;
+        std::cout << qkv::run_inspect(o, &differ);
+        common.exit_status = differ ? 1 : 0;
     });
 }

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
-        std::puts("qkv " QKV_VERSION);
+        std::puts("qkv-h5check (qkv) " QKV_VERSION);
         return 0;
     }
     if (argc != 2 || (argv[1][0] == '-' && argv[1][1] != '\0')) {

@@ -22,7 +22,8 @@ for t in qkv model tokenize embed attend mlp block generate score attribute stee
     page="$MAN/$t.1"
     help=$("$BIN/$t" --help) || { echo "FAIL: $t --help exited $?"; fail=1; }
     ver=$("$BIN/$t" --version) || { echo "FAIL: $t --version"; fail=1; }
-    [[ "$ver" == "qkv "* ]] || { echo "FAIL: $t --version printed '$ver'"; fail=1; }
+    [[ "$ver" == "$t (qkv) "* || ( $t == qkv && "$ver" == "qkv "* ) ]] ||
+        { echo "FAIL: $t --version printed '$ver'"; fail=1; }
     "$BIN/$t" --no-such-option >/dev/null 2>&1
     [ $? -eq 2 ] || { echo "FAIL: $t with a bad option did not exit 2"; fail=1; }
     [ -f "$page" ] || { echo "FAIL: no man page $page"; fail=1; continue; }

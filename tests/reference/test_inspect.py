@@ -141,6 +141,24 @@ class Inspect(unittest.TestCase):
         for name, d in j["datasets"].items():
             self.assertEqual(d.get("max_abs", 0), 0, name)
         self.assertEqual(j["only_in_a"], [])
+        self.assertFalse(j["differ"])
+
+    def test_diff_exits_1_when_files_differ(self):
+        """As diff, cmp and h5diff: exit 0 when the files agree (within --tolerance), 1 when
+        they differ; the verdict is the last line."""
+        d, m = self.d, self.model
+        run("attend", "-m", m, "-l", 0, "--scale-head", "1=0.999", f"{d}/e.h5", "-o", f"{d}/near.h5")
+        p = run("inspect", f"{d}/a.h5", "--diff", f"{d}/near.h5", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stdout.decode().splitlines()[-1], "the files differ")
+        biggest = max(v.get("max_abs", 0) for v in json.loads(
+            run("inspect", f"{d}/a.h5", "--diff", f"{d}/near.h5", "--json", check=False).stdout)["datasets"].values())
+        p = run("inspect", f"{d}/a.h5", "--diff", f"{d}/near.h5", "--tolerance", biggest * 2, check=False)
+        self.assertEqual(p.returncode, 1, "/attn saves and the modified attribute aside, only values differ")
+        p = run("inspect", f"{d}/e.h5", "--diff", f"{d}/e.h5", "--tolerance", 0.1, check=False)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        p = run("inspect", f"{d}/e.h5", "--diff", f"{d}/a.h5", check=False)
+        self.assertEqual(p.returncode, 1)  # datasets only in one of them
 
     def test_ablating_every_head_leaves_only_b_O(self):
         d, m = self.d, self.model
@@ -161,7 +179,7 @@ class Inspect(unittest.TestCase):
         d, m = self.d, self.model
         run("attend", "-m", m, "-l", 0, "--patch-from", f"{d}/a.h5", "--patch-heads", "1,3",
             "--save", "head_out", f"{d}/e.h5", "-o", f"{d}/p.h5")
-        j = json.loads(run("inspect", f"{d}/a.h5", "--diff", f"{d}/p.h5", "--json").stdout)
+        j = json.loads(run("inspect", f"{d}/a.h5", "--diff", f"{d}/p.h5", "--json", check=False).stdout)
         self.assertLess(j["datasets"]["/resid"]["max_rel"], 1e-6)
         with h5py.File(f"{d}/p.h5") as f:
             self.assertIn("patched heads 1,3", f.attrs["modified"])
@@ -170,7 +188,7 @@ class Inspect(unittest.TestCase):
               f"| attend -m {m} -l 0 --save head_out -o {d}/other.h5")
         run("attend", "-m", m, "-l", 0, "--patch-from", f"{d}/other.h5", "--patch-heads", "0",
             f"{d}/e.h5", "-o", f"{d}/p2.h5")
-        j = json.loads(run("inspect", f"{d}/a.h5", "--diff", f"{d}/p2.h5", "--json").stdout)
+        j = json.loads(run("inspect", f"{d}/a.h5", "--diff", f"{d}/p2.h5", "--json", check=False).stdout)
         self.assertGreater(j["datasets"]["/resid"]["max_rel"], 1e-4)
         self.assertEqual(j["datasets"]["/resid"]["most_changed"][0]["position"] >= 2, True)
 

@@ -1,6 +1,7 @@
 #include "commands/cli.hpp"
 
 #include "files/h5file.hpp"
+#include "tensor/backend.hpp"
 #include "version.hpp"
 
 #include <algorithm>
@@ -11,8 +12,18 @@
 
 namespace qkv {
 
+std::string version_text(const std::string& tool) {
+    return tool + " (qkv) " + QKV_VERSION + "\nbackends: " + make_cpu_backend(0)->describe() +
+           "; cuda " +
+           (cuda_device_available() ? "(the module and a device are found)"
+                                    : "not available (no module beside the tools, or no device)");
+}
+
 void add_common_options(CLI::App& app, CommonOptions& opt, unsigned flags) {
-    app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
+    const std::string tool =
+        app.get_parent() ? app.get_parent()->get_name() + " " + app.get_name() : app.get_name();
+    app.set_version_flag("--version",
+                         std::function<std::string()>([tool] { return version_text(tool); }));
     if (flags & kModel) app.add_option("-m,--model", opt.model, "Model file (.h5)")->required();
     if (flags & kOutput)
         app.add_option("-o,--output", opt.output, "Output file; '-' or absent: stdout (a pipe)");
@@ -56,7 +67,7 @@ int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
     }
     try {
         body();
-        return 0;
+        return opt.exit_status;
     } catch (const ShowUsage&) {
         std::cerr << app.help();
         return 2;

@@ -20,6 +20,8 @@ struct CommonOptions {
     bool force = false;         // --force: skip the stage-order check
     bool quiet = false;         // --quiet: nothing on stderr but errors
     std::string command_line;   // for the history attribute
+    int exit_status = 0;        // what run_tool returns when the body ends normally (inspect
+                                // --diff: 1 when the files differ)
 };
 
 enum CommonFlag : unsigned {
@@ -46,6 +48,10 @@ void require_input(const std::string& path);
 // Parses argv, runs body, and maps every error to one line on stderr and an exit code.
 int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
              const std::function<void()>& body);
+
+// What --version prints: "TOOL (qkv) X.Y.Z" and the backends (the CPU's BLAS; whether the
+// CUDA module and a device are found).
+std::string version_text(const std::string& tool);
 
 // A whole decimal integer (optional sign); false when text is anything else.
 bool parse_int64(const std::string& text, int64_t& value);

@@ -501,8 +501,10 @@ std::string slice_picture(const H5File& f, const std::string& name, const Inspec
 
 // ---------------------------------------------------------------- diff
 
-std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
+std::string diff_files(const H5File& a, const H5File& b, bool as_json, double tolerance,
+                       bool* differ) {
     json j;
+    bool any = false;
     j["a"] = a.name();
     j["b"] = b.name();
     json ds = json::object();
@@ -519,10 +521,12 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
             d["shape_a"] = ia.shape;
             d["shape_b"] = ib.shape;
             ds[name] = d;
+            any = true;
             continue;
         }
         if (ia.kind == ValueKind::String || ib.kind == ValueKind::String) {
             d["equal"] = a.read_strings(name) == b.read_strings(name);
+            any = any || !d["equal"].get<bool>();
             ds[name] = d;
             continue;
         }
@@ -542,6 +546,7 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
         d["max_abs"] = max_abs;
         d["max_rel"] = scale > 0 ? max_abs / scale : (max_abs > 0 ? 1.0 : 0.0);
         d["values_differing"] = differing;
+        any = any || max_abs > tolerance;
         if (name == "/resid" && ia.shape.size() == 3) {
             const int64_t T = ia.shape[1], D = ia.shape[2];
             json norms = json::array();
@@ -578,6 +583,10 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
     j["datasets"] = ds;
     j["only_in_a"] = only_a;
     j["only_in_b"] = only_b;
+    any = any || !only_a.empty() || !only_b.empty();
+    j["differ"] = any;
+    j["tolerance"] = tolerance;
+    if (differ) *differ = any;
     if (as_json) return j.dump(2) + "\n";
     std::ostringstream o;
     o << "a: " << a.name() << "\nb: " << b.name() << '\n';
@@ -604,6 +613,8 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json) {
         o << "  only in a: " << n << '\n';
     for (auto& n : only_b)
         o << "  only in b: " << n << '\n';
+    o << (any ? "the files differ" : "the files agree")
+      << (tolerance > 0 ? " (tolerance " + fmt(tolerance) + ")" : std::string()) << '\n';
     return o.str();
 }
 
@@ -661,14 +672,15 @@ std::vector<int64_t> parse_head_list(const std::string& text, int64_t n_heads,
     return out;
 }
 
-std::string run_inspect(const InspectOptions& opt) {
+std::string run_inspect(const InspectOptions& opt, bool* differ) {
     std::string path = opt.target, dataset;
     if (auto c = path.find(":/"); c != std::string::npos) {
         dataset = path.substr(c + 1);
         path = path.substr(0, c);
     }
     H5File f = H5File::open_read(path);
-    if (!opt.diff.empty()) return diff_files(f, H5File::open_read(opt.diff), opt.json);
+    if (!opt.diff.empty())
+        return diff_files(f, H5File::open_read(opt.diff), opt.json, opt.tolerance, differ);
     InspectOptions o = opt;
     if (o.width <= 0) {
         const char* cols = std::getenv("COLUMNS");

@@ -14,16 +14,19 @@ struct InspectOptions {
     bool pattern = false;    // draw /attn/pattern
     std::string heads = "0"; // "H", "0,2,5" or "all"
     int64_t batch = 0;
-    std::string png;   // write a picture here
-    bool term = false; // draw in the terminal
-    int width = 0;     // terminal width (0: $COLUMNS or 80)
-    bool color = true; // false: the plain fallback (also when NO_COLOR is set)
-    std::string diff;  // compare target with this file
-    bool loss = false; // the training log: a table, or the curves with --png
+    std::string png;      // write a picture here
+    bool term = false;    // draw in the terminal
+    int width = 0;        // terminal width (0: $COLUMNS or 80)
+    bool color = true;    // false: the plain fallback (also when NO_COLOR is set)
+    std::string diff;     // compare target with this file
+    double tolerance = 0; // --diff: values further apart than this differ
+    bool loss = false;    // the training log: a table, or the curves with --png
 };
 
-// Runs the command; returns what goes to standard output.
-std::string run_inspect(const InspectOptions& opt);
+// Runs the command; returns what goes to standard output. With --diff, differ (where given) is
+// set when the files differ: a dataset only in one, another shape, strings not equal, or
+// values further apart than the tolerance.
+std::string run_inspect(const InspectOptions& opt, bool* differ = nullptr);
 
 // One axis of a numpy-like slice: an index, or start:stop (step 1).
 struct SliceAxis {
