@@ -8,7 +8,7 @@ int main(int argc, char** argv) {
                  "  tokenize --model tiny.h5 \"a fluffy blue creature\" -o tok.h5\n"
                  "  tokenize --model tiny.h5 --show \"Hello world\"\n"
                  "  tokenize --model tiny.h5 --lines --pad left -f prompts.txt -o batch.h5\n"
-                 "  tokenize --vocab data/gpt2 --ids -f notes.txt\n"
+                 "  tokenize --vocab gpt2 --ids -f notes.txt\n"
                  "  tokenize --vocab llama3/tokenizer.json --show \"Hello world\"\n"
                  "  tokenize --model tiny.h5 --decode 15496 995\n"
                  "  tokenize --model tiny.h5 --decode tok.h5\n"

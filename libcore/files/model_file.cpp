@@ -317,7 +317,9 @@ void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
 }
 
 TokenizerData load_tokenizer_data(const std::string& path) {
+    // "gpt2": the tokenizer built into the library, unless a file or folder has that name here.
     struct stat st;
+    if (path == "gpt2" && stat(path.c_str(), &st) != 0) return gpt2_tokenizer_data();
     // A folder: tokenizer.json with its tokenizer_config.json, or vocab.json and merges.txt.
     if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return folder_tokenizer(path, true);
     if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0)

@@ -73,7 +73,8 @@ void write_tokenizer_file(const std::string& path, const TokenizerData& tok,
 
 // A tokenizer from a Hugging Face tokenizer.json (a file whose name ends in .json, or a folder
 // holding one, with its tokenizer_config.json's BOS and EOS), a folder with vocab.json +
-// merges.txt, or an HDF5 file with a /tokenizer group (a tokenizer file or a model file).
+// merges.txt, or an HDF5 file with a /tokenizer group (a tokenizer file or a model file);
+// "gpt2", where no such file is here, is GPT-2's built-in tokenizer.
 TokenizerData load_tokenizer_data(const std::string& path);
 
 // A file's bytes (IoError naming it when it cannot be read).

@@ -49,6 +49,9 @@ for t in tokenize embed attend mlp block generate score attribute steer inspect 
     "$BIN/qkv" help | grep -q "^  $t " || { echo "FAIL: qkv help lacks $t"; fail=1; }
     grep -q "^\.BR $t (1)" "$MAN/qkv.1" || { echo "FAIL: qkv.1 lacks $t"; fail=1; }
 done
+# GPT-2's built-in tokenizer by name, from any directory
+[ "$(cd "$work" && "$BIN/tokenize" --vocab gpt2 --ids "Hello world")" = "15496 995" ] ||
+    { echo "FAIL: tokenize --vocab gpt2"; fail=1; }
 rm -rf "$work"
 warn=$(groff -man -ww -z "$MAN/qkv-files.5" 2>&1)
 [ -z "$warn" ] || { echo "FAIL: qkv-files.5: $warn"; fail=1; }
