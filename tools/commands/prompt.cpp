@@ -4,6 +4,7 @@
 #include "files/activations.hpp"
 
 #include <cstring>
+#include <sstream>
 
 namespace qkv {
 
@@ -42,6 +43,17 @@ Prompt read_prompt(const PromptSource& src, const ModelFile& model, const Tokeni
     Tensor t = Tensor::zeros({1, n}, DType::I32);
     if (!ids.empty()) std::memcpy(t.i32(), ids.data(), ids.size() * sizeof(int32_t));
     return {t, Padding::none(1, n)};
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        out.push_back(line);
+    }
+    return out;
 }
 
 std::vector<int64_t> position_in_each(const Padding& pad, int64_t position,

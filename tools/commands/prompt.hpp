@@ -37,6 +37,10 @@ Prompt read_prompt(const PromptSource& src, const ModelFile& model, const Tokeni
 std::vector<int64_t> position_in_each(const Padding& pad, int64_t position,
                                       const std::string& option);
 
+// A text's lines, their ends (\n or \r\n) removed: one sequence a line (tokenize --lines,
+// steer's prompt sets).
+std::vector<std::string> lines_of(const std::string& text);
+
 // An answer's (or foil's) tokens, as they follow a prompt: no BOS; none is a usage error.
 std::vector<int32_t> encode_answer(const Tokenizer& tok, const std::string& text,
                                    const std::string& option);

@@ -1,5 +1,6 @@
 #include "commands/steer_tool.hpp"
 
+#include "commands/prompt.hpp"
 #include "files/activations.hpp"
 #include "files/model_file.hpp"
 #include "model/embed.hpp"
@@ -21,13 +22,10 @@ PaddedBatch read_prompts(const std::string& path, const Tokenizer& tok, bool bos
                          const std::string& option) {
     require_input(path);
     const std::vector<char> data = read_all(path);
-    std::istringstream in(std::string(data.begin(), data.end()));
     EncodeOptions eo;
     eo.bos = bos;
     std::vector<std::vector<int32_t>> seqs;
-    std::string line;
-    while (std::getline(in, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
+    for (const std::string& line : lines_of(std::string(data.begin(), data.end()))) {
         if (line.empty()) continue;
         seqs.push_back(tok.encode(line, eo));
         if (seqs.back().empty()) seqs.pop_back();

@@ -1,5 +1,6 @@
 #include "commands/tokenize_tool.hpp"
 
+#include "commands/prompt.hpp"
 #include "files/activations.hpp"
 #include "files/h5file.hpp"
 #include "files/model_file.hpp"
@@ -44,14 +45,9 @@ std::vector<std::string> input_texts(const TokenizeOptions& opt) {
     }
     if (opt.lines) {
         std::vector<std::string> out;
-        for (const auto& t : texts) {
-            std::istringstream in(t);
-            std::string line;
-            while (std::getline(in, line)) {
-                if (!line.empty() && line.back() == '\r') line.pop_back();
-                out.push_back(line);
-            }
-        }
+        for (const auto& t : texts)
+            for (std::string& line : lines_of(t))
+                out.push_back(std::move(line));
         return out;
     }
     return texts;
