@@ -37,7 +37,9 @@ int main(int argc, char** argv) {
                    "(zero), patch-heads (z), patch-positions (the stream) from --patch-from; "
                    "-o gets /sweep/metric [layer, unit], else a table")
         ->check(CLI::IsMember(qkv::sweep_kinds()));
-    app.add_option("--answer", opt.answer, "With --sweep: the answer token scored");
+    app.add_option("--answer", opt.answer,
+                   "With --sweep: the answer token scored (without: the KL divergence from the "
+                   "clean run's next-token distribution)");
     app.add_option("--foil", opt.foil, "With --sweep: score logit(answer) - logit(foil)");
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_block(opt); });
 }

@@ -10,9 +10,10 @@ namespace qkv {
 
 namespace {
 
-// The metric of every row's last position of resid [rows, pos, d_model].
+// The metric of every row's last position of resid [rows, pos, d_model]; for the KL, clean holds
+// the clean run's log-probabilities [vocab] (empty: this is the clean run, whose are kept there).
 std::vector<double> score_last(Backend& be, const ModelWeights& w, const Tensor& resid,
-                               const SweepMetric& m) {
+                               const SweepMetric& m, std::vector<float>& clean) {
     const Config& cfg = w.config;
     const int64_t R = resid.dim(0), T = resid.dim(1), D = cfg.d_model, V = cfg.vocab_size;
     Tensor last = be.empty({R, D}); // [rows, d_model]
@@ -21,14 +22,21 @@ std::vector<double> score_last(Backend& be, const ModelWeights& w, const Tensor&
     unembed_forward(be, cfg, w.unembed, last.f32(), R, logits_d.f32());
     const Tensor logits = be.to_host(logits_d); // [rows, vocab]
     std::vector<double> out(R), lp(V);
+    std::vector<float> lp32(V);
     for (int64_t r = 0; r < R; ++r) {
         const float* l = logits.f32() + r * V;
-        if (m.foil >= 0) {
+        if (m.answer >= 0 && m.foil >= 0) {
             out[r] = static_cast<double>(l[m.answer]) - l[m.foil];
-        } else {
-            log_softmax(l, V, lp.data());
-            out[r] = lp[m.answer];
+            continue;
         }
+        log_softmax(l, V, lp.data());
+        if (m.answer >= 0) {
+            out[r] = lp[m.answer];
+            continue;
+        }
+        std::copy(lp.begin(), lp.end(), lp32.begin());
+        if (clean.empty()) clean = lp32;
+        out[r] = kl_divergence(clean.data(), lp32.data(), V);
     }
     return out;
 }
@@ -52,7 +60,8 @@ SweepResult run_sweep(Backend& be, const ModelWeights& w, const Tensor& stream, 
         block_forward(be, cfg, w.blocks[l], resid);
     }
     SweepResult r;
-    r.clean = score_last(be, w, resid, metric)[0];
+    std::vector<float> clean_logprobs; // [vocab], for the KL
+    r.clean = score_last(be, w, resid, metric, clean_logprobs)[0];
     // Each layer's variants, a batch at a time: the stream repeated, row v with edit v.
     for (int64_t l = first; l < stop; ++l) {
         std::vector<SiteEdit> all = variants(l);
@@ -70,7 +79,7 @@ SweepResult run_sweep(Backend& be, const ModelWeights& w, const Tensor& stream, 
             block_forward(be, cfg, w.blocks[l], batch, nullptr, {}, nullptr, &edit);
             for (int64_t k = l + 1; k < cfg.n_layers; ++k)
                 block_forward(be, cfg, w.blocks[k], batch);
-            const std::vector<double> s = score_last(be, w, batch, metric);
+            const std::vector<double> s = score_last(be, w, batch, metric, clean_logprobs);
             scores.insert(scores.end(), s.begin(), s.end());
         }
         r.metric.push_back(scores);

@@ -2,7 +2,8 @@
 // run a variant. The clean run goes once, keeping the stream that enters each layer; the
 // variants of layer L then run as one batch (that stream repeated, each row with its own edit)
 // from L to the last layer, and each row's last position is scored: the logit difference of an
-// answer from a foil, or the answer's log-probability.
+// answer from a foil, the answer's log-probability, or the KL divergence of the row's
+// next-token distribution from the clean run's.
 #pragma once
 #include "model/intervention.hpp"
 #include "model/weights.hpp"
@@ -14,8 +15,8 @@
 namespace qkv {
 
 struct SweepMetric {
-    int32_t answer = 0;
-    int32_t foil = -1; // -1: log p(answer) instead of logit(answer) - logit(foil)
+    int32_t answer = -1; // -1: KL(clean || variant) at the last position, in nats
+    int32_t foil = -1;   // -1: log p(answer) instead of logit(answer) - logit(foil)
 };
 
 // The variants of layer L, one edit each (the sweep sets which batch row it changes).

@@ -280,6 +280,27 @@ class Interventions(unittest.TestCase):
                             single = float(shell(f"block -m {m} {e} " + " ".join(opt + extra) + " | " +
                                                  " ".join(f"'{a}'" for a in score)))
                             self.assertAlmostEqual(float(grid[layer, u]), single, delta=1e-5)
+        # Without --answer: the KL divergence of each variant's last next-token distribution from
+        # the clean run's, as score's next_logprobs give it.
+        for fam in ("gpt2", "llama"):
+            m, e = self.m[fam], f"{d}/{fam}-clean-e.h5"
+
+            def last_logprobs(opts):
+                shell(f"block -m {m} {e} {opts} | score -m {m} --from - -o {d}/kl-score.h5")
+                return read(f"{d}/kl-score.h5", "score/next_logprobs")[0, -1].astype(np.float64)
+            clean = last_logprobs("")
+            out = f"{d}/{fam}-kl.h5"
+            run("block", "-m", m, e, "--sweep", "ablate-heads", "-o", out)
+            with h5py.File(out) as f:
+                grid = f["sweep/metric"][()]
+                self.assertEqual(f["sweep"].attrs["metric"], "kl")
+                self.assertEqual(float(f["sweep"].attrs["clean"]), 0.0)
+            for layer, head in ((0, 0), (1, grid.shape[1] - 1)):
+                with self.subTest(fam=fam, layer=layer, head=head):
+                    lp = last_logprobs(f"--ablate {layer}.z#{head}=zero")
+                    kl = float(np.sum(np.exp(clean) * (clean - lp)))
+                    self.assertGreater(kl, 1e-5)
+                    self.assertAlmostEqual(float(grid[layer, head]), kl, delta=1e-7)
         p = run("block", "-m", self.m["gpt2"], f"{d}/gpt2-clean-e.h5", "--sweep", "patch-heads", "--answer", " the",
                 check=False)
         self.assertEqual(p.returncode, 2)

@@ -18,8 +18,8 @@ void run_block_sweep(const BlockOptions& opt, const ModelFile& model, const Acti
                      Backend& be, int64_t first, int64_t stop) {
     const Config& cfg = model.config();
     const std::string& kind = opt.sweep;
-    if (opt.answer.empty())
-        throw UsageError("--sweep scores each variant: give --answer (and --foil)");
+    if (opt.answer.empty() && !opt.foil.empty())
+        throw UsageError("--foil: give the --answer it is compared with");
     if (!opt.save.empty() || !opt.ablate_heads.empty() || !opt.scale_heads.empty() ||
         !opt.patch_heads.empty() || !opt.sites.patch.empty() || !opt.sites.ablate.empty() ||
         !opt.sites.add.empty())
@@ -33,7 +33,7 @@ void run_block_sweep(const BlockOptions& opt, const ModelFile& model, const Acti
     if (first == stop) throw UsageError("--sweep: the layer range is empty");
     const Tokenizer tok(model.load_tokenizer());
     SweepMetric metric;
-    metric.answer = encode_answer(tok, opt.answer, "--answer")[0];
+    if (!opt.answer.empty()) metric.answer = encode_answer(tok, opt.answer, "--answer")[0];
     if (!opt.foil.empty()) metric.foil = encode_answer(tok, opt.foil, "--foil")[0];
 
     // Each layer's variants: one head, neuron or position each.
@@ -77,7 +77,7 @@ void run_block_sweep(const BlockOptions& opt, const ModelFile& model, const Acti
     const Tensor stream = be.to_device(in.resid);
     const SweepResult r = run_sweep(be, w, stream, first, stop, variants, metric);
 
-    const std::string what = metric.foil >= 0 ? "logit_diff" : "logprob";
+    const std::string what = metric.answer < 0 ? "kl" : metric.foil >= 0 ? "logit_diff" : "logprob";
     const int64_t L = stop - first;
     if (!opt.common.output.empty() && opt.common.output != "-") {
         H5Output out(opt.common.output);
@@ -107,9 +107,12 @@ void run_block_sweep(const BlockOptions& opt, const ModelFile& model, const Acti
     const char* unit = kind == "ablate-neurons"    ? "neuron"
                        : kind == "patch-positions" ? "position"
                                                    : "head";
-    std::printf("# %s, %s of \"%s\"%s%s; clean %.9g\nlayer\t%s\t%s\tchange\n", kind.c_str(),
-                what.c_str(), opt.answer.c_str(), opt.foil.empty() ? "" : " over \"",
-                opt.foil.empty() ? "" : (opt.foil + "\"").c_str(), r.clean, unit, what.c_str());
+    const std::string of = metric.answer < 0 ? " from the clean run's next-token distribution"
+                           : opt.foil.empty()
+                               ? " of \"" + opt.answer + "\""
+                               : " of \"" + opt.answer + "\" over \"" + opt.foil + "\"";
+    std::printf("# %s, %s%s; clean %.9g\nlayer\t%s\t%s\tchange\n", kind.c_str(), what.c_str(),
+                of.c_str(), r.clean, unit, what.c_str());
     for (int64_t l = 0; l < L; ++l)
         for (int64_t u = 0; u < n_units; ++u)
             std::printf("%lld\t%lld\t%.9g\t%.9g\n", static_cast<long long>(first + l),
