@@ -1,6 +1,7 @@
 #include "train/backprop.hpp"
 
 #include "base/errors.hpp"
+#include "model/rotary.hpp"
 #include "model/weights.hpp"
 #include "tensor/cpu_kernels.hpp"
 
@@ -42,39 +43,56 @@ std::vector<float>& scratch(size_t n) { // per-thread, grows once
 
 } // namespace
 
-void layer_norm_backward(Ctx& c, const float* dout, const float* x, const float* w,
-                         const float* mean, const float* rstd, int64_t rows, int64_t d, float* dx,
-                         float* dw, float* db) {
-    // dw[i] += sum_r dout * xhat, db[i] += sum_r dout: columns over threads.
-    c.pool.run(d, 16, [&](int64_t i0, int64_t i1) {
-        for (int64_t r = 0; r < rows; ++r) {
-            const float* g = dout + r * d;
-            const float* xr = x + r * d;
-            for (int64_t i = i0; i < i1; ++i) {
-                dw[i] += g[i] * ((xr[i] - mean[r]) * rstd[r]);
-                db[i] += g[i];
+namespace {
+
+// The gradient of a row norm, out = xhat * w (+ b), xhat = (x - mean) * rstd (LayerNorm) or
+// x * rstd (RMSNorm, mean null): dw, db += column sums (when given), and
+// dx += rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dout * w, without the
+// mean(dxhat) term for RMSNorm.
+void norm_backward(Ctx& c, const float* dout, const float* x, const float* w, const float* mean,
+                   const float* rstd, int64_t rows, int64_t d, float* dx, float* dw, float* db) {
+    auto xhat = [&](int64_t r, int64_t i) {
+        return (x[r * d + i] - (mean ? mean[r] : 0.0f)) * rstd[r];
+    };
+    if (dw || db) // columns over threads
+        c.pool.run(d, 16, [&](int64_t i0, int64_t i1) {
+            for (int64_t r = 0; r < rows; ++r) {
+                const float* g = dout + r * d;
+                for (int64_t i = i0; i < i1; ++i) {
+                    if (dw) dw[i] += g[i] * xhat(r, i);
+                    if (db) db[i] += g[i];
+                }
             }
-        }
-    });
-    // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dout * w.
+        });
     c.pool.run(rows, 16, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const float* g = dout + r * d;
-            const float* xr = x + r * d;
             float* o = dx + r * d;
             double s1 = 0, s2 = 0;
             for (int64_t i = 0; i < d; ++i) {
                 const float dxh = g[i] * w[i];
                 s1 += dxh;
-                s2 += static_cast<double>(dxh) * ((xr[i] - mean[r]) * rstd[r]);
+                s2 += static_cast<double>(dxh) * xhat(r, i);
             }
-            const float m1 = static_cast<float>(s1 / d), m2 = static_cast<float>(s2 / d);
-            for (int64_t i = 0; i < d; ++i) {
-                const float xhat = (xr[i] - mean[r]) * rstd[r];
-                o[i] += rstd[r] * (g[i] * w[i] - m1 - xhat * m2);
-            }
+            const float m1 = mean ? static_cast<float>(s1 / d) : 0.0f;
+            const float m2 = static_cast<float>(s2 / d);
+            for (int64_t i = 0; i < d; ++i)
+                o[i] += rstd[r] * (g[i] * w[i] - m1 - xhat(r, i) * m2);
         }
     });
+}
+
+} // namespace
+
+void layer_norm_backward(Ctx& c, const float* dout, const float* x, const float* w,
+                         const float* mean, const float* rstd, int64_t rows, int64_t d, float* dx,
+                         float* dw, float* db) {
+    norm_backward(c, dout, x, w, mean, rstd, rows, d, dx, dw, db);
+}
+
+void rms_norm_backward(Ctx& c, const float* dout, const float* x, const float* w, const float* rstd,
+                       int64_t rows, int64_t d, float* dx, float* dw) {
+    norm_backward(c, dout, x, w, nullptr, rstd, rows, d, dx, dw, nullptr);
 }
 
 void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int64_t rows, int64_t k,
@@ -97,7 +115,7 @@ void linear_forward(Ctx& c, const float* x, const float* W, const float* b, int6
 void linear_backward(Ctx& c, const float* dout, const float* x, const float* W, int64_t rows,
                      int64_t k, int64_t n, float* dx, float* dW, float* db) {
     if (dx) c.be.gemm(false, true, rows, k, n, 1.0f, dout, n, W, n, 1.0f, dx, k);
-    c.be.gemm(true, false, k, n, rows, 1.0f, x, k, dout, n, 1.0f, dW, n);
+    if (dW) c.be.gemm(true, false, k, n, rows, 1.0f, x, k, dout, n, 1.0f, dW, n);
     if (db) column_sums_add(c, dout, rows, n, n, db);
 }
 
@@ -132,6 +150,43 @@ void gelu_backward(Ctx& c, const float* dout, const float* x, float* dx, int64_t
         for (int64_t i = i0; i < i1; ++i)
             dx[i] += dout[i] * gelu_derivative(x[i]);
     });
+}
+
+void gelu_erf_backward(Ctx& c, const float* dout, const float* x, float* dx, int64_t n) {
+    c.pool.run(n, 16384, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+            const double v = x[i];
+            const double Phi = 0.5 * (1.0 + std::erf(v * M_SQRT1_2));
+            const double phi = std::exp(-0.5 * v * v) * (0.5 * M_2_SQRTPI * M_SQRT1_2);
+            dx[i] += static_cast<float>(dout[i] * (Phi + v * phi));
+        }
+    });
+}
+
+void swiglu_backward(Ctx& c, const float* dpost, const float* hidden, int64_t rows, int64_t n,
+                     float* dhidden) {
+    c.pool.run(rows, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* gate = hidden + r * 2 * n;
+            const float* in = gate + n;
+            float* dgate = dhidden + r * 2 * n;
+            float* din = dgate + n;
+            for (int64_t j = 0; j < n; ++j) {
+                const double sig = 1.0 / (1.0 + std::exp(-static_cast<double>(gate[j])));
+                const double g = dpost[r * n + j];
+                dgate[j] += static_cast<float>(g * in[j] * sig * (1.0 + gate[j] * (1.0 - sig)));
+                din[j] += static_cast<float>(g * gate[j] * sig);
+            }
+        }
+    });
+}
+
+void rotary_backward(Ctx& c, const Config& cfg, float* dx, int64_t ld, int64_t rows, int64_t n_pos,
+                     int64_t heads) {
+    std::vector<int32_t> back(rows); // each row's position, negated: the inverse turn
+    for (int64_t r = 0; r < rows; ++r)
+        back[r] = -static_cast<int32_t>(r % n_pos);
+    apply_rotary(c.be, cfg, dx, ld, rows, n_pos, 0, heads, back.data());
 }
 
 namespace {
@@ -268,20 +323,25 @@ void attention_forward(Ctx& c, const float* qkv, int64_t batch, int64_t pos, int
 }
 
 void attention_backward(Ctx& c, const float* dz, const float* qkv, const float* pattern,
-                        int64_t batch, int64_t pos, int64_t head, int64_t d_head, float* dqkv) {
-    const int64_t T = pos, H = head, dh = d_head, ld = 3 * H * dh;
+                        int64_t batch, int64_t pos, int64_t head, int64_t kv_head, int64_t d_head,
+                        float* dqkv) {
+    const int64_t T = pos, H = head, Hkv = kv_head, G = H / Hkv, dh = d_head;
+    const int64_t ld = (H + 2 * Hkv) * dh, HD = H * dh, KD = Hkv * dh;
     const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
-    c.pool.run(batch * H, 1, [&](int64_t i0, int64_t i1) {
+    // One task a key/value head of a sequence: its query heads in order, so the keys' and
+    // values' gradients are summed in a fixed order whatever the thread count.
+    c.pool.run(batch * Hkv, 1, [&](int64_t i0, int64_t i1) {
         float* vT = scratch(static_cast<size_t>(dh * (T + kBlock) + T * T)).data();
         float* ds = vT + dh * (T + kBlock);
         for (int64_t i = i0; i < i1; ++i) {
-            const int64_t b = i / H, h = i % H;
+            const int64_t b = i / Hkv, g = i % Hkv;
             const float* base = qkv + b * T * ld;
             float* dbase = dqkv + b * T * ld;
-            attention_backward_head(dz + (b * T * H + h) * dh, H * dh, base + h * dh,
-                                    base + (H + h) * dh, base + (2 * H + h) * dh, ld,
-                                    pattern + i * T * T, T, dh, scale, vT, ds, dbase + h * dh,
-                                    dbase + (H + h) * dh, dbase + (2 * H + h) * dh);
+            for (int64_t h = g * G; h < (g + 1) * G; ++h)
+                attention_backward_head(
+                    dz + (b * T * H + h) * dh, HD, base + h * dh, base + HD + g * dh,
+                    base + HD + KD + g * dh, ld, pattern + (b * H + h) * T * T, T, dh, scale, vT,
+                    ds, dbase + h * dh, dbase + HD + g * dh, dbase + HD + KD + g * dh);
         }
     });
 }

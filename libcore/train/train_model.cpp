@@ -144,7 +144,7 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
         bp::linear_backward(ctx_, dres, z(l), P + o.W_O, BT, A, D, dz_.data(), G + o.W_O,
                             G + o.b_O);
         std::memset(dqkv_.data(), 0, BT * 3 * A * sizeof(float));
-        bp::attention_backward(ctx_, dz_.data(), qkv(l), pattern(l), batch, pos, H, dh,
+        bp::attention_backward(ctx_, dz_.data(), qkv(l), pattern(l), batch, pos, H, H, dh,
                                dqkv_.data());
         std::memset(dln, 0, BT * D * sizeof(float));
         const float* W_qkv[3] = {P + o.W_Q, P + o.W_K, P + o.W_V};

@@ -41,34 +41,34 @@ class NeoX:
         turned = x[..., :self.rot] * cos + rotate_half(x[..., :self.rot]) * sin
         return torch.cat((turned, x[..., self.rot:]), dim=-1)
 
-    def attention(self, i, x, cache=None):
+    def attention(self, i, x, cache=None, hook=lambda name, t: t):  # hook: as gpt2_ref's
         B, T, D = x.shape
         p = f"layers.{i}.attention."
         h = self.ln(x, f"layers.{i}.input_layernorm")
         qkv = (h @ self.w(p + "query_key_value.weight").T + self.w(p + "query_key_value.bias")).view(B, T, self.H, 3 * self.dh)
         q, k, v = qkv.split(self.dh, dim=-1)
         positions = torch.arange(T)
-        q, k = self.rope(q, positions), self.rope(k, positions)
+        q, k, v = hook("q", self.rope(q, positions)), hook("k", self.rope(k, positions)), hook("v", v)
         scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.dh)
         scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
-        pattern = torch.softmax(scores, dim=-1)
-        z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
+        pattern = hook("pattern", torch.softmax(scores, dim=-1))
+        z = hook("z", torch.einsum("bhqk,bkhd->bqhd", pattern, v))
         Wo = self.w(p + "dense.weight").T.reshape(self.H, self.dh, D)
         head_out = torch.einsum("bqhd,hdm->bqhm", z, Wo)
-        out = head_out.sum(2) + self.w(p + "dense.bias")
+        out = hook("attn_out", hook("head_out", head_out).sum(2) + self.w(p + "dense.bias"))
         if cache is not None:
             cache.update(q=q, k=k, v=v, scores=scores, pattern=pattern, z=z, head_out=head_out, out=out)
         return x + out
 
-    def mlp(self, i, x, cache=None, x_pre=None):
+    def mlp(self, i, x, cache=None, x_pre=None, hook=lambda name, t: t):
         """x: the stream after attention; x_pre: before it (read by a parallel-residual MLP)."""
         p = f"layers.{i}."
         h = self.ln(x_pre if self.parallel else x, p + "post_attention_layernorm")
-        pre = h @ self.w(p + "mlp.dense_h_to_4h.weight").T + self.w(p + "mlp.dense_h_to_4h.bias")
-        post = torch.nn.functional.gelu(pre)  # the exact (erf) form
+        pre = hook("mlp_pre", h @ self.w(p + "mlp.dense_h_to_4h.weight").T + self.w(p + "mlp.dense_h_to_4h.bias"))
+        post = hook("mlp_post", torch.nn.functional.gelu(pre))  # the exact (erf) form
         if cache is not None:
             cache.update(pre=pre, post=post)
-        return x + post @ self.w(p + "mlp.dense_4h_to_h.weight").T + self.w(p + "mlp.dense_4h_to_h.bias")
+        return x + hook("mlp_out", post @ self.w(p + "mlp.dense_4h_to_h.weight").T + self.w(p + "mlp.dense_4h_to_h.bias"))
 
     def logits(self, x):
         return self.ln(x, "final_layer_norm") @ self.sd["embed_out.weight"].T

@@ -17,6 +17,7 @@ import torch
 
 import gpt2_ref
 import llama_ref
+import neox_ref
 from qkvtest import read, run, shell, tmpdir, write_tokens
 
 REL_TOL = 1e-4
@@ -36,30 +37,41 @@ def close(tc, got, ref, what):
 
 
 class Reference:
-    """The float64 model run with hooks: edits {(layer, site): f(tensor) -> tensor}."""
+    """The float64 model run with hooks: edits {(layer, site): f(tensor) -> tensor}; GPT-2, a
+    Llama or GPT-NeoX (parallel residual: the MLP reads the stream before attention)."""
 
     def __init__(self, model, family):
         if family == "gpt2":
             cfg, sd = gpt2_ref.from_qkv_model(model)
             self.ref, self.layers = gpt2_ref.GPT2(cfg, sd), cfg["n_layer"]
-        else:
+        elif family == "llama":
             cfg, sd = llama_ref.from_qkv_model(model)
             self.ref, self.layers = llama_ref.Llama(cfg, sd), cfg["num_hidden_layers"]
+        else:
+            cfg, sd = neox_ref.from_qkv_model(model)
+            self.ref, self.layers = neox_ref.NeoX(cfg, sd), cfg["num_hidden_layers"]
+        self.parallel = family == "neox" and self.ref.parallel
 
-    def run(self, tokens, edits=None, cache=None):
+    def stream(self, tokens, edits=None, cache=None, grad=False):
+        """The final stream [1, pos, d_model] (torch); with grad, every hooked tensor in cache
+        keeps its gradient (retain_grad) for a backward pass from a function of the stream."""
         edits = edits or {}
-        x = self.ref.embed([tokens])
+        x = self.ref.embed([tokens]).clone().requires_grad_(grad)
         for i in range(self.layers):
             def hook(name, t, i=i):
                 if cache is not None:
+                    if grad:
+                        t.retain_grad()
                     cache[(i, name)] = t
                 f = edits.get((i, name))
                 return f(t.clone()) if f else t
             x = hook("resid_pre", x)
-            x = self.ref.attention(i, x, hook=hook)
-            x = hook("resid_mid", x)
-            x = self.ref.mlp(i, x, hook=hook)
-        return x[0].numpy()
+            mid = hook("resid_mid", self.ref.attention(i, x, hook=hook))
+            x = self.ref.mlp(i, mid, x_pre=x, hook=hook) if self.parallel else self.ref.mlp(i, mid, hook=hook)
+        return x
+
+    def run(self, tokens, edits=None, cache=None):
+        return self.stream(tokens, edits, cache)[0].detach().numpy()
 
 
 def at(site, t, units, positions=None):

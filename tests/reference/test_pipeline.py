@@ -123,7 +123,7 @@ class Pipeline(unittest.TestCase):
             np.testing.assert_array_equal(f["blocks/0/attn/b_Q"][()], 0.0)
 
     def test_dimension_names(self):
-        """Every dataset qkv writes in a pipeline, a capture, score, attribute, a sweep, steer and
+        """Every dataset qkv writes in a pipeline, a capture, score, attribute (both methods), a sweep, steer and
         model files of every family carries its dimensions' names (HDF5 dimension labels, as
         h5py shows them), those qkv-files(5) documents; the tokenizer and config are not arrays
         of named dimensions."""
@@ -139,7 +139,9 @@ class Pipeline(unittest.TestCase):
         shell(f"tokenize -m {m} 'a b c' | embed -m {m} | block -m {m} --sweep ablate-heads --answer ' a' "
               f"-o {d}/named-sweep.h5")
         run("steer", "-m", m, "-l", 1, "--positive", f"{d}/p.txt", "--negative", f"{d}/p.txt", "-o", f"{d}/named-steer.h5")
-        files = [f"{d}/named{s}.h5" for s in ("", "-score", "-attr", "-sweep", "-steer")]
+        shell(f"tokenize -m {m} 'a b c' -o {d}/named-from.h5 && attribute -m {m} 'a c c' --answer ' a' --method atp "
+              f"--patch-from {d}/named-from.h5 -o {d}/named-atp.h5")
+        files = [f"{d}/named{s}.h5" for s in ("", "-score", "-attr", "-sweep", "-steer", "-atp")]
         for preset in ("tiny", "llama-tiny", "pythia-tiny"):
             run("model", "init", "--preset", preset, "-o", f"{d}/named-{preset}.h5")
             files.append(f"{d}/named-{preset}.h5")
@@ -158,6 +160,7 @@ class Pipeline(unittest.TestCase):
                              ("/mask", ["batch", "pos"]),
                              ("/mlp/post", ["batch", "pos", "d_mlp"]), ("/score/next_logprobs", ["batch", "pos", "vocab"]),
                              ("/attribution/heads", ["batch", "layer", "head"]), ("/sweep/metric", ["layer", "variant"]),
+                             ("/atp/grad_z", ["layer", "pos", "head", "d_head"]), ("/atp/positions", ["layer", "pos"]),
                              ("/steer/vector", ["d_model"]), ("/blocks/0/attn/W_K", ["kv_head", "d_model", "d_head"]),
                              ("/pos_embed/W_pos", ["pos", "d_model"]), ("/unembed/W_U", ["d_model", "vocab"])):
             self.assertEqual(named[name], labels, name)

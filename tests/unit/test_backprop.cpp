@@ -78,6 +78,53 @@ TEST_CASE("backprop: LayerNorm against finite differences") {
     check_grad(b, db, loss, "LayerNorm db");
 }
 
+TEST_CASE("backprop: RMSNorm against finite differences") {
+    Fixture f;
+    const int64_t rows = 4, d = 9;
+    auto x = randn(rows * d, 21), w = randn(d, 22), R = randn(rows * d, 23);
+    std::vector<float> out(rows * d), rstd(rows);
+    auto loss = [&] {
+        f.be->rms_norm(x.data(), w.data(), 1e-5f, rows, d, out.data());
+        return dot(out, R);
+    };
+    loss();
+    for (int64_t r = 0; r < rows; ++r) {
+        double sq = 0;
+        for (int64_t i = 0; i < d; ++i)
+            sq += static_cast<double>(x[r * d + i]) * x[r * d + i];
+        rstd[r] = static_cast<float>(1.0 / std::sqrt(sq / d + 1e-5));
+    }
+    std::vector<float> dx(rows * d, 0.0f), dw(d, 0.0f);
+    bp::rms_norm_backward(f.ctx, R.data(), x.data(), w.data(), rstd.data(), rows, d, dx.data(),
+                          dw.data());
+    check_grad(x, dx, loss, "RMSNorm dx");
+    check_grad(w, dw, loss, "RMSNorm dw");
+}
+
+TEST_CASE("backprop: exact GELU and SwiGLU against finite differences") {
+    Fixture f;
+    const int64_t rows = 3, n = 16;
+    auto x = randn(rows * n, 24, 2.0), R = randn(rows * n, 25);
+    std::vector<float> out(rows * n);
+    auto gelu_loss = [&] {
+        f.be->copy(out.data(), x.data(), rows * n);
+        f.be->gelu_erf(out.data(), rows * n);
+        return dot(out, R);
+    };
+    std::vector<float> dx(rows * n, 0.0f);
+    bp::gelu_erf_backward(f.ctx, R.data(), x.data(), dx.data(), rows * n);
+    check_grad(x, dx, gelu_loss, "exact GELU dx");
+    // SwiGLU: hidden [rows, (gate | in) n] -> silu(gate) * in [rows, n]
+    auto hidden = randn(rows * 2 * n, 26, 1.5);
+    auto swiglu_loss = [&] {
+        f.be->silu_mul(hidden.data(), rows, n, out.data());
+        return dot(out, R);
+    };
+    std::vector<float> dhidden(rows * 2 * n, 0.0f);
+    bp::swiglu_backward(f.ctx, R.data(), hidden.data(), rows, n, dhidden.data());
+    check_grad(hidden, dhidden, swiglu_loss, "SwiGLU dhidden");
+}
+
 TEST_CASE("backprop: linear layer against finite differences") {
     Fixture f;
     const int64_t rows = 4, k = 5, n = 3;
@@ -144,7 +191,7 @@ TEST_CASE("backprop: causal attention against finite differences") {
             CHECK(s == Approx(1.0).epsilon(1e-6));
         }
         std::vector<float> dqkv(qkv.size(), 0.0f);
-        bp::attention_backward(f.ctx, R.data(), qkv.data(), pattern.data(), batch, pos, head,
+        bp::attention_backward(f.ctx, R.data(), qkv.data(), pattern.data(), batch, pos, head, head,
                                d_head, dqkv.data());
         check_grad(qkv, dqkv, loss, "attention dqkv");
         // the same gradients with one thread and with three
@@ -153,8 +200,8 @@ TEST_CASE("backprop: causal attention against finite differences") {
             bp::Ctx ctx{*f.be, pool};
             std::vector<float> p2(pattern.size()), z2(z.size()), d2(qkv.size(), 0.0f);
             bp::attention_forward(ctx, qkv.data(), batch, pos, head, d_head, p2.data(), z2.data());
-            bp::attention_backward(ctx, R.data(), qkv.data(), p2.data(), batch, pos, head, d_head,
-                                   d2.data());
+            bp::attention_backward(ctx, R.data(), qkv.data(), p2.data(), batch, pos, head, head,
+                                   d_head, d2.data());
             CHECK(p2 == pattern);
             CHECK(d2 == dqkv);
         }

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <iostream>
 #include <new>
+#include <thread>
 #include <unistd.h>
 
 namespace qkv {
@@ -136,6 +137,12 @@ std::vector<int64_t> parse_index_list(const std::string& text, int64_t n,
         begin = comma + 1;
     }
     return out;
+}
+
+int thread_count(const CommonOptions& opt) {
+    const int n =
+        opt.threads > 0 ? opt.threads : static_cast<int>(std::thread::hardware_concurrency());
+    return std::max(1, n);
 }
 
 std::string history_line(const CommonOptions& opt, const std::string& backend) {

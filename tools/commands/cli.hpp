@@ -45,6 +45,9 @@ class ShowUsage : public UsageError {
 // An input path of "" or "-" with stdin a terminal is refused with ShowUsage.
 void require_input(const std::string& path);
 
+// The threads our own loops run on: --threads, or the machine's cores (at least 1).
+int thread_count(const CommonOptions& opt);
+
 // Parses argv, runs body, and maps every error to one line on stderr and an exit code.
 int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
              const std::function<void()>& body);

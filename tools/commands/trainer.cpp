@@ -18,7 +18,6 @@
 #include <iostream>
 #include <limits>
 #include <sstream>
-#include <thread>
 #include <unistd.h>
 
 namespace qkv {
@@ -232,9 +231,7 @@ void run_train(const TrainOptions& opt) {
         st.s = settings_from(opt);
         if (st.s.context == 0) st.s.context = c.n_ctx;
     }
-    int threads = opt.common.threads > 0 ? opt.common.threads
-                                         : static_cast<int>(std::thread::hardware_concurrency());
-    threads = std::max(1, threads);
+    const int threads = thread_count(opt.common);
     auto be = make_cpu_backend(threads);
     ThreadPool pool(threads);
 
