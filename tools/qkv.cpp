@@ -107,6 +107,21 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (first == "--version") return version();
+    if (first == "__complete") { // bash completion (completion/qkv.bash): WORDS after "qkv"
+        if (argc <= 3 || (argc == 4 && std::string(argv[2]) == "help")) {
+            for (const Tool& t : tools())
+                std::printf("%s\n", t.name);
+            std::printf("help\n--help\n--version\n");
+            return 0;
+        }
+        if (!is_tool(argv[2])) return 0;
+        const std::string path = exe_dir() + "/" + argv[2];
+        std::vector<char*> args = {argv[2], argv[1]};
+        args.insert(args.end(), argv + 3, argv + argc);
+        args.push_back(nullptr);
+        execv(path.c_str(), args.data());
+        return 1;
+    }
     if (first == "help") {
         if (argc < 3) {
             list_tools(stdout);

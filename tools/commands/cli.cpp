@@ -1,5 +1,6 @@
 #include "commands/cli.hpp"
 
+#include "commands/completion.hpp"
 #include "files/h5file.hpp"
 #include "tensor/backend.hpp"
 #include "version.hpp"
@@ -47,6 +48,10 @@ void require_input(const std::string& path) {
 int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
              const std::function<void()>& body) {
     const std::string name = app.get_name();
+    if (argc >= 2 && std::string(argv[1]) == "__complete") { // the shell's completion asks
+        complete(app, std::vector<std::string>(argv + 2, argv + argc), std::cout);
+        return 0;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) { // --help, --version
