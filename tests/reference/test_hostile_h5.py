@@ -4,12 +4,18 @@ reads HDF5 is given every one of them, in one of the ways it reads a file (input
 --model, --context, --patch-from, --from, --tokens, --vocab, --resume; the ways rotate over the
 files, so each is used), and prints one line naming it and exits 1 within seconds, writing
 nothing; and a file that passed the check is checked again once it changes. The check's time
-limit is half a second here (QKV_HDF5_CHECK_SECONDS), so that the spinning inputs end quickly."""
+limit is half a second here (QKV_HDF5_CHECK_SECONDS), so that the spinning inputs end quickly.
+An image a stage writes to a pipe carries a seal (an HMAC under this user's key) and the next
+stage reads it without the check; a missing, forged or foreign seal leaves the check on."""
+import hashlib
+import hmac
 import os
 import shutil
 import subprocess
 import unittest
 from concurrent.futures import ThreadPoolExecutor
+
+import h5py
 
 from qkvtest import run, tmpdir, tool
 
@@ -98,6 +104,65 @@ class Hostile(unittest.TestCase):
         p = run("inspect", path, check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"not a readable qkv file", p.stderr)
+
+    def test_sealed_pipe_images(self):
+        d = self.d
+        # The tools beside a helper that fails every file: what it is asked about fails.
+        bin_dir = os.path.join(d, "bin")
+        os.makedirs(bin_dir, exist_ok=True)
+        for name in ("embed", "attend"):
+            shutil.copy(tool(name), bin_dir)
+        with open(os.path.join(bin_dir, "qkv-h5check"), "w") as f:
+            f.write("#!/bin/sh\nexit 1\n")
+        os.chmod(os.path.join(bin_dir, "qkv-h5check"), 0o755)
+        run("inspect", self.model)  # checked by the real helper, and remembered
+
+        def failing_helper(cmd, stdin):
+            return subprocess.run(["bash", "-o", "pipefail", "-c", cmd], input=stdin, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, cwd=bin_dir, timeout=60)
+        out = os.path.join(d, "sealed-out.h5")
+        p = failing_helper(f"./embed -m {self.model} {self.tokens} | ./attend -m {self.model} -l 0 -o {out}", b"")
+        self.assertEqual(p.returncode, 0, p.stderr)  # the sealed image was not checked
+        with open(self.embedded, "rb") as f:
+            plain = f.read()
+        p = failing_helper(f"./attend -m {self.model} -l 0 -o {out}.2", plain)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"<stdin>: not a readable qkv file", p.stderr)
+
+        # The seal is HMAC-SHA256 of the image under the user's key, then the magic.
+        sealed = subprocess.run(f"{tool('embed')} -m {self.model} {self.tokens} | cat", shell=True,
+                                stdout=subprocess.PIPE, check=True).stdout
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        with open(os.path.join(cache, "qkv", "pipe-key"), "rb") as f:
+            key = f.read()
+        self.assertEqual(oct(os.stat(os.path.join(cache, "qkv", "pipe-key")).st_mode & 0o777), "0o600")
+        image, mac, magic = sealed[:-40], sealed[-40:-8], sealed[-8:]
+        self.assertEqual(magic, b"qkvseal1")
+        self.assertEqual(mac, hmac.new(key, image, hashlib.sha256).digest())
+        self.assertEqual(image[:8], b"\x89HDF\r\n\x1a\n")
+        with open(os.path.join(d, "sealed.h5"), "wb") as f:  # saved with its seal: h5py reads it
+            f.write(sealed)
+        with h5py.File(os.path.join(d, "sealed.h5")) as f:
+            self.assertEqual(f["resid"].shape[0], 1)
+        # Forged, damaged or another user's seals: the image is checked as any other.
+        damaged = bytearray(sealed)
+        damaged[200] ^= 1
+        foreign = image + hmac.new(b"x" * 32, image, hashlib.sha256).digest() + magic
+        for name, data in (("damaged", bytes(damaged)), ("foreign", foreign)):
+            with self.subTest(seal=name):
+                p = failing_helper(f"./attend -m {self.model} -l 0 -o {out}.3", data)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn(b"not a readable qkv file", p.stderr)
+        with open(os.path.join(HOSTILE, "crash-h5hg-read-memcpy-overlap.h5"), "rb") as f:
+            hostile = f.read()
+        p = run("inspect", "-", stdin=hostile + os.urandom(32) + magic, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"not a readable qkv file", p.stderr)
+        # Written to a file, through stdout or -o, an image has no seal.
+        to_file = os.path.join(d, "to-file.h5")
+        subprocess.run(f"{tool('embed')} -m {self.model} {self.tokens} > {to_file}", shell=True, check=True)
+        with open(to_file, "rb") as f:
+            self.assertNotEqual(f.read()[-8:], magic)
 
 
 if __name__ == "__main__":
