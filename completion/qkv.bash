@@ -24,4 +24,6 @@ _qkv_complete() {
     fi
 }
 complete -F _qkv_complete qkv tokenize embed attend mlp block generate score attribute steer \
+    qkv-tokenize qkv-embed qkv-attend qkv-mlp qkv-block qkv-generate qkv-score qkv-attribute \
+    qkv-steer qkv-inspect qkv-model qkv-count-params qkv-train \
     inspect model count-params train

@@ -48,6 +48,13 @@ std::string exe_dir() {
     return p.substr(0, p.rfind('/'));
 }
 
+// Where the tools are: libexec/qkv/bin of an installed tree, else beside qkv (a build tree).
+std::string tools_dir() {
+    const std::string dir = exe_dir();
+    const std::string installed = dir + "/../" QKV_TOOLS_SUBDIR;
+    return access((installed + "/embed").c_str(), X_OK) == 0 ? installed : dir;
+}
+
 bool is_tool(const std::string& name) {
     const auto& t = tools();
     return std::any_of(t.begin(), t.end(), [&](const Tool& x) { return name == x.name; });
@@ -71,13 +78,15 @@ size_t distance(const std::string& a, const std::string& b) {
 }
 
 void list_tools(FILE* out) {
-    std::fprintf(out, "usage: qkv TOOL [ARGS...]    qkv help [TOOL]    qkv --version\n\n"
-                      "Takes a transformer apart: each tool is one step, reading and writing "
-                      "HDF5 files\nthrough pipes (each also runs as its own command):\n\n");
+    std::fprintf(out,
+                 "usage: qkv TOOL [ARGS...]    qkv help [TOOL]    qkv path    qkv --version\n\n"
+                 "Takes a transformer apart: each tool is one step, reading and writing "
+                 "HDF5 files\nthrough pipes (each also runs as its own command):\n\n");
     for (const Tool& t : tools())
         std::fprintf(out, "  %-13s %s\n", t.name, t.what);
     std::fprintf(out, "\nqkv help TOOL (or man TOOL) for a tool's manual; man qkv-files for the "
-                      "files.\n");
+                      "files.\nThe tools run as qkv TOOL, qkv-TOOL, or by their own names with\n"
+                      "  export PATH=\"$(qkv path):$PATH\"\n");
 }
 
 int version() {
@@ -107,6 +116,12 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (first == "--version") return version();
+    if (first == "path") { // the folder of the tools' short names, for PATH
+        char real[4096];
+        const std::string dir = tools_dir();
+        std::printf("%s\n", realpath(dir.c_str(), real) ? real : dir.c_str());
+        return 0;
+    }
     if (first == "__complete") { // bash completion (completion/qkv.bash): WORDS after "qkv"
         if (argc <= 3 || (argc == 4 && std::string(argv[2]) == "help")) {
             for (const Tool& t : tools())
@@ -115,7 +130,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (!is_tool(argv[2])) return 0;
-        const std::string path = exe_dir() + "/" + argv[2];
+        const std::string path = tools_dir() + "/" + argv[2];
         std::vector<char*> args = {argv[2], argv[1]};
         args.insert(args.end(), argv + 3, argv + argc);
         args.push_back(nullptr);
@@ -158,7 +173,7 @@ int main(int argc, char** argv) {
                      best.empty() ? "" : ("; did you mean '" + best + "'?").c_str());
         return 2;
     }
-    const std::string path = exe_dir() + "/" + first;
+    const std::string path = tools_dir() + "/" + first;
     std::vector<char*> args(argv + 1, argv + argc);
     args.push_back(nullptr);
     execv(path.c_str(), args.data());

@@ -117,7 +117,9 @@ const std::string& helper_path() {
         if (n > 0) {
             std::string dir(exe, static_cast<size_t>(n));
             dir = dir.substr(0, dir.rfind('/'));
-            for (const std::string& p : {dir + "/qkv-h5check", dir + "/../tools/qkv-h5check"})
+            // beside, installed (libexec/qkv/bin/..), the build tree (tools)
+            for (const std::string& p :
+                 {dir + "/qkv-h5check", dir + "/../qkv-h5check", dir + "/../tools/qkv-h5check"})
                 if (access(p.c_str(), X_OK) == 0) return p;
         }
         const std::string installed = QKV_LIBEXEC_DIR "/qkv-h5check";

@@ -36,8 +36,10 @@ const CudaModule& cuda_module() {
         std::vector<std::string> tries;
         if (const char* env = std::getenv("QKV_CUDA_MODULE")) tries.push_back(env);
         const std::string dir = exe_dir();
-        for (const char* rel : {"/libqkvcuda.so", "/../lib/libqkvcuda.so",
-                                "/../libcore/libqkvcuda.so", "/../lib/qkv/libqkvcuda.so"})
+        // beside the tool; installed, from a tool (libexec/qkv/bin/..) or qkv (bin/..); the
+        // build tree (tools/../libcore)
+        for (const char* rel : {"/libqkvcuda.so", "/../libqkvcuda.so",
+                                "/../libexec/qkv/libqkvcuda.so", "/../libcore/libqkvcuda.so"})
             tries.push_back(dir + rel);
 #ifdef QKV_CUDA_MODULE_DIR
         tries.push_back(std::string(QKV_CUDA_MODULE_DIR) + "/libqkvcuda.so");
