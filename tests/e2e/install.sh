@@ -1,6 +1,7 @@
 #!/bin/bash
-# cmake --install into a temporary prefix, then as a user of the installed tree, from another
-# folder: only qkv and qkv-TOOL on PATH's bin, the tools' short names in $(qkv path), the
+# install.sh BUILD [deb]: cmake --install into a temporary prefix, or (deb) the Debian package
+# cpack makes, its metadata checked and unpacked into a temporary root (dpkg-deb -x); then as a
+# user of the installed tree, from another folder: only qkv and qkv-TOOL on PATH's bin, the tools' short names in $(qkv path), the
 # README's first pipeline with the installed model, the built-in tokenizer by name, the helper
 # that checks untrusted files found, man pages (qkv-TOOL too, NAME lines apropos finds), bash
 # completion and the licences.
@@ -12,7 +13,22 @@ work=$(mktemp -d)
 trap 'rm -rf "$prefix" "$work"' EXIT
 fail=0
 no() { echo "FAIL: $*"; fail=1; }
-cmake --install "$BUILD" --prefix "$prefix" >/dev/null || { echo "FAIL: cmake --install"; exit 1; }
+if [ "${2:-}" = deb ]; then
+    (cd "$BUILD" && cpack -G DEB -B "$work/pkg" >/dev/null) || { echo "FAIL: cpack -G DEB"; exit 1; }
+    deb=$(echo "$work"/pkg/qkv_*.deb)
+    [ -f "$deb" ] || { echo "FAIL: no .deb"; exit 1; }
+    [ "$(dpkg-deb -f "$deb" Package)" = qkv ] || no "Package: $(dpkg-deb -f "$deb" Package)"
+    version=$(sed -n 's/^project(qkv VERSION \([0-9.]*\).*/\1/p' "$(dirname "$0")/../../CMakeLists.txt")
+    [ "$(dpkg-deb -f "$deb" Version)" = "$version" ] || no "Version: $(dpkg-deb -f "$deb" Version)"
+    depends=$(dpkg-deb -f "$deb" Depends)
+    for lib in libhdf5-103 libhdf5-hl libopenblas0 libpng16 libpcre2-8 libicu libssl3 libc6; do
+        [[ $depends == *"$lib"* ]] || no "Depends lacks $lib: $depends"
+    done
+    dpkg-deb -x "$deb" "$prefix" || { echo "FAIL: dpkg-deb -x"; exit 1; }
+    prefix=$prefix/usr
+else
+    cmake --install "$BUILD" --prefix "$prefix" >/dev/null || { echo "FAIL: cmake --install"; exit 1; }
+fi
 cd "$work" || exit 1
 export PATH="$prefix/bin:/usr/bin:/bin" XDG_CACHE_HOME="$work/cache"
 # bin: qkv and links only
@@ -54,5 +70,5 @@ out=$(qkv inspect "$hostile/crash-h5hg-read-memcpy-overlap.h5" 2>&1)
 [ $? -eq 1 ] && [[ $out == *"not a readable qkv file"* ]] || no "hostile file: $out"
 qkv --version | grep -q "^qkv " || no "qkv --version"
 MANPATH="$prefix/share/man" man -w qkv-attend >/dev/null 2>&1 || no "man qkv-attend"
-[ $fail -eq 0 ] && echo "install: the installed tree works from $work"
+[ $fail -eq 0 ] && echo "install${2:+ ($2)}: the installed tree works from $work"
 exit $fail
