@@ -2,7 +2,7 @@
 // pool, bit-identical for any thread count) against one OpenBLAS call threaded by OpenBLAS, on
 // GPT-2's shapes. GFLOP/s = 2 M N K batch / seconds, the median of several runs.
 // Prints one JSON object. Usage: gemm_bench THREADS [D_MODEL] [T]
-#include "tensor/cpu_gemm.hpp"
+#include "qkv/tensor/cpu_gemm.hpp"
 
 #include <algorithm>
 #include <cblas.h>

@@ -3,8 +3,8 @@
 // 21 probes (fork, open and walk in the child, wait) and of 21 opens of the image with H5File
 // (the probe switched off), in milliseconds. Times are printed, never asserted.
 //     build/bench/probe_bench gpt2.h5 acts.h5
-#include "files/h5_probe.hpp"
-#include "files/h5file.hpp"
+#include "qkv/files/h5_probe.hpp"
+#include "qkv/files/h5file.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -1,7 +1,7 @@
 // Tokenizer throughput: encodes a text file several times on one thread and prints the median
 // MB/s (bytes of input / seconds of encode, the vocabulary already loaded) as JSON.
-#include "files/model_file.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <algorithm>
 #include <chrono>

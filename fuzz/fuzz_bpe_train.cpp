@@ -1,9 +1,9 @@
 // The tokenizer trainer on arbitrary text: learning never crashes or loops, refuses invalid
 // UTF-8 with a FormatError, gives a vocabulary of distinct tokens with <|endoftext|> last, the
 // same result twice, and a tokenizer that round-trips the text it learned from.
-#include "base/errors.hpp"
-#include "tokenizer/bpe_trainer.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/tokenizer/bpe_trainer.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <cstdlib>
 #include <set>

@@ -1,7 +1,7 @@
 // A sharded checkpoint's model.safetensors.index.json: the weight map parsed, then the folder
 // opened through it (two small shards beside it) and every tensor it names read.
-#include "base/errors.hpp"
-#include "files/hf_checkpoint.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/hf_checkpoint.hpp"
 
 #include <cstdio>
 #include <fstream>

@@ -3,9 +3,9 @@
 // probed first in a child process, as every tool does (files/h5_probe.hpp); with
 // QKV_FUZZ_UNPROBED=1 in the environment it is not, and the fuzzer finds the HDF5 library's own
 // failures (the inputs of tests/data/hostile-h5 were found so).
-#include "base/errors.hpp"
-#include "files/h5_probe.hpp"
-#include "files/h5file.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/h5_probe.hpp"
+#include "qkv/files/h5file.hpp"
 
 #include <cstdlib>
 #include <cstring>

@@ -1,9 +1,9 @@
 // The model-import path from a checkpoint folder: the input is config.json; beside it the
 // folder holds a byte-level vocabulary and a small safetensors file, so that whatever the
 // config claims is checked against real files.
-#include "base/errors.hpp"
-#include "files/hf_import.hpp"
-#include "files/model_file.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/hf_import.hpp"
+#include "qkv/files/model_file.hpp"
 
 #include <cstdio>
 #include <fstream>

@@ -1,8 +1,8 @@
 // A ragged batch's /mask (model/padding.hpp): the first byte gives the batch (1..8), the rest
 // int32 values [batch, pos]. A mask is refused with a FormatError, or every sequence's span
 // and positions stay within the batch and the context.
-#include "base/errors.hpp"
-#include "model/padding.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/model/padding.hpp"
 
 #include <cstdlib>
 #include <cstring>

@@ -1,6 +1,6 @@
 // Option parsers with structure: layer ranges (3:7, all, -2:), position lists (0,4:6,-1), slices
 // (0,:,3) and head lists.
-#include "base/errors.hpp"
+#include "qkv/base/errors.hpp"
 #include "commands/cli.hpp"
 #include "commands/inspect.hpp"
 

@@ -1,7 +1,7 @@
 // The safetensors reader: header JSON and tensor table against a data section, then the
 // whole file path (length prefix, header, tensors read and converted).
-#include "base/errors.hpp"
-#include "files/safetensors.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/safetensors.hpp"
 
 #include <cstdio>
 #include <string>

@@ -1,8 +1,8 @@
 // The tokenizer on arbitrary bytes (raw-bytes mode must round-trip exactly; strict mode must
 // accept exactly the valid UTF-8) and decoding of arbitrary ids, one-shot and streamed.
-#include "base/errors.hpp"
-#include "files/model_file.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <cstdlib>
 #include <cstring>

@@ -1,8 +1,8 @@
 // A checkpoint folder's tokenizer_config.json (add_bos_token, bos_token, eos_token as strings or
 // objects with "content"), read beside a small tokenizer.json whose tokens it must name.
-#include "base/errors.hpp"
-#include "files/hf_import.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/hf_import.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <fstream>
 #include <string>

@@ -1,9 +1,9 @@
 // A Hugging Face tokenizer.json from arbitrary bytes: read it (a clear error or a tokenizer),
 // then encode a few texts with it, whose ids must decode to the same bytes (the BOS aside;
 // where the tokenizer round-trips: not with NFC or SentencePiece's spaces).
-#include "base/errors.hpp"
-#include "files/tokenizer_json.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/tokenizer_json.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <cstdlib>
 #include <string>

@@ -1,8 +1,8 @@
 // The vocabulary and merges loaders: vocab.json text and merges.txt text (split at the first
 // NUL byte of the input), then building a tokenizer from them and encoding a little text.
-#include "base/errors.hpp"
-#include "files/model_file.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <string>
 

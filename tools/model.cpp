@@ -1,7 +1,7 @@
 // model: make (init), import (Hugging Face checkpoints) and describe (info) model files.
 #include "commands/cli.hpp"
-#include "files/hf_import.hpp"
-#include "files/model_file.hpp"
+#include "qkv/files/hf_import.hpp"
+#include "qkv/files/model_file.hpp"
 
 #include <iostream>
 

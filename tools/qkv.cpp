@@ -2,8 +2,8 @@
 // it (the tools keep their own names for pipelines), `qkv help [TOOL]` lists the tools or shows
 // a tool's man page, `qkv --version` says what is built in: the BLAS the CPU backend uses and
 // whether the CUDA module and a device are found.
-#include "tensor/backend.hpp"
-#include "version.hpp"
+#include "qkv/tensor/backend.hpp"
+#include "qkv/version.hpp"
 
 #include <algorithm>
 #include <cerrno>

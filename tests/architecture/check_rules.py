@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The rules of libcore's layout (ARCHITECTURE.md), checked on the sources' #include lines:
 
-1. <hdf5.h> is included by libcore/files/h5_api.hpp alone (the HDF5 file code includes that).
+1. <hdf5.h> is included by libcore/qkv/files/h5_api.hpp alone (the HDF5 file code includes that).
 2. The core knows no files: base/, tensor/, model/, tokenizer/ and train/ include nothing from
    files/ or commands/ (CMake also builds them without HDF5's include path).
 3. The tokenizer depends on no tensor code: tokenizer/ includes only base/ and itself.
@@ -11,13 +11,13 @@
    or CLI11 in libcore/ (but h5file.cpp's isatty, which keeps HDF5 off a terminal).
 6. Every attribute name that the readers look up as a literal (has_attr, attr_str, attr_int,
    attr_double, get_attr) is among the names the check of untrusted files looks up
-   (walked_attribute_names in libcore/files/h5_walk.cpp).
+   (walked_attribute_names in libcore/qkv/files/h5_walk.cpp).
 Prints each broken rule as FILE:LINE: and exits 1; exits 0 when all hold."""
 import os
 import re
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "libcore")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "libcore", "qkv")
 ALLOWED = {  # what each folder may include besides itself
     "base": set(),
     "tensor": {"base"},
@@ -40,7 +40,7 @@ def unwalked_attribute_names(root):
     listed = src[src.index("walked_attribute_names()"):]
     walked = set(re.findall(r'"([A-Za-z_0-9]+)"', listed[:listed.index("return names;")]))
     broken = []
-    for base in (root, os.path.join(root, "..", "tools")):
+    for base in (root, os.path.join(root, "..", "..", "tools")):
         for dirpath, _, files in os.walk(base):
             for name in sorted(files):
                 if not name.endswith((".cpp", ".hpp")):
@@ -50,7 +50,7 @@ def unwalked_attribute_names(root):
                     for n, line in enumerate(f, 1):
                         for attr in ATTR_READ.findall(line):
                             if attr not in walked:
-                                broken.append(f"{os.path.relpath(path, os.path.join(root, '..'))}:{n}: "
+                                broken.append(f"{os.path.relpath(path, os.path.join(root, '..', '..'))}:{n}: "
                                               f"reads attribute '{attr}', which the HDF5 check "
                                               "does not look up (walked_attribute_names)")
     return broken
@@ -61,7 +61,7 @@ def main(root):
     for folder in sorted(os.listdir(root)):
         path = os.path.join(root, folder)
         if not os.path.isdir(path):
-            continue
+            continue  # version.hpp.in
         if folder not in ALLOWED:
             broken.append(f"{path}: a folder the rules do not know (add it to {__file__})")
             continue
@@ -71,16 +71,17 @@ def main(root):
                 for n, line in enumerate(f, 1):
                     p = PRINTS.search(line)
                     if p and not (p.group(0) == "isatty(" and f"{folder}/{name}" == "files/h5file.cpp"):
-                        broken.append(f"libcore/{folder}/{name}:{n}: {p.group(0)} (the library never "
+                        broken.append(f"libcore/qkv/{folder}/{name}:{n}: {p.group(0)} (the library never "
                                       "prints or reads options; that is tools/)")
                     m = INCLUDE.match(line)
                     if not m:
                         continue
                     inc = m.group(1)
-                    where = f"libcore/{folder}/{name}:{n}"
+                    where = f"libcore/qkv/{folder}/{name}:{n}"
                     if inc == "hdf5.h" and f"{folder}/{name}" != "files/h5_api.hpp":
                         broken.append(f"{where}: includes <hdf5.h> (only files/h5_api.hpp may)")
-                    part = inc.split("/")[0] if "/" in inc and '"' in line else None
+                    # qkv's own headers: "qkv/PART/name.hpp"
+                    part = inc.split("/")[1] if inc.startswith("qkv/") and inc.count("/") == 2 else None
                     if part in ALLOWED and part != folder and part not in ALLOWED[folder]:
                         broken.append(f"{where}: {folder}/ includes {inc} ({folder}/ may use "
                                       f"{', '.join(sorted(ALLOWED[folder])) or 'nothing else'})")

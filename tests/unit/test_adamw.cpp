@@ -1,4 +1,4 @@
-#include "train/adamw.hpp"
+#include "qkv/train/adamw.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

@@ -1,7 +1,7 @@
 // Every layer's backward pass against central finite differences of its forward pass, on tiny
 // shapes. The loss is sum(out * R) for a fixed random R, so dout = R.
-#include "base/rng.hpp"
-#include "train/backprop.hpp"
+#include "qkv/base/rng.hpp"
+#include "qkv/train/backprop.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

@@ -1,6 +1,6 @@
-#include "base/errors.hpp"
-#include "tokenizer/bpe_trainer.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/tokenizer/bpe_trainer.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "tensor/backend.hpp"
+#include "qkv/tensor/backend.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

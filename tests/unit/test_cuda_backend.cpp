@@ -1,7 +1,7 @@
 // The CUDA backend against the CPU backend, op by op (1e-4 relative). Skips (exit 77) when no
 // CUDA device is present.
 #define CATCH_CONFIG_RUNNER
-#include "tensor/backend.hpp"
+#include "qkv/tensor/backend.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

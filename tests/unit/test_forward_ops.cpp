@@ -1,8 +1,8 @@
 // attention, mlp and embed on hand-made weights whose results can be worked out by hand.
-#include "base/errors.hpp"
-#include "model/attention.hpp"
-#include "model/embed.hpp"
-#include "model/mlp.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/model/attention.hpp"
+#include "qkv/model/embed.hpp"
+#include "qkv/model/mlp.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

@@ -1,8 +1,8 @@
-#include "base/errors.hpp"
-#include "files/checkpoint.hpp"
-#include "files/h5_walk.hpp"
-#include "files/h5file.hpp"
-#include "model/schema.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/checkpoint.hpp"
+#include "qkv/files/h5_walk.hpp"
+#include "qkv/files/h5file.hpp"
+#include "qkv/model/schema.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdio>

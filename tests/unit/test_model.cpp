@@ -1,7 +1,7 @@
-#include "base/errors.hpp"
-#include "files/activations.hpp"
-#include "files/hf_import.hpp"
-#include "files/model_file.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/activations.hpp"
+#include "qkv/files/hf_import.hpp"
+#include "qkv/files/model_file.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "base/rng.hpp"
+#include "qkv/base/rng.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

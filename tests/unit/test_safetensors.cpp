@@ -1,5 +1,5 @@
-#include "base/errors.hpp"
-#include "files/safetensors.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/safetensors.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdio>

@@ -1,5 +1,5 @@
-#include "base/errors.hpp"
-#include "model/sampler.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/model/sampler.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

@@ -1,5 +1,5 @@
-#include "base/errors.hpp"
-#include "tensor/tensor.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/tensor/tensor.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
-#include "base/errors.hpp"
-#include "files/model_file.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <catch2/catch.hpp>
 #include <fstream>

@@ -1,7 +1,7 @@
 // Generation with a key/value cache equals re-running the whole sequence at every step.
-#include "files/model_file.hpp"
-#include "model/kv_cache.hpp"
-#include "model/transformer.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/model/kv_cache.hpp"
+#include "qkv/model/transformer.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

@@ -1,15 +1,15 @@
 #include "commands/attribute_tool.hpp"
 
 #include "commands/prompt.hpp"
-#include "files/activations.hpp"
-#include "files/model_file.hpp"
-#include "model/attribution.hpp"
-#include "model/embed.hpp"
-#include "model/transformer.hpp"
-#include "model/unembed.hpp"
-#include "tensor/backend.hpp"
-#include "tokenizer/tokenizer.hpp"
-#include "train/activation_grads.hpp"
+#include "qkv/files/activations.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/model/attribution.hpp"
+#include "qkv/model/embed.hpp"
+#include "qkv/model/transformer.hpp"
+#include "qkv/model/unembed.hpp"
+#include "qkv/tensor/backend.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
+#include "qkv/train/activation_grads.hpp"
 
 #include <algorithm>
 #include <cmath>

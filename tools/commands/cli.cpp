@@ -1,9 +1,9 @@
 #include "commands/cli.hpp"
 
 #include "commands/completion.hpp"
-#include "files/h5file.hpp"
-#include "tensor/backend.hpp"
-#include "version.hpp"
+#include "qkv/files/h5file.hpp"
+#include "qkv/tensor/backend.hpp"
+#include "qkv/version.hpp"
 
 #include <algorithm>
 #include <ctime>

@@ -2,7 +2,7 @@
 // wrapper that maps errors to exit codes (0 success, 1 runtime error, 2 usage error), and
 // parsers for structured option values.
 #pragma once
-#include "base/errors.hpp"
+#include "qkv/base/errors.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -1,7 +1,7 @@
 #include "commands/completion.hpp"
 
-#include "base/errors.hpp"
-#include "files/h5file.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/h5file.hpp"
 
 #include <sys/stat.h>
 

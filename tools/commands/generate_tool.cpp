@@ -1,14 +1,14 @@
 #include "commands/generate_tool.hpp"
 
-#include "base/errors.hpp"
+#include "qkv/base/errors.hpp"
 #include "commands/prompt.hpp"
-#include "files/activations.hpp"
-#include "files/model_file.hpp"
-#include "model/kv_cache.hpp"
-#include "model/transformer.hpp"
-#include "model/unembed.hpp"
-#include "tensor/backend.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/files/activations.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/model/kv_cache.hpp"
+#include "qkv/model/transformer.hpp"
+#include "qkv/model/unembed.hpp"
+#include "qkv/tensor/backend.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <algorithm>
 #include <chrono>

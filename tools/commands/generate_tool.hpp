@@ -5,7 +5,7 @@
 #include "commands/cli.hpp"
 #include "commands/interventions.hpp"
 #include "commands/prompt.hpp"
-#include "model/sampler.hpp"
+#include "qkv/model/sampler.hpp"
 
 #include <string>
 #include <vector>

@@ -1,10 +1,10 @@
 #include "commands/inspect.hpp"
-#include "files/loss_curve.hpp"
+#include "qkv/files/loss_curve.hpp"
 
-#include "base/errors.hpp"
+#include "qkv/base/errors.hpp"
 #include "commands/cli.hpp"
-#include "files/h5file.hpp"
-#include "files/image.hpp"
+#include "qkv/files/h5file.hpp"
+#include "qkv/files/image.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 #include "commands/interventions.hpp"
 
-#include "base/errors.hpp"
+#include "qkv/base/errors.hpp"
 
 #include <cstdio>
 #include <cstring>

@@ -7,9 +7,9 @@
 // heads or neurons) lists as --positions takes them (0,4:6,-1); absent, all of them.
 #pragma once
 #include "commands/cli.hpp"
-#include "files/activations.hpp"
-#include "files/model_file.hpp"
-#include "model/intervention.hpp"
+#include "qkv/files/activations.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/model/intervention.hpp"
 
 #include <map>
 #include <string>

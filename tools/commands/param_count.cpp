@@ -1,8 +1,8 @@
 #include "commands/param_count.hpp"
-#include "model/schema.hpp"
+#include "qkv/model/schema.hpp"
 
-#include "base/errors.hpp"
-#include "files/model_file.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/files/model_file.hpp"
 
 #include <cmath>
 #include <iomanip>

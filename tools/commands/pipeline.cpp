@@ -1,15 +1,15 @@
 #include "commands/pipeline.hpp"
-#include "model/schema.hpp"
+#include "qkv/model/schema.hpp"
 
 #include "commands/inspect.hpp"
 #include "commands/sweep_tool.hpp"
-#include "files/activations.hpp"
-#include "files/model_file.hpp"
-#include "model/attention.hpp"
-#include "model/embed.hpp"
-#include "model/mlp.hpp"
-#include "model/transformer.hpp"
-#include "tensor/backend.hpp"
+#include "qkv/files/activations.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/model/attention.hpp"
+#include "qkv/model/embed.hpp"
+#include "qkv/model/mlp.hpp"
+#include "qkv/model/transformer.hpp"
+#include "qkv/tensor/backend.hpp"
 
 #include <algorithm>
 #include <cstring>

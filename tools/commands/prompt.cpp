@@ -1,7 +1,7 @@
 #include "commands/prompt.hpp"
 
 #include "commands/cli.hpp"
-#include "files/activations.hpp"
+#include "qkv/files/activations.hpp"
 
 #include <cstring>
 #include <sstream>

@@ -2,10 +2,10 @@
 // stdin), or a tokens file that tokenize wrote (any stage: its /tokens).
 #pragma once
 #include "commands/cli.hpp"
-#include "files/model_file.hpp"
-#include "model/padding.hpp"
-#include "tensor/tensor.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/model/padding.hpp"
+#include "qkv/tensor/tensor.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <string>
 #include <vector>

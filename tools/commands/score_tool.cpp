@@ -1,13 +1,13 @@
 #include "commands/score_tool.hpp"
 
 #include "commands/prompt.hpp"
-#include "files/activations.hpp"
-#include "files/model_file.hpp"
-#include "model/score.hpp"
-#include "model/transformer.hpp"
-#include "model/unembed.hpp"
-#include "tensor/backend.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/files/activations.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/model/score.hpp"
+#include "qkv/model/transformer.hpp"
+#include "qkv/model/unembed.hpp"
+#include "qkv/tensor/backend.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,12 +1,12 @@
 #include "commands/steer_tool.hpp"
 
 #include "commands/prompt.hpp"
-#include "files/activations.hpp"
-#include "files/model_file.hpp"
-#include "model/embed.hpp"
-#include "model/transformer.hpp"
-#include "tensor/backend.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/files/activations.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/model/embed.hpp"
+#include "qkv/model/transformer.hpp"
+#include "qkv/tensor/backend.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,8 @@
 #include "commands/sweep_tool.hpp"
 
 #include "commands/prompt.hpp"
-#include "model/sweep.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/model/sweep.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <cstdio>
 

@@ -4,8 +4,8 @@
 // [layer, position] grid.
 #pragma once
 #include "commands/pipeline.hpp"
-#include "files/activations.hpp"
-#include "files/model_file.hpp"
+#include "qkv/files/activations.hpp"
+#include "qkv/files/model_file.hpp"
 
 namespace qkv {
 

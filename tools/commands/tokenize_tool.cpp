@@ -1,11 +1,11 @@
 #include "commands/tokenize_tool.hpp"
 
 #include "commands/prompt.hpp"
-#include "files/activations.hpp"
-#include "files/h5file.hpp"
-#include "files/model_file.hpp"
-#include "tokenizer/bpe_trainer.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "qkv/files/activations.hpp"
+#include "qkv/files/h5file.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/tokenizer/bpe_trainer.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -1,14 +1,14 @@
 #include "commands/trainer.hpp"
 
-#include "base/errors.hpp"
-#include "base/rng.hpp"
-#include "base/thread_pool.hpp"
-#include "files/checkpoint.hpp"
-#include "files/h5file.hpp"
-#include "files/model_file.hpp"
-#include "tokenizer/tokenizer.hpp"
-#include "train/adamw.hpp"
-#include "train/train_model.hpp"
+#include "qkv/base/errors.hpp"
+#include "qkv/base/rng.hpp"
+#include "qkv/base/thread_pool.hpp"
+#include "qkv/files/checkpoint.hpp"
+#include "qkv/files/h5file.hpp"
+#include "qkv/files/model_file.hpp"
+#include "qkv/tokenizer/tokenizer.hpp"
+#include "qkv/train/adamw.hpp"
+#include "qkv/train/train_model.hpp"
 
 #include <chrono>
 #include <cmath>

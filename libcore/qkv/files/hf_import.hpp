@@ -1,0 +1,23 @@
+// hf_import: a Hugging Face checkpoint folder (config.json, safetensors weights, tokenizer) as a
+// qkv model file. GPT-2 (model_type gpt2), the Llama family (llama, mistral, qwen2) and
+// GPT-NeoX (gpt_neox: Pythia): each
+// weight of the schema taken from the checkpoint's tensor, per head, under TransformerLens'
+// names (man/qkv-files.5).
+#pragma once
+#include "qkv/tokenizer/tokenizer_data.hpp"
+
+#include <string>
+
+namespace qkv {
+
+struct ModelImportOptions {
+    std::string from_dir, output, history_line;
+};
+std::string model_import(const ModelImportOptions& opt); // returns the model_id
+
+// The tokenizer of a checkpoint folder: tokenizer.json (with tokenizer_config.json's
+// add_bos_token and eos_token), or vocab.json and merges.txt where there is no tokenizer.json
+// or where they are preferred (GPT-2).
+TokenizerData folder_tokenizer(const std::string& dir, bool prefer_json);
+
+} // namespace qkv

@@ -1,0 +1,100 @@
+#include "qkv/tensor/cpu_gemm.hpp"
+
+#include <algorithm>
+#include <cblas.h>
+
+namespace qkv {
+
+namespace {
+
+// Tiles are at most kTileMax x kTileMax outputs (kVectorMax for one-row products): each
+// single-threaded call packs its own panels of A and B, so a larger tile repacks less (a
+// 128-wide tile cost about 5% against OpenBLAS's own threading, which shares its packed
+// panels). The parts in each direction are then made even, so that a product of 64 tokens by
+// 768 columns still keeps two threads busy (bench/gemm_bench measures the choice).
+constexpr int64_t kTileMax = 512, kVectorMax = 256;
+// Below this many multiply-adds a product runs on the caller alone: waking threads costs more.
+constexpr int64_t kInline = 1 << 16;
+
+// The tile grid of one product: C's rows cut into row_parts and its columns into col_parts
+// near-equal parts (edges on multiples of 16, the kernels' width). A function of the shape only.
+struct GemmTiles {
+    int64_t M, N, row_parts, col_parts;
+    int64_t count() const { return row_parts * col_parts; }
+    int64_t row_edge(int64_t i) const { return edge(M, row_parts, i); } // tile row i starts here
+    int64_t col_edge(int64_t j) const { return edge(N, col_parts, j); }
+    static int64_t edge(int64_t n, int64_t parts, int64_t i) {
+        return i >= parts ? n : n * i / parts / 16 * 16;
+    }
+};
+
+int64_t even_parts(int64_t n, int64_t max_size) {
+    const int64_t parts = (n + max_size - 1) / max_size;
+    return parts > 1 && parts % 2 ? parts + 1 : parts;
+}
+
+blasint bl(int64_t v) {
+    return static_cast<blasint>(v);
+}
+
+// One tile as one single-threaded BLAS call: the rows [m0, m0 + m) and columns [n0, n0 + n)
+// of C = alpha op(A) op(B) + beta C.
+void gemm_tile(bool ta, bool tb, int64_t m0, int64_t m, int64_t n0, int64_t n, int64_t K,
+               float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+               float* C, int64_t ldc) {
+    const float* a = ta ? A + m0 : A + m0 * lda; // op(A) rows m0..
+    const float* b = tb ? B + n0 * ldb : B + n0; // op(B) columns n0..
+    float* c = C + m0 * ldc + n0;
+    if (m == 1) {
+        // One row: a matrix-vector product reads B once, where sgemm would first pack it.
+        if (beta == 0.0f) std::fill(c, c + n, 0.0f);
+        const blasint x_inc = ta ? bl(lda) : 1;
+        if (tb) // c[n] = alpha B[n, K] x + beta c
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, bl(n), bl(K), alpha, b, bl(ldb), a, x_inc,
+                        beta, c, 1);
+        else // c[n] = alpha x B[K, n] + beta c
+            cblas_sgemv(CblasRowMajor, CblasTrans, bl(K), bl(n), alpha, b, bl(ldb), a, x_inc, beta,
+                        c, 1);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                bl(m), bl(n), bl(K), alpha, a, bl(lda), b, bl(ldb), beta, c, bl(ldc));
+}
+
+GemmTiles gemm_tiles(int64_t M, int64_t N) {
+    if (M == 1) return {M, N, 1, even_parts(N, kVectorMax)};
+    return {M, N, even_parts(M, kTileMax), even_parts(N, kTileMax)};
+}
+
+} // namespace
+
+void cpu_gemm_batched(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float* A, int64_t lda, int64_t sa, const float* B,
+                      int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc, int64_t sc,
+                      int64_t batch) {
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    const GemmTiles t = gemm_tiles(M, N);
+    auto tile = [&](int64_t i) {
+        const int64_t mat = i / t.count(), r = i % t.count() / t.col_parts, c = i % t.col_parts;
+        const int64_t m0 = t.row_edge(r), n0 = t.col_edge(c);
+        gemm_tile(ta, tb, m0, t.row_edge(r + 1) - m0, n0, t.col_edge(c + 1) - n0, K, alpha,
+                  A + mat * sa, lda, B + mat * sb, ldb, beta, C + mat * sc, ldc);
+    };
+    const int64_t n = batch * t.count();
+    if (batch * M * N * K < kInline) {
+        for (int64_t i = 0; i < n; ++i)
+            tile(i);
+        return;
+    }
+    pool.each(n, tile);
+}
+
+void blas_single_threaded() {
+    openblas_set_num_threads(1);
+}
+
+const char* blas_core_name() {
+    return openblas_get_corename();
+}
+
+} // namespace qkv
