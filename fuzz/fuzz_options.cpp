@@ -1,8 +1,8 @@
 // Option parsers with structure: layer ranges (3:7, all, -2:), position lists (0,4:6,-1), slices
 // (0,:,3) and head lists.
-#include "qkv/base/errors.hpp"
 #include "commands/cli.hpp"
 #include "commands/inspect.hpp"
+#include "qkv/base/errors.hpp"
 
 #include <string>
 

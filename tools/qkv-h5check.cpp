@@ -1,8 +1,8 @@
-// qkv-h5check: the walker of an untrusted HDF5 file (libcore/qkv/files/h5_probe.hpp), started by the
-// tools before they read a file, not by people. Walks FILE, or the image on stdin for "-", under
-// limits of time and memory (h5_walk.hpp), and exits 0 when the walk completes, whatever errors
-// the HDF5 library reported; any other end (a crash, a signal of its limits) tells the tool that
-// the library failed on the file.
+// qkv-h5check: the walker of an untrusted HDF5 file (libcore/qkv/files/h5_probe.hpp), started by
+// the tools before they read a file, not by people. Walks FILE, or the image on stdin for "-",
+// under limits of time and memory (h5_walk.hpp), and exits 0 when the walk completes, whatever
+// errors the HDF5 library reported; any other end (a crash, a signal of its limits) tells the tool
+// that the library failed on the file.
 #include "qkv/files/h5_walk.hpp"
 #include "qkv/version.hpp"
 

@@ -1,7 +1,7 @@
 #include "commands/generate_tool.hpp"
 
-#include "qkv/base/errors.hpp"
 #include "commands/prompt.hpp"
+#include "qkv/base/errors.hpp"
 #include "qkv/files/activations.hpp"
 #include "qkv/files/model_file.hpp"
 #include "qkv/model/kv_cache.hpp"

@@ -1,8 +1,8 @@
 #include "commands/inspect.hpp"
 #include "qkv/files/loss_curve.hpp"
 
-#include "qkv/base/errors.hpp"
 #include "commands/cli.hpp"
+#include "qkv/base/errors.hpp"
 #include "qkv/files/h5file.hpp"
 #include "qkv/files/image.hpp"
 
