@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
                    "Key/value heads per layer (grouped-query attention; default n_heads)")
         ->check(CLI::PositiveNumber);
     app.add_option("--d-mlp", o.d_mlp, "MLP width (default 4 d_model)")->check(CLI::PositiveNumber);
-    app.add_option("--vocab", o.vocab, "Vocabulary size (default 50257)")
+    qkv::add_hidden_alias(app, "--vocab", o.vocab, "--vocab-size"); // the spelling of qkv 0.1
+    app.add_option("--vocab-size", o.vocab, "Vocabulary size (default 50257)")
         ->check(CLI::PositiveNumber);
     app.add_option("--n-ctx", o.n_ctx, "Context length (default 1024)")->check(CLI::PositiveNumber);
     app.add_flag("--no-bias", o.no_bias, "No biases in attention and MLP");

@@ -24,17 +24,21 @@ int main(int argc, char** argv) {
     c_init->add_option("--vocab", init.vocab_dir,
                        "Tokenizer: a file from tokenize --train, or a folder with vocab.json and "
                        "merges.txt (default: GPT-2's, built in)");
-    c_init->add_option("--layers", init.n_layers, "Number of layers (instead of the preset's)");
+    c_init->add_option("--n-layers", init.n_layers, "Number of layers (instead of the preset's)");
     c_init->add_option("--d-model", init.d_model, "Width of the residual stream");
-    c_init->add_option("--heads", init.n_heads,
-                       "Attention heads per layer (d_head = d_model / heads)");
+    c_init->add_option("--n-heads", init.n_heads,
+                       "Attention heads per layer (d_head = d_model / n_heads)");
     c_init->add_option("--kv-heads", init.n_kv_heads,
                        "Key/value heads per layer, llama (grouped-query attention; default: the "
                        "preset's)");
     c_init->add_option("--d-mlp", init.d_mlp,
                        "Hidden width of the MLP (default 4 d_model; gated: 8/3 d_model rounded "
                        "up to 16)");
-    c_init->add_option("--ctx", init.n_ctx, "Context length (positions)");
+    c_init->add_option("--n-ctx", init.n_ctx, "Context length (positions)");
+    // the spellings of qkv 0.1, kept (count-params' names are the ones every tool uses)
+    qkv::add_hidden_alias(*c_init, "--layers", init.n_layers, "--n-layers");
+    qkv::add_hidden_alias(*c_init, "--heads", init.n_heads, "--n-heads");
+    qkv::add_hidden_alias(*c_init, "--ctx", init.n_ctx, "--n-ctx");
     c_init->add_option("--name", init.name, "Name in the model_id (default: the preset's)");
     qkv::add_common_options(*c_init, common, qkv::kOutput | qkv::kQuiet);
 

@@ -2,6 +2,7 @@
 // it (the tools keep their own names for pipelines), `qkv help [TOOL]` lists the tools or shows
 // a tool's man page, `qkv --version` says what is built in: the BLAS the CPU backend uses and
 // whether the CUDA module and a device are found.
+#include "commands/cli.hpp"
 #include "qkv/tensor/backend.hpp"
 #include "qkv/version.hpp"
 
@@ -58,23 +59,6 @@ std::string tools_dir() {
 bool is_tool(const std::string& name) {
     const auto& t = tools();
     return std::any_of(t.begin(), t.end(), [&](const Tool& x) { return name == x.name; });
-}
-
-// Levenshtein distance, for "did you mean".
-size_t distance(const std::string& a, const std::string& b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j)
-        row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            const size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
-            diag = up;
-        }
-    }
-    return row[b.size()];
 }
 
 void list_tools(FILE* out) {
@@ -162,13 +146,10 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (!is_tool(first)) {
-        std::string best;
-        size_t best_d = 3;
+        std::vector<std::string> names;
         for (const Tool& t : tools())
-            if (distance(first, t.name) < best_d) {
-                best_d = distance(first, t.name);
-                best = t.name;
-            }
+            names.push_back(t.name);
+        const std::string best = qkv::closest_name(first, names);
         std::fprintf(stderr, "qkv: '%s' is not a qkv tool%s (see qkv --help)\n", first.c_str(),
                      best.empty() ? "" : ("; did you mean '" + best + "'?").c_str());
         return 2;

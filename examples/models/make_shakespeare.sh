@@ -10,7 +10,7 @@ out=${2:-shakespeare-f16.h5}
 # train keeps for training (--val-fraction 0.1 holds out the rest).
 head -c $(( $(wc -c < "$corpus") * 9 / 10 )) "$corpus" > train-part.txt
 tokenize --train 1024 -f train-part.txt -o tokenizer.h5
-model init --vocab tokenizer.h5 --layers 6 --d-model 192 --heads 6 --ctx 128 --seed 1 \
+model init --vocab tokenizer.h5 --n-layers 6 --d-model 192 --n-heads 6 --n-ctx 128 --seed 1 \
     --name shakespeare -o init.h5
 train --model init.h5 -f "$corpus" -o shakespeare.h5 --threads 2 --seed 1337 \
     --steps 2500 --batch 16 --context 128 --lr 2e-3 --min-lr 1e-4 --warmup 100 \

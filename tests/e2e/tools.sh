@@ -24,8 +24,11 @@ for t in qkv model tokenize embed attend mlp block generate score attribute stee
     ver=$("$BIN/$t" --version) || { echo "FAIL: $t --version"; fail=1; }
     [[ "$ver" == "$t (qkv) "* || ( $t == qkv && "$ver" == "qkv "* ) ]] ||
         { echo "FAIL: $t --version printed '$ver'"; fail=1; }
-    "$BIN/$t" --no-such-option >/dev/null 2>&1
+    err=$("$BIN/$t" --no-such-option 2>&1 >/dev/null)
     [ $? -eq 2 ] || { echo "FAIL: $t with a bad option did not exit 2"; fail=1; }
+    # the unknown option is named first, before any missing required option
+    [[ $t == qkv || $t == qkv-h5check || $err == "$t: unknown option '--no-such-option'"* ]] ||
+        { echo "FAIL: $t --no-such-option said: $err"; fail=1; }
     [ -f "$page" ] || { echo "FAIL: no man page $page"; fail=1; continue; }
     warn=$(groff -man -ww -z "$page" 2>&1)
     [ -z "$warn" ] || { echo "FAIL: $page: $warn"; fail=1; }
@@ -52,6 +55,33 @@ done
 # GPT-2's built-in tokenizer by name, from any directory
 [ "$(cd "$work" && "$BIN/tokenize" --vocab gpt2 --ids "Hello world")" = "15496 995" ] ||
     { echo "FAIL: tokenize --vocab gpt2"; fail=1; }
+# One vocabulary of options: the same names in every tool, old spellings hidden but accepted,
+# and the closest name suggested for a misspelt one (its current name for an old spelling).
+expect_err() { # expected message start, command...
+    local want=$1 got
+    shift
+    got=$("$@" 2>&1 >/dev/null)
+    [ $? -eq 2 ] && [[ $got == "$want"* ]] || { echo "FAIL: $*: '$got', not '$want...'"; fail=1; }
+}
+expect_err "embed: unknown option '--modle'; did you mean '--model'?" "$BIN/embed" --modle m.h5
+expect_err "embed: unknown option '--bogus' (see" "$BIN/embed" --bogus
+expect_err "model: unknown option '--layrs'; did you mean '--n-layers'?" "$BIN/model" init --layrs 2
+expect_err "attend: unexpected arguments 'b', 'c'" "$BIN/attend" -m m.h5 -l 0 a b c
+for o in --n-layers --n-heads --n-ctx --d-model --d-mlp --kv-heads; do
+    for t in "model init" count-params; do
+        # shellcheck disable=SC2086
+        "$BIN"/$t --help | grep -q -- "$o " || { echo "FAIL: $t --help lacks $o"; fail=1; }
+    done
+done
+"$BIN/model" init --help | grep -qE -- "--(layers|heads|ctx) " && { echo "FAIL: old names in --help"; fail=1; }
+"$BIN/model" init --layers 1 --heads 2 --d-model 8 --ctx 16 -q -o "$work/old.h5" &&
+    "$BIN/model" init --n-layers 1 --n-heads 2 --d-model 8 --n-ctx 16 -q -o "$work/new.h5" &&
+    cmp -s <("$BIN/count-params" -m "$work/old.h5" | cut -d: -f2-) \
+        <("$BIN/count-params" -m "$work/new.h5" | cut -d: -f2-) ||
+    { echo "FAIL: model init's old and new names differ"; fail=1; }
+[ "$("$BIN/count-params" --vocab 100 --n-layers 1 --d-model 64 --json)" = \
+  "$("$BIN/count-params" --vocab-size 100 --n-layers 1 --d-model 64 --json)" ] ||
+    { echo "FAIL: count-params --vocab"; fail=1; }
 rm -rf "$work"
 warn=$(groff -man -ww -z "$MAN/qkv-files.5" 2>&1)
 [ -z "$warn" ] || { echo "FAIL: qkv-files.5: $warn"; fail=1; }

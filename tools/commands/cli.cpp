@@ -6,6 +6,7 @@
 #include "qkv/version.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <iostream>
 #include <new>
@@ -45,6 +46,87 @@ void require_input(const std::string& path) {
     if (is_stdio(path) && isatty(STDIN_FILENO)) throw ShowUsage();
 }
 
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j)
+        row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            const size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+// The command's option names, each with the name to suggest for it: itself, or for a hidden
+// alias its current name (add_hidden_alias).
+void add_names(const CLI::App& cmd, std::vector<std::pair<std::string, std::string>>& names) {
+    for (const CLI::Option* o : cmd.get_options()) {
+        std::vector<std::string> spelled;
+        for (const std::string& l : o->get_lnames())
+            spelled.push_back("--" + l);
+        for (const std::string& s : o->get_snames())
+            spelled.push_back("-" + s);
+        for (const std::string& n : spelled)
+            names.emplace_back(n, o->get_group().empty() ? o->get_description() : n);
+    }
+}
+
+// The first argument that looks like an option but is none of the command's (or its chosen
+// subcommand's), with the closest name; "" when all are known. Run before CLI11's parse, which
+// reports a missing required option before an unknown one.
+std::string unknown_option(const CLI::App& app, int argc, char** argv, std::string& hint) {
+    const CLI::App* cmd = &app;
+    std::vector<std::pair<std::string, std::string>> names;
+    add_names(app, names);
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--") break;
+        const CLI::App* sub = nullptr;
+        for (const CLI::App* s : cmd->get_subcommands({}))
+            if (s->get_name() == a) sub = s;
+        if (sub) {
+            cmd = sub;
+            add_names(*sub, names);
+            continue;
+        }
+        const bool long_opt = a.size() > 2 && a.compare(0, 2, "--") == 0;
+        const bool short_opt = a.size() >= 2 && a[0] == '-' && std::isalpha(a[1]);
+        if (!long_opt && !short_opt) continue;
+        const std::string name = long_opt ? a.substr(0, a.find('=')) : a.substr(0, 2);
+        std::vector<std::string> spelled;
+        for (const auto& [n, suggest] : names)
+            spelled.push_back(n);
+        if (std::find(spelled.begin(), spelled.end(), name) != spelled.end()) continue;
+        hint = closest_name(name, spelled);
+        for (const auto& [n, suggest] : names)
+            if (n == hint) hint = suggest;
+        return name;
+    }
+    return "";
+}
+
+} // namespace
+
+std::string closest_name(const std::string& given, const std::vector<std::string>& candidates) {
+    std::string best;
+    size_t best_d = 3; // at most 2 edits
+    for (const std::string& c : candidates) {
+        const size_t d = c.rfind(given, 0) == 0 ? 1 : edit_distance(given, c);
+        if (d < best_d) {
+            best_d = d;
+            best = c;
+        }
+    }
+    return best;
+}
+
 int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
              const std::function<void()>& body) {
     const std::string name = app.get_name();
@@ -52,10 +134,26 @@ int run_tool(CLI::App& app, int argc, char** argv, CommonOptions& opt,
         complete(app, std::vector<std::string>(argv + 2, argv + argc), std::cout);
         return 0;
     }
+    std::string hint;
+    const std::string unknown = unknown_option(app, argc, argv, hint);
+    if (!unknown.empty()) {
+        std::cerr << name << ": unknown option '" << unknown << "'"
+                  << (hint.empty() ? "" : "; did you mean '" + hint + "'?") << " (see " << name
+                  << " --help)\n";
+        return 2;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) { // --help, --version
         return app.exit(e);
+    } catch (const CLI::ExtrasError&) { // CLI11 lists them last first: in the order given
+        std::string extras;
+        const std::vector<std::string> rest = app.remaining(true);
+        for (const std::string& a : rest)
+            extras += (extras.empty() ? "'" : ", '") + a + "'";
+        std::cerr << name << ": unexpected argument" << (rest.size() > 1 ? "s " : " ") << extras
+                  << " (see " << name << " --help)\n";
+        return 2;
     } catch (const CLI::ParseError& e) {
         std::cerr << name << ": " << e.what() << " (see " << name << " --help)\n";
         return 2;

@@ -37,6 +37,18 @@ enum CommonFlag : unsigned {
 // Registers the shared options named by flags on app (--version and --help included).
 void add_common_options(CLI::App& app, CommonOptions& opt, unsigned flags);
 
+// An old spelling of an option, accepted but not listed in --help (nor suggested: its current
+// name is).
+template <typename T>
+void add_hidden_alias(CLI::App& app, const std::string& name, T& value,
+                      const std::string& current) {
+    app.add_option(name, value, current)->group("");
+}
+
+// The name among candidates closest to given (edit distance at most 2, or one that begins with
+// it), or "" when none is.
+std::string closest_name(const std::string& given, const std::vector<std::string>& candidates);
+
 // Thrown when a tool would wait on a terminal for input: the usage is printed, exit 2.
 class ShowUsage : public UsageError {
   public:
