@@ -4,7 +4,11 @@
 
 int main(int argc, char** argv) {
     qkv::AttendOptions opt;
-    CLI::App app{"One attention block: LayerNorm 1, multi-head attention, W_O, residual add.",
+    CLI::App app{"One attention block: LayerNorm 1, multi-head attention, W_O, residual add.\n\n"
+                 "Examples:\n"
+                 "  tokenize -m tiny.h5 \"a fluffy blue creature\" | embed -m tiny.h5 | attend "
+                 "-m tiny.h5 --layer 0 --save pattern -o l0.h5\n"
+                 "  attend -m tiny.h5 -l 0 e.h5 --ablate-heads 0.3 | mlp -m tiny.h5 -l 0 -o out.h5",
                  "attend"};
     qkv::add_common_options(app, opt.common, qkv::kCompute);
     app.add_option("input", opt.input, "Activation file; '-' or absent: stdin");

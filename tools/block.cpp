@@ -4,7 +4,13 @@
 
 int main(int argc, char** argv) {
     qkv::BlockOptions opt;
-    CLI::App app{"Whole transformer blocks (attend then mlp) for a range of layers.", "block"};
+    CLI::App app{"Whole transformer blocks (attend then mlp) for a range of layers.\n\n"
+                 "Examples:\n"
+                 "  tokenize -m tiny.h5 \"a b c\" | embed -m tiny.h5 | block -m tiny.h5 --save "
+                 "resid_pre,pattern -o all.h5\n"
+                 "  block -m tiny.h5 e.h5 --sweep ablate-heads --answer \" Mary\" --foil \" "
+                 "John\" -o grid.h5",
+                 "block"};
     qkv::add_common_options(app, opt.common, qkv::kCompute);
     app.add_option("input", opt.input, "Activation file; '-' or absent: stdin");
     app.add_option("-L,--layers", opt.layers,

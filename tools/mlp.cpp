@@ -3,7 +3,11 @@
 
 int main(int argc, char** argv) {
     qkv::MlpOptions opt;
-    CLI::App app{"One MLP block: LayerNorm 2, W_in, GELU, W_out, residual add.", "mlp"};
+    CLI::App app{"One MLP block: LayerNorm 2, W_in, GELU, W_out, residual add.\n\n"
+                 "Examples:\n"
+                 "  attend -m tiny.h5 -l 0 e.h5 | mlp -m tiny.h5 -l 0 --save post -o l0.h5\n"
+                 "  mlp -m tiny.h5 -l 0 a.h5 --ablate mlp_post#42=zero -o out.h5",
+                 "mlp"};
     qkv::add_common_options(app, opt.common, qkv::kCompute);
     app.add_option("input", opt.input, "Activation file; '-' or absent: stdin");
     app.add_option("-l,--layer", opt.layer, "Layer (block index, from 0)")->required();

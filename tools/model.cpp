@@ -7,7 +7,11 @@
 
 int main(int argc, char** argv) {
     qkv::CommonOptions common;
-    CLI::App app{"Make, import and describe qkv model files.", "model"};
+    CLI::App app{"Make, import and describe qkv model files.\n\n"
+                 "Examples:\n"
+                 "  model init --preset gpt2 --seed 1 -o gpt2.h5\n"
+                 "  model import --from SmolLM2-135M -o smol.h5 && model info smol.h5",
+                 "model"};
     qkv::add_common_options(app, common, 0); // --version
     app.require_subcommand(1);
 

@@ -26,6 +26,11 @@ for t in qkv model tokenize embed attend mlp block generate score attribute stee
         { echo "FAIL: $t --version printed '$ver'"; fail=1; }
     err=$("$BIN/$t" --no-such-option 2>&1 >/dev/null)
     [ $? -eq 2 ] || { echo "FAIL: $t with a bad option did not exit 2"; fail=1; }
+    # --help ends with examples and the manual's name
+    if [[ $t != qkv && $t != qkv-h5check ]]; then
+        [[ $(grep -v '^$' <<<"$help" | tail -n 1) == "Manual: man $t "* ]] && grep -q "^Examples:" <<<"$help" ||
+            { echo "FAIL: $t --help does not end with examples and the manual"; fail=1; }
+    fi
     # the unknown option is named first, before any missing required option
     [[ $t == qkv || $t == qkv-h5check || $err == "$t: unknown option '--no-such-option'"* ]] ||
         { echo "FAIL: $t --no-such-option said: $err"; fail=1; }

@@ -25,6 +25,17 @@ std::string version_text(const std::string& tool) {
 void add_common_options(CLI::App& app, CommonOptions& opt, unsigned flags) {
     const std::string tool =
         app.get_parent() ? app.get_parent()->get_name() + " " + app.get_name() : app.get_name();
+    // --help ends with the examples (written after "Examples:" in the description) and the
+    // manual's name.
+    const std::string page = app.get_parent() ? app.get_parent()->get_name() : app.get_name();
+    const std::string desc = app.get_description();
+    const auto at = desc.find("\n\nExamples:");
+    std::string footer = "Manual: man " + page + " (or qkv help " + page + ")";
+    if (at != std::string::npos) {
+        footer = desc.substr(at + 2) + "\n\n" + footer;
+        app.description(desc.substr(0, at));
+    }
+    app.footer(footer);
     app.set_version_flag("--version",
                          std::function<std::string()>([tool] { return version_text(tool); }));
     if (flags & kModel) app.add_option("-m,--model", opt.model, "Model file (.h5)")->required();
