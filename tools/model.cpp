@@ -72,18 +72,22 @@ int main(int argc, char** argv) {
 
     return qkv::run_tool(app, argc, argv, common, [&] {
         const std::string history = qkv::history_line(common, "cpu");
+        const auto progress = qkv::terminal_progress("model", common.quiet);
         std::string id;
         if (*c_init) {
             init.output = common.output;
             init.history_line = history;
+            init.progress = progress;
             id = qkv::model_init(init);
         } else if (*c_exp) {
             exp.output = common.output;
             exp.history_line = history;
+            exp.progress = progress;
             id = qkv::model_export(exp);
         } else if (*c_imp) {
             imp.output = common.output;
             imp.history_line = history;
+            imp.progress = progress;
             id = qkv::model_import(imp);
         } else {
             std::cout << qkv::model_info(info_path, info_json);

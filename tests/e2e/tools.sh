@@ -87,6 +87,14 @@ done
 [ "$("$BIN/count-params" --vocab 100 --n-layers 1 --d-model 64 --json)" = \
   "$("$BIN/count-params" --vocab-size 100 --n-layers 1 --d-model 64 --json)" ] ||
     { echo "FAIL: count-params --vocab"; fail=1; }
+# Progress on a terminal (script gives one) for a write that takes over a second, none for a
+# short one, none with --quiet or off a terminal.
+progress() { script -qec "$*" /dev/null | tr '\r' '\n' | grep -c "% of the weights written"; }
+big="$BIN/model init --preset tiny --n-layers 5 --d-model 768 --n-heads 12 -o $work/big.h5"
+[ "$(progress "$big")" -ge 2 ] || { echo "FAIL: no progress for a long model init"; fail=1; }
+[ "$(progress "$big -q")" -eq 0 ] && [ "$(progress "$BIN/model init -o $work/small.h5")" -eq 0 ] ||
+    { echo "FAIL: progress for a short or quiet model init"; fail=1; }
+[ -z "$($big 2>&1 >/dev/null | grep "%")" ] || { echo "FAIL: progress off a terminal"; fail=1; }
 rm -rf "$work"
 warn=$(groff -man -ww -z "$MAN/qkv-files.5" 2>&1)
 [ -z "$warn" ] || { echo "FAIL: qkv-files.5: $warn"; fail=1; }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <ctime>
 #include <iostream>
 #include <new>
@@ -251,6 +252,26 @@ std::vector<int64_t> parse_index_list(const std::string& text, int64_t n,
         begin = comma + 1;
     }
     return out;
+}
+
+std::function<void(int64_t, int64_t)> terminal_progress(const std::string& what, bool quiet) {
+    if (quiet || !isatty(STDERR_FILENO)) return {};
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point start = Clock::now();
+    Clock::time_point last = start;
+    bool shown = false;
+    return [=](int64_t done, int64_t total) mutable {
+        const Clock::time_point now = Clock::now();
+        const bool end = done >= total;
+        if (end ? !shown
+                : now - start < std::chrono::seconds(1) ||
+                      now - last < std::chrono::milliseconds(100))
+            return;
+        last = now;
+        shown = true;
+        std::cerr << '\r' << what << ": " << (total > 0 ? 100 * done / total : 100)
+                  << "% of the weights written" << (end ? "\n" : "") << std::flush;
+    };
 }
 
 int thread_count(const CommonOptions& opt) {

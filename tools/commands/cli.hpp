@@ -57,6 +57,12 @@ class ShowUsage : public UsageError {
 // An input path of "" or "-" with stdin a terminal is refused with ShowUsage.
 void require_input(const std::string& path);
 
+// A progress line on standard error for a long write (model init, import, export): shown only
+// on a terminal, without --quiet, once the work has taken a second; the percentage of the
+// weights written, redrawn at most ten times a second, ended by a newline. Empty otherwise.
+std::function<void(int64_t done, int64_t total)> terminal_progress(const std::string& what,
+                                                                   bool quiet);
+
 // The threads our own loops run on: --threads, or the machine's cores (at least 1).
 int thread_count(const CommonOptions& opt);
 

@@ -383,6 +383,7 @@ std::string model_import(const ModelImportOptions& opt) {
 
     const CheckpointTensors s = CheckpointTensors::open(dir);
     ModelWriter w(opt.output, c, "hf-" + folder_name(dir), opt.history_line);
+    w.on_progress(opt.progress);
     for (const ParamSpec& p : model_params(c))
         w.put(p.name, llama  ? llama_weight(s, c, tied, p.name)
                       : neox ? neox_weight(s, c, p.name)

@@ -4,6 +4,7 @@
 // weight of the schema taken from the checkpoint's tensor, per head, under TransformerLens'
 // names (man/qkv-files.5).
 #pragma once
+#include "qkv/files/model_file.hpp"
 #include "qkv/tokenizer/tokenizer_data.hpp"
 
 #include <string>
@@ -12,6 +13,7 @@ namespace qkv {
 
 struct ModelImportOptions {
     std::string from_dir, output, history_line;
+    Progress progress; // may be empty
 };
 std::string model_import(const ModelImportOptions& opt); // returns the model_id
 

@@ -218,6 +218,8 @@ TokenizerData tokenizer_data_from_dir(const std::string& dir) {
 ModelWriter::ModelWriter(const std::string& path, const Config& c, const std::string& name,
                          const std::string& history_line)
     : out_(path), name_(name) {
+    for (const ParamSpec& p : model_params(c))
+        total_ += shape_numel(p.shape);
     H5File& f = out_.file();
     f.set_attr("/", "format", std::string("qkv-model"));
     f.set_attr("/", "version", int64_t(1));
@@ -252,6 +254,8 @@ void ModelWriter::put(const std::string& name, const Tensor& t_in) {
         out_.file().write_f16(name, t.shape(), t.f32());
     else
         out_.file().write(name, t);
+    done_ += t_in.numel();
+    if (progress_) progress_(done_, total_);
 }
 
 void write_tokenizer_group(H5File& f, const TokenizerData& tok) {
@@ -391,6 +395,7 @@ std::string model_init(const ModelInitOptions& opt) {
     };
     const double init_std = 0.02, proj_std = 0.02 / std::sqrt(2.0 * c.n_layers);
     ModelWriter w(opt.output, c, opt.name.empty() ? preset : opt.name, opt.history_line);
+    w.on_progress(opt.progress);
     Tensor W_E;
     for (const ParamSpec& p : model_params(c)) {
         Tensor t;
@@ -432,6 +437,7 @@ std::string model_export(const ModelExportOptions& opt) {
     ModelWriter w(opt.output, m.config(), m.name(),
                   old_history.empty() ? opt.history_line : old_history + "\n" + opt.history_line);
     if (opt.dtype == "f16") w.store_f16();
+    w.on_progress(opt.progress);
     for (const std::string& d : in.datasets("/")) {
         if (d.rfind("/tokenizer/", 0) == 0 || d.rfind("/train/", 0) == 0) continue;
         w.put(d, in.read_f32(d));

@@ -9,6 +9,7 @@
 #include "qkv/tensor/tensor.hpp"
 #include "qkv/tokenizer/tokenizer_data.hpp"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,12 +45,17 @@ class ModelFile {
 };
 
 // Writes a model file one tensor at a time; model_id is derived from the weights' bytes.
+// How far a long write has come: done of total weights (numbers) written so far.
+using Progress = std::function<void(int64_t done, int64_t total)>;
+
 class ModelWriter {
   public:
     ModelWriter(const std::string& path, const Config& cfg, const std::string& name,
                 const std::string& history_line);
     // Weights stored in half precision from here on (rounded first, and hashed as rounded).
     void store_f16() { f16_ = true; }
+    // Told after each weight, of all the config's weights.
+    void on_progress(Progress p) { progress_ = std::move(p); }
     void put(const std::string& name, const Tensor& t);
     void put_tokenizer(const TokenizerData& tok);
     H5File& file() { return out_.file(); } // for groups that are not weights (/train)
@@ -60,6 +66,8 @@ class ModelWriter {
     std::string name_;
     uint64_t hash_ = 0xcbf29ce484222325ULL;
     bool f16_ = false;
+    Progress progress_;
+    int64_t done_ = 0, total_ = 0;
 };
 
 // The /tokenizer group (vocab, merges, kind; for byte-level-bpe also pattern, ignore_merges,
@@ -97,6 +105,7 @@ struct ModelInitOptions {
     int64_t n_layers = 0, d_model = 0, n_heads = 0, n_kv_heads = 0, d_mlp = 0, n_ctx = 0;
     uint64_t seed = 0;
     std::string history_line;
+    Progress progress; // may be empty
 };
 // GPT-2's initialisation (for every family): normal(0, 0.02); output projections (W_O, W_out)
 // scaled by 1/sqrt(2 n_layers); norm weights 1, biases 0; unembedding tied to W_E.
@@ -104,6 +113,7 @@ std::string model_init(const ModelInitOptions& opt);
 
 struct ModelExportOptions {
     std::string input, output, dtype = "f16", history_line;
+    Progress progress; // may be empty
 };
 // A copy of a model for sharing: the weights (in half precision with dtype f16), the tokenizer,
 // and the training log of /train without the optimizer's moments.
