@@ -26,6 +26,16 @@ for t in qkv model tokenize embed attend mlp block generate score attribute stee
         { echo "FAIL: $t --version printed '$ver'"; fail=1; }
     err=$("$BIN/$t" --no-such-option 2>&1 >/dev/null)
     [ $? -eq 2 ] || { echo "FAIL: $t with a bad option did not exit 2"; fail=1; }
+    # an ENVIRONMENT section names every variable the tool reads
+    if [[ $t != qkv-h5check ]]; then
+        vars="XDG_CACHE_HOME QKV_HDF5_CHECK_SECONDS"
+        grep -q -- "--device" <<<"$help" && vars="$vars QKV_DEVICE QKV_CUDA_MODULE"
+        [ "$t" = inspect ] && vars="$vars NO_COLOR COLUMNS"
+        env_section=$(sed -n '/^\.SH ENVIRONMENT/,/^\.SH [A-Z]/p' "$page")
+        for v in $vars; do
+            grep -q "$v" <<<"$env_section" || { echo "FAIL: $t.1: ENVIRONMENT lacks $v"; fail=1; }
+        done
+    fi
     # --help ends with examples and the manual's name
     if [[ $t != qkv && $t != qkv-h5check ]]; then
         [[ $(grep -v '^$' <<<"$help" | tail -n 1) == "Manual: man $t "* ]] && grep -q "^Examples:" <<<"$help" ||
