@@ -22,6 +22,7 @@ apt-get install -y --no-install-recommends \
 [ $test -eq 1 ] || exit 0
 apt-get install -y --no-install-recommends \
     python3-torch python3-regex bsdutils clang clang-format libclang-rt-14-dev \
+    snakemake slurm-wlm munge \
     $(command -v node >/dev/null || echo nodejs) $(command -v npm >/dev/null || echo npm)
 # The reference tokenizer for the tests (js-tiktoken); without it they use a committed fixture.
 cd "$(dirname "$0")/../tests/reference/node"
