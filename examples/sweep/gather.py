@@ -28,9 +28,11 @@ with h5py.File(tmp, "w") as f:
     g = f.create_group("study")
     for k, v in attrs.items():
         g.attrs[k] = v
-    for name, data, dims in (("metric", metric, ("pair", "layer", "variant")),
-                             ("change", change, ("pair", "layer", "variant")),
-                             ("mean_change", change.mean(axis=0), ("layer", "variant")),
+    unit = {"patch-heads": "head", "ablate-heads": "head", "ablate-neurons": "neuron",
+            "patch-positions": "position"}.get(str(attrs["kind"]), "variant")
+    for name, data, dims in (("metric", metric, ("pair", "layer", unit)),
+                             ("change", change, ("pair", "layer", unit)),
+                             ("mean_change", change.mean(axis=0), ("layer", unit)),
                              ("clean", np.array(clean), ("pair",))):
         d = g.create_dataset(name, data=data.astype(np.float32))
         for i, label in enumerate(dims):

@@ -136,6 +136,22 @@ class Inspect(unittest.TestCase):
         for line in plain.splitlines()[1:]:
             self.assertLessEqual(len(line), 40)
 
+    def test_axes_named_by_dimension_labels(self):
+        """A 2-D picture names its axes by the dataset's dimension labels (qkv's own, or any
+        writer's), and falls back to row and column."""
+        def title(target, *args):
+            out = subprocess.run([tool("inspect"), target, *args, "--term", "--width", "40"], stdout=subprocess.PIPE,
+                                 env=dict(os.environ, NO_COLOR="1"), check=True).stdout.decode()
+            return out.splitlines()[0]
+        self.assertIn("(query_pos down, key_pos across)", title(f"{self.d}/a.h5:/attn/pattern", "--slice", "0,1,:,:"))
+        self.assertIn("(pos down, d_model across)", title(f"{self.d}/a.h5:/attn/out", "--slice", "0,:,:"))
+        with h5py.File(f"{self.d}/labels.h5", "w") as f:
+            d = f.create_dataset("grid", data=np.arange(12, dtype=np.float32).reshape(3, 4))
+            d.dims[0].label, d.dims[1].label = "layer", "head"
+            f.create_dataset("plain", data=np.ones((2, 2), np.float32))
+        self.assertIn("(layer down, head across)", title(f"{self.d}/labels.h5:/grid"))
+        self.assertIn("(row down, column across)", title(f"{self.d}/labels.h5:/plain"))
+
     def test_diff_with_itself_is_zero(self):
         j = json.loads(run("inspect", f"{self.d}/a.h5", "--diff", f"{self.d}/a.h5", "--json").stdout)
         for name, d in j["datasets"].items():

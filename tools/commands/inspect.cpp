@@ -369,7 +369,10 @@ std::string render_term(const std::vector<Heatmap>& panels, int width, bool colo
     std::ostringstream o;
     const char* ramp = ".:-=+*#%@";
     for (const auto& h : panels) {
-        o << h.title << '\n';
+        o << h.title;
+        if (!h.row_axis.empty() && !h.col_axis.empty())
+            o << "  (" << h.row_axis << " down, " << h.col_axis << " across)";
+        o << '\n';
         const int label_w = 12;
         const int avail = std::max(1, width - label_w - 1);
         const int cw = h.cols * 2 <= avail ? 2 : 1; // characters per cell
@@ -491,6 +494,15 @@ std::string slice_picture(const H5File& f, const std::string& name, const Inspec
     for (int64_t k = 0; k < m.cols; ++k)
         m.col_labels.push_back(k % 8 == 0 ? std::to_string(k) : "");
     m.col_axis = "column";
+    // The axes' names from the dataset's dimension labels, where it has them.
+    const std::vector<std::string> labels = f.dimension_labels(name);
+    std::vector<std::string> kept; // the labels of the dimensions the slice keeps
+    for (size_t i = 0; i < labels.size(); ++i)
+        if (axes.empty() || i >= axes.size() || axes[i].range) kept.push_back(labels[i]);
+    if (kept.size() == 2) {
+        if (!kept[0].empty()) m.row_axis = kept[0];
+        if (!kept[1].empty()) m.col_axis = kept[1];
+    }
     double scale = 0;
     for (float v : m.values)
         if (std::isfinite(v)) scale = std::max(scale, double(std::abs(v)));

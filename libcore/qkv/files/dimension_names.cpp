@@ -85,4 +85,16 @@ void label_dimensions(int64_t id, const std::string& dataset, int rank) {
         H5DSset_label(id, static_cast<unsigned>(i), names[i].c_str());
 }
 
+std::vector<std::string> read_dimension_labels(int64_t id, int rank) {
+    std::vector<std::string> labels(rank);
+    for (int i = 0; i < rank; ++i) {
+        const ssize_t n = H5DSget_label(id, static_cast<unsigned>(i), nullptr, 0);
+        if (n <= 0 || n > 256) continue; // none, or not a name
+        std::vector<char> buf(static_cast<size_t>(n) + 1, '\0');
+        if (H5DSget_label(id, static_cast<unsigned>(i), buf.data(), buf.size()) > 0)
+            labels[i] = buf.data();
+    }
+    return labels;
+}
+
 } // namespace qkv

@@ -15,4 +15,8 @@ std::vector<std::string> dimension_names(const std::string& dataset, int rank);
 // its names (the HDF5 high-level library's dimension labels, H5DSset_label).
 void label_dimensions(int64_t id, const std::string& dataset, int rank);
 
+// The dimension labels the open dataset id (an hid_t) of that rank carries, "" where one has
+// none (a file of any writer: h5py's .dims[i].label = ...).
+std::vector<std::string> read_dimension_labels(int64_t id, int rank);
+
 } // namespace qkv

@@ -250,6 +250,13 @@ bool H5File::exists(const std::string& path) const {
     return link_path_exists(file_, path);
 }
 
+std::vector<std::string> H5File::dimension_labels(const std::string& dataset) const {
+    const int rank = static_cast<int>(info(dataset).shape.size());
+    H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!d.valid()) throw FormatError(where(dataset) + ": not a readable dataset");
+    return read_dimension_labels(d, rank);
+}
+
 DatasetInfo H5File::info(const std::string& dataset) const {
     if (!exists(dataset)) throw FormatError(where(dataset) + ": dataset not found");
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);

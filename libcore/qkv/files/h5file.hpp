@@ -63,6 +63,8 @@ class H5File {
     DatasetInfo info(const std::string& dataset) const;
     // Reads a float dataset as float32; rank checked when expected_rank >= 0.
     Tensor read_f32(const std::string& dataset, int expected_rank = -1) const;
+    // Its dimensions' labels (dimension_names.hpp), "" for a dimension without one.
+    std::vector<std::string> dimension_labels(const std::string& dataset) const;
     // Reads into caller-provided memory of exactly the dataset's size.
     void read_f32_into(const std::string& dataset, const Shape& expected, float* out) const;
     Tensor read_i32(const std::string& dataset, int expected_rank = -1) const;
