@@ -61,6 +61,19 @@ def dataset_values(path, skip=()):
     return out
 
 
+FAMILIES = (("gpt2", "tiny"), ("llama", "llama-tiny"), ("neox", "pythia-tiny"))
+
+
+def init_families(d, seed):
+    """A tiny model of each family qkv reads: {family: path} (GPT-2, a Llama with grouped-query
+    attention, GPT-NeoX with a parallel residual)."""
+    models = {}
+    for fam, preset in FAMILIES:
+        models[fam] = f"{d}/{fam}.h5"
+        run("model", "init", "--preset", preset, "--seed", str(seed), "-o", models[fam])
+    return models
+
+
 def read(path, name):
     with h5py.File(path, "r") as f:
         return f[name][()]

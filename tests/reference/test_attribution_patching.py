@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import torch
 
-from qkvtest import read, run, tmpdir, write_tokens
+from qkvtest import init_families, read, run, tmpdir, write_tokens
 from test_intervene import CLEAN, CORRUPT, Reference
 
 TOL = 1e-5
@@ -30,10 +30,8 @@ class AttributionPatching(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tmpdir()
         d = cls.d = cls.tmp.name
-        cls.m = {}
-        for fam, preset in (("gpt2", "tiny"), ("llama", "llama-tiny"), ("neox", "pythia-tiny")):
-            m = cls.m[fam] = f"{d}/{fam}.h5"
-            run("model", "init", "--preset", preset, "--seed", "5", "-o", m)
+        cls.m = init_families(d, 5)
+        for fam, m in cls.m.items():
             write_tokens(f"{d}/{fam}-clean.h5", m, [CLEAN])
             write_tokens(f"{d}/{fam}-corrupt.h5", m, [CORRUPT])
 

@@ -18,7 +18,7 @@ import torch
 import gpt2_ref
 import llama_ref
 import neox_ref
-from qkvtest import read, run, shell, tmpdir, write_tokens
+from qkvtest import init_families, read, run, shell, tmpdir, write_tokens
 
 REL_TOL = 1e-4
 ALL_SAVES = "resid_pre,resid_mid,q,k,v,pattern,z,head_out,out,pre,post,mlp_out"
@@ -90,10 +90,8 @@ class Interventions(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tmpdir()
         d = cls.d = cls.tmp.name
-        cls.m = {}
-        for fam, preset in (("gpt2", "tiny"), ("llama", "llama-tiny"), ("neox", "pythia-tiny")):
-            m = cls.m[fam] = f"{d}/{fam}.h5"
-            run("model", "init", "--preset", preset, "--seed", "3", "-o", m)
+        cls.m = init_families(d, 3)
+        for fam, m in cls.m.items():
             for tag, toks in (("clean", CLEAN), ("corrupt", CORRUPT)):
                 write_tokens(f"{d}/{fam}-{tag}-tok.h5", m, [toks])
                 shell(f"embed -m {m} {d}/{fam}-{tag}-tok.h5 -o {d}/{fam}-{tag}-e.h5 && "

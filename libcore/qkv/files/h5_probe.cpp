@@ -54,11 +54,8 @@ std::set<std::string>& known_here() {
 }
 
 std::string cache_path() {
-    const char* xdg = std::getenv("XDG_CACHE_HOME");
-    const char* home = std::getenv("HOME");
-    if (xdg && *xdg) return std::string(xdg) + "/qkv/hdf5-checked";
-    if (home && *home) return std::string(home) + "/.cache/qkv/hdf5-checked";
-    return "";
+    const std::string dir = qkv_cache_dir();
+    return dir.empty() ? dir : dir + "/hdf5-checked";
 }
 
 // Past this size the cache starts again (about 300 files), so that a lookup stays cheap.
@@ -233,6 +230,14 @@ void probe_hdf5(const std::string& name, const char* path, const std::vector<cha
 
 void remember_written(const std::string& path) {
     remember_readable(path, false);
+}
+
+std::string qkv_cache_dir() {
+    const char* xdg = std::getenv("XDG_CACHE_HOME");
+    const char* home = std::getenv("HOME");
+    if (xdg && *xdg) return std::string(xdg) + "/qkv";
+    if (home && *home) return std::string(home) + "/.cache/qkv";
+    return "";
 }
 
 void set_hdf5_probe(bool on) {

@@ -46,6 +46,10 @@ void probe_hdf5(const std::string& name, const char* path, const std::vector<cha
 // A file qkv has written (H5Output), not probed when read.
 void remember_written(const std::string& path);
 
+// The user's cache folder for qkv: $XDG_CACHE_HOME/qkv, else ~/.cache/qkv; "" when neither is
+// set. It holds hdf5-checked (above) and pipe-key (image_seal.hpp).
+std::string qkv_cache_dir();
+
 // For a fuzzer that looks for the library's own failures: probing off in this process.
 void set_hdf5_probe(bool on);
 

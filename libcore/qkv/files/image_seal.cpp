@@ -1,5 +1,7 @@
 #include "qkv/files/image_seal.hpp"
 
+#include "qkv/files/h5_probe.hpp"
+
 // OpenSSL's SHA-256 as a plain function (the 1.1 interface): its EVP interface sets up providers
 // on first use, about 0.8 ms a process, more than hashing a small stage's image (SHA-NI: ~2 GB/s).
 #define OPENSSL_API_COMPAT 10101
@@ -23,11 +25,8 @@ constexpr char kMagic[8] = {'q', 'k', 'v', 's', 'e', 'a', 'l', '1'};
 using Key = std::array<unsigned char, kKeySize>;
 
 std::string key_path() {
-    const char* xdg = std::getenv("XDG_CACHE_HOME");
-    const char* home = std::getenv("HOME");
-    if (xdg && *xdg) return std::string(xdg) + "/qkv/pipe-key";
-    if (home && *home) return std::string(home) + "/.cache/qkv/pipe-key";
-    return "";
+    const std::string dir = qkv_cache_dir();
+    return dir.empty() ? dir : dir + "/pipe-key";
 }
 
 // The key of a regular file of ours that nobody else may read; false where there is none.
