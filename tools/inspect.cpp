@@ -3,8 +3,10 @@
 #include "commands/inspect.hpp"
 #include "commands/cli.hpp"
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 int main(int argc, char** argv) {
@@ -31,8 +33,15 @@ int main(int argc, char** argv) {
     app.add_option("--batch", o.batch, "Which sequence of the batch")->capture_default_str();
     app.add_option("--png", o.png, "Write the picture as PNG");
     app.add_flag("--term", o.term, "Draw the picture in the terminal (24-bit colour)");
-    app.add_option("--width", o.width, "Terminal width for --term (default $COLUMNS or 80)");
-    app.add_flag("--no-color", plain, "Plain characters for --term (also when NO_COLOR is set)");
+    app.add_option("--width", o.width,
+                   "Width for --term (default: the terminal's, else $COLUMNS, else 80)");
+    std::string color = "auto";
+    app.add_option("--color", color,
+                   "--term in 24-bit colour: auto (on a terminal, unless NO_COLOR is set), "
+                   "always (a pipe too) or never (plain characters)")
+        ->check(CLI::IsMember({"auto", "always", "never"}))
+        ->capture_default_str();
+    app.add_flag("--no-color", plain)->group(""); // qkv 0.1's --color never
     app.add_option("--diff", o.diff,
                    "Compare FILE with this file, dataset by dataset; exit 1 when they differ");
     app.add_option("--tolerance", o.tolerance,
@@ -50,7 +59,9 @@ int main(int argc, char** argv) {
     }
     return qkv::run_tool(app, argc, ptrs.data(), common, [&] {
         if (o.target.rfind("./-:/", 0) == 0) o.target.erase(0, 2);
-        o.color = !plain;
+        const char* no_color = std::getenv("NO_COLOR");
+        o.color = !plain && (color == "always" || (color == "auto" && isatty(STDOUT_FILENO) &&
+                                                   !(no_color && *no_color)));
         bool differ = false;
         std::cout << qkv::run_inspect(o, &differ);
         common.exit_status = differ ? 1 : 0;

@@ -126,15 +126,29 @@ class Inspect(unittest.TestCase):
 
     def test_term_is_stable_under_a_fixed_width(self):
         args = [f"{self.d}/a.h5", "--pattern", "--head", 2, "--term", "--width", 40]
-        a = run("inspect", *args).stdout
-        b = run("inspect", *args).stdout
+        a = run("inspect", *args, "--color", "always").stdout
+        b = run("inspect", *args, "--color", "always").stdout
         self.assertEqual(a, b)
         self.assertIn(b"\x1b[48;2;", a)
-        plain = subprocess.run([tool("inspect"), *map(str, args)], stdout=subprocess.PIPE,
-                               env=dict(os.environ, NO_COLOR="1"), check=True).stdout.decode()
-        self.assertNotIn("\x1b", plain)
-        for line in plain.splitlines()[1:]:
-            self.assertLessEqual(len(line), 40)
+        for env, extra in (({}, []), ({"NO_COLOR": "1"}, []), ({}, ["--color", "never"]), ({}, ["--no-color"])):
+            plain = subprocess.run([tool("inspect"), *map(str, args), *extra], stdout=subprocess.PIPE,
+                                   env=dict(os.environ, **env), check=True).stdout.decode()
+            self.assertNotIn("\x1b", plain, (env, extra))  # a pipe gets colour only with --color always
+            for line in plain.splitlines()[1:]:
+                self.assertLessEqual(len(line), 40)
+
+    def test_term_on_a_terminal(self):
+        """On a terminal (script gives one): colour unless NO_COLOR, and the terminal's own width."""
+        def on_tty(cmd, env=""):
+            return subprocess.run(["script", "-qec", f"stty cols 50; {env} {tool('inspect')} {cmd}", "/dev/null"],
+                                  stdout=subprocess.PIPE, check=True).stdout.decode().replace("\r", "")
+        wide = f"{self.d}/a.h5:/attn/out --slice 0,:,: --term"
+        self.assertIn("\x1b[48;2;", on_tty(wide))
+        plain = on_tty(wide, "NO_COLOR=1")
+        self.assertNotIn("\x1b[48", plain)
+        lines = plain.splitlines()[1:]
+        self.assertTrue(lines)
+        self.assertEqual(max(len(line) for line in lines), 50)  # 64 columns of d_model cut to fit
 
     def test_axes_named_by_dimension_labels(self):
         """A 2-D picture names its axes by the dataset's dimension labels (qkv's own, or any

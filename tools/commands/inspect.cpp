@@ -14,6 +14,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 namespace qkv {
 
@@ -694,11 +696,13 @@ std::string run_inspect(const InspectOptions& opt, bool* differ) {
     if (!opt.diff.empty())
         return diff_files(f, H5File::open_read(opt.diff), opt.json, opt.tolerance, differ);
     InspectOptions o = opt;
-    if (o.width <= 0) {
+    if (o.width <= 0) { // the terminal's width, else $COLUMNS, else 80
+        winsize ws{};
         const char* cols = std::getenv("COLUMNS");
-        o.width = cols && std::atoi(cols) > 0 ? std::atoi(cols) : 80;
+        o.width = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col
+                  : cols && std::atoi(cols) > 0                               ? std::atoi(cols)
+                                                                              : 80;
     }
-    if (std::getenv("NO_COLOR") && *std::getenv("NO_COLOR")) o.color = false;
     const bool picture = !o.png.empty() || o.term;
     if (o.loss) {
         if (o.term) throw UsageError("--loss draws with --png (or prints a table)");

@@ -16,8 +16,8 @@ struct InspectOptions {
     int64_t batch = 0;
     std::string png;      // write a picture here
     bool term = false;    // draw in the terminal
-    int width = 0;        // terminal width (0: $COLUMNS or 80)
-    bool color = true;    // false: the plain fallback (also when NO_COLOR is set)
+    int width = 0;        // terminal width (0: the terminal's, else $COLUMNS, else 80)
+    bool color = true;    // false: the plain fallback (--color, NO_COLOR)
     std::string diff;     // compare target with this file
     double tolerance = 0; // --diff: values further apart than this differ
     bool loss = false;    // the training log: a table, or the curves with --png
