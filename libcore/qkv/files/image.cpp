@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <csetjmp>
+#include <cstdio>
 #include <png.h>
 
 namespace qkv {
@@ -84,9 +85,58 @@ void Canvas::fill(int x, int y, int w, int h, Rgb c) {
             set(i, j, c);
 }
 
+namespace {
+
+const FontGlyph* find_glyph(char32_t cp) {
+    const FontGlyph* end = kFontGlyphs + sizeof kFontGlyphs / sizeof kFontGlyphs[0];
+    const FontGlyph* g = std::lower_bound(
+        kFontGlyphs, end, cp, [](const FontGlyph& a, char32_t c) { return a.code_point < c; });
+    return g != end && g->code_point == cp ? g : nullptr;
+}
+
+void append_escape(std::u32string& out, const char* prefix, uint32_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "\\%s{%X}", prefix, static_cast<unsigned>(v));
+    for (const char* p = buf; *p; ++p)
+        out += static_cast<char32_t>(*p);
+}
+
+} // namespace
+
+std::u32string Canvas::glyphs(const std::string& s) {
+    std::u32string out;
+    for (size_t i = 0; i < s.size();) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        const int n = b < 0x80         ? 1
+                      : (b >> 5) == 6  ? 2
+                      : (b >> 4) == 14 ? 3
+                      : (b >> 3) == 30 ? 4
+                                       : 0;
+        char32_t cp = n == 1 ? b : n == 2 ? b & 0x1f : n == 3 ? b & 0x0f : b & 0x07;
+        bool ok = n > 0 && i + n <= s.size();
+        for (int k = 1; ok && k < n; ++k) {
+            const auto c = static_cast<unsigned char>(s[i + k]);
+            ok = (c >> 6) == 2;
+            cp = cp << 6 | (c & 0x3f);
+        }
+        if (!ok) { // not UTF-8: the byte itself
+            append_escape(out, "x", b);
+            ++i;
+            continue;
+        }
+        i += n;
+        if (cp >= 32 && find_glyph(cp))
+            out += cp;
+        else
+            append_escape(out, "u", cp);
+    }
+    return out;
+}
+
 void Canvas::text(int x, int y, const std::string& s, Rgb c, bool vertical, bool visible_spaces) {
-    for (size_t n = 0; n < s.size(); ++n) {
-        unsigned char ch = static_cast<unsigned char>(s[n]);
+    const std::u32string text = glyphs(s);
+    for (size_t n = 0; n < text.size(); ++n) {
+        const char32_t ch = text[n];
         const int ox = vertical ? x : x + static_cast<int>(n) * kCharW;
         const int oy = vertical ? y - static_cast<int>(n) * kCharW : y;
         auto plot = [&](int gx, int gy) { // glyph pixel (gx right, gy down) to the canvas
@@ -95,14 +145,13 @@ void Canvas::text(int x, int y, const std::string& s, Rgb c, bool vertical, bool
             else
                 set(ox + gx, oy + gy, c);
         };
-        if (ch == ' ' && visible_spaces) {
+        if (ch == U' ' && visible_spaces) {
             for (int gy = 8; gy < 10; ++gy)
                 for (int gx = 3; gx < 5; ++gx)
                     plot(gx, gy);
             continue;
         }
-        if (ch < 32 || ch > 126) ch = '?';
-        const unsigned char* g = kFontGlyphs[ch - 32];
+        const unsigned char* g = find_glyph(ch)->rows; // glyphs() keeps only the font's
         for (int gy = 0; gy < kFontHeight; ++gy)
             for (int gx = 0; gx < 8; ++gx)
                 if (g[gy] & (0x80 >> gx)) plot(gx, gy);

@@ -24,11 +24,18 @@ class Canvas {
     void fill(int x, int y, int w, int h, Rgb c);
     void set(int x, int y, Rgb c);
     Rgb at(int x, int y) const;
-    // Text in the font (8 x 16 per character, ASCII; a space drawn as a small dot when
-    // visible_spaces, other bytes outside ASCII as '?'). vertical: rotated to read upwards.
+    // UTF-8 text in the font (8 x 16 a character, glyphs() below; a space drawn as a small dot
+    // when visible_spaces). vertical: rotated to read upwards.
     void text(int x, int y, const std::string& s, Rgb c, bool vertical = false,
               bool visible_spaces = false);
-    static int text_width(const std::string& s) { return 8 * static_cast<int>(s.size()); }
+    // Pixels text takes: 8 a glyph (a character the font lacks is drawn as \u{XXXX}).
+    static int text_width(const std::string& s) {
+        return kCharW * static_cast<int>(glyphs(s).size());
+    }
+    // UTF-8 text as the code points drawn: the font's own (ASCII, Latin-1 and more Latin, Greek,
+    // Cyrillic, from Terminus), any other as the characters \u{XXXX}, a byte that is not UTF-8
+    // as \x{XX}.
+    static std::u32string glyphs(const std::string& s);
     static constexpr int kCharW = 8, kCharH = 16;
     // PNG, atomically written; text chunks (key, value) are stored as tEXt.
     void write_png(const std::string& path,
