@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
     app.add_option("--tolerance", o.tolerance,
                    "With --diff: values at most this far apart agree (default 0)")
         ->check(CLI::NonNegativeNumber);
+    app.add_flag("--text", o.text,
+                 "Print the text with each token coloured by FILE:/DATASET [batch, pos] "
+                 "(/score/logprob, a neuron with --slice :,:,N, ...)");
     app.add_flag("--loss", o.loss,
                  "The training log of a model from train (a table; --png: curves)");
     // "-:/DATASET" (a dataset of standard input) would read as an option: hand it over as

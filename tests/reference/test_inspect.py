@@ -166,6 +166,29 @@ class Inspect(unittest.TestCase):
         self.assertIn("(layer down, head across)", title(f"{self.d}/labels.h5:/grid"))
         self.assertIn("(row down, column across)", title(f"{self.d}/labels.h5:/plain"))
 
+    def test_text_coloured_by_a_dataset(self):
+        """--text prints each sequence's tokens with their values (plain) or coloured by them:
+        the diverging map for signed values, viridis from the lowest to the highest otherwise."""
+        d = self.d
+        shell(f"tokenize -m {self.model} 'a b c d' -o {d}/text.h5")
+        with h5py.File(f"{d}/text.h5", "a") as f:
+            toks = [t.decode() for t in f["token_text"][0]]
+            n = len(toks)
+            f["up"] = np.arange(n, dtype=np.float32)[None, :]
+            f["signed"] = (np.arange(n, dtype=np.float32) - 1)[None, :]
+            f["wide"] = np.arange(3 * n, dtype=np.float32).reshape(1, n, 3)
+        out = run("inspect", f"{d}/text.h5:/up", "--text").stdout.decode().splitlines()
+        self.assertIn(f"dark 0 to bright {n - 1}", out[0])
+        self.assertEqual(out[1], "".join(f"{t}[{i}]" for i, t in enumerate(toks)))
+        out = run("inspect", f"{d}/text.h5:/wide", "--text", "--slice", ":,:,2").stdout.decode().splitlines()
+        self.assertEqual(out[1], "".join(f"{t}[{3 * i + 2}]" for i, t in enumerate(toks)))
+        col = run("inspect", f"{d}/text.h5:/signed", "--text", "--color", "always").stdout.decode()
+        self.assertIn("blue -", col.splitlines()[0])
+        self.assertIn("\x1b[48;2;247;247;247m", col)  # the token whose value is 0: the map's white
+        p = run("inspect", f"{d}/text.h5:/wide", "--text", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--slice", p.stderr.decode())
+
     def test_diff_with_itself_is_zero(self):
         j = json.loads(run("inspect", f"{self.d}/a.h5", "--diff", f"{self.d}/a.h5", "--json").stdout)
         for name, d in j["datasets"].items():

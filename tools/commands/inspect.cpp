@@ -467,6 +467,57 @@ std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
     return render_term(panels, opt.width, opt.color, false, 1.0);
 }
 
+// The text of each sequence with every token's background coloured by its value in the dataset
+// (sliced to [batch, pos] or [pos]): the diverging map around 0 when values have both signs,
+// else viridis from the lowest to the highest; plain, each token followed by its value.
+std::string coloured_text(const H5File& f, const std::string& name, const InspectOptions& opt) {
+    Tensor t = read_any_as_f32(f, name);
+    Sliced s = take(t, parse_slice(opt.slice, t.shape()));
+    if (s.shape.size() == 1) s.shape.insert(s.shape.begin(), 1);
+    if (!f.exists("/token_text") || !f.exists("/tokens"))
+        throw FormatError(f.name() + ": no /token_text to colour");
+    const Shape tokens = f.info("/tokens").shape; // [batch, pos]
+    if (s.shape.size() != 2 || s.shape[1] != tokens[1] || s.shape[0] > tokens[0])
+        throw UsageError("--text: " + name + (opt.slice.empty() ? "" : "[" + opt.slice + "]") +
+                         " is " + shape_str(s.shape) + ", not [batch, pos] of the text's " +
+                         shape_str(tokens) + " (slice it, e.g. --slice :,:,42)");
+    const std::vector<std::string> text = f.read_strings("/token_text");
+    double lo = INFINITY, hi = -INFINITY;
+    for (float v : s.values)
+        if (std::isfinite(v)) {
+            lo = std::min(lo, double(v));
+            hi = std::max(hi, double(v));
+        }
+    if (lo > hi) lo = hi = 0; // no finite value
+    const bool signed_map = lo < 0 && hi > 0;
+    const double scale = std::max({std::abs(lo), std::abs(hi), 1e-30});
+    const double span = std::max(hi - lo, 1e-30);
+    std::ostringstream o;
+    o << f.name() << ":" << name << (opt.slice.empty() ? "" : "[" + opt.slice + "]") << "  ("
+      << (signed_map ? "blue -" + fmt(scale) + ", white 0, red +" + fmt(scale)
+                     : "dark " + fmt(lo) + " to bright " + fmt(hi))
+      << ")\n";
+    const int64_t B = s.shape[0], T = s.shape[1];
+    for (int64_t b = 0; b < B; ++b) {
+        for (int64_t p = 0; p < T; ++p) {
+            const float v = s.values[b * T + p];
+            const std::string tok = visible_token(text[b * tokens[1] + p], 64);
+            if (!opt.color) {
+                o << tok << '[' << fmt(v) << ']';
+                continue;
+            }
+            const Rgb c = !std::isfinite(v) ? Rgb{60, 60, 60}
+                          : signed_map      ? diverging(v / scale)
+                                            : viridis((v - lo) / span);
+            const bool dark = 0.299 * c.r + 0.587 * c.g + 0.114 * c.b < 128;
+            o << "\x1b[48;2;" << int(c.r) << ';' << int(c.g) << ';' << int(c.b) << "m\x1b[38;2;"
+              << (dark ? "255;255;255" : "0;0;0") << 'm' << tok << "\x1b[0m";
+        }
+        o << '\n';
+    }
+    return o.str();
+}
+
 std::string slice_picture(const H5File& f, const std::string& name, const InspectOptions& opt) {
     Tensor t = read_any_as_f32(f, name);
     std::vector<SliceAxis> axes = parse_slice(opt.slice, t.shape());
@@ -712,8 +763,11 @@ std::string run_inspect(const InspectOptions& opt, bool* differ) {
         if (!picture) throw UsageError("--pattern draws a picture: add --png FILE or --term");
         return pattern_pictures(f, o);
     }
+    if (o.text && dataset.empty())
+        throw UsageError("--text colours the text by a dataset: give FILE:/DATASET");
     if (!dataset.empty()) {
         if (!f.exists(dataset)) throw FormatError(f.name() + ":" + dataset + ": dataset not found");
+        if (o.text) return coloured_text(f, dataset, o);
         if (picture) return slice_picture(f, dataset, o);
         Tensor t = read_any_as_f32(f, dataset);
         return print_slice(f.name() + ":" + dataset + (o.slice.empty() ? "" : "[" + o.slice + "]"),

@@ -21,6 +21,7 @@ struct InspectOptions {
     std::string diff;     // compare target with this file
     double tolerance = 0; // --diff: values further apart than this differ
     bool loss = false;    // the training log: a table, or the curves with --png
+    bool text = false;    // the text, each token coloured by FILE:/DATASET [batch, pos]
 };
 
 // Runs the command; returns what goes to standard output. With --diff, differ (where given) is
