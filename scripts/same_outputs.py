@@ -52,7 +52,9 @@ def contents(path):
         def visit(name, obj):
             for k, v in obj.attrs.items():
                 if k not in RUN_ATTRS:
-                    out[f"{name}@{k}"] = np.asarray(v).tobytes() if not isinstance(v, str) else v.encode()
+                    a = np.asarray(v)  # strings (dimension labels) by value, not their pointers
+                    out[f"{name}@{k}"] = (v.encode() if isinstance(v, str) else
+                                          repr(a.tolist()).encode() if a.dtype.kind == "O" else a.tobytes())
             if isinstance(obj, h5py.Dataset):
                 v = obj[()]
                 out[name] = v.tobytes() if v.dtype.kind != "O" else repr(v.tolist()).encode()
