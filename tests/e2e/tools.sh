@@ -105,6 +105,20 @@ big="$BIN/model init --preset tiny --n-layers 5 --d-model 768 --n-heads 12 -o $w
 [ "$(progress "$big -q")" -eq 0 ] && [ "$(progress "$BIN/model init -o $work/small.h5")" -eq 0 ] ||
     { echo "FAIL: progress for a short or quiet model init"; fail=1; }
 [ -z "$($big 2>&1 >/dev/null | grep "%")" ] || { echo "FAIL: progress off a terminal"; fail=1; }
+# An output that is not a file (a named pipe here; /dev/null, /dev/stdout alike) is written to,
+# never replaced by a renamed file.
+mkfifo "$work/fifo"
+cat "$work/fifo" >"$work/from-fifo.h5" &
+"$BIN/model" init -q -o "$work/fifo"
+wait
+[ -p "$work/fifo" ] && "$BIN/inspect" "$work/from-fifo.h5" >/dev/null ||
+    { echo "FAIL: model init -o FIFO"; fail=1; }
+cat "$work/fifo" >"$work/from-fifo.png" &
+"$BIN/tokenize" -m "$work/m.h5" "a b" | "$BIN/embed" -m "$work/m.h5" | "$BIN/attend" -m "$work/m.h5" -l 0 \
+    --save pattern | "$BIN/inspect" - --pattern --png "$work/fifo" >/dev/null
+wait
+[ -p "$work/fifo" ] && [ "$(head -c 4 "$work/from-fifo.png" | tail -c 3)" = PNG ] ||
+    { echo "FAIL: inspect --png FIFO"; fail=1; }
 rm -rf "$work"
 warn=$(groff -man -ww -z "$MAN/qkv-files.5" 2>&1)
 [ -z "$warn" ] || { echo "FAIL: qkv-files.5: $warn"; fail=1; }

@@ -131,7 +131,35 @@ std::vector<char> read_all(const std::string& path) {
     return data;
 }
 
+namespace {
+
+// Writes all of data to fd; false (errno set) on failure.
+bool write_all(int fd, const char* p, size_t left) {
+    while (left > 0) {
+        ssize_t w = ::write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        p += w;
+        left -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
+} // namespace
+
 void write_atomic(const std::string& path, const void* data, size_t n) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        // a device or a named pipe (/dev/null, /dev/stdout): written to, never replaced
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        const bool ok = fd >= 0 && write_all(fd, static_cast<const char*>(data), n);
+        const std::string err = std::strerror(errno);
+        if (fd >= 0) ::close(fd);
+        if (!ok) throw IoError(path + ": cannot write: " + err);
+        return;
+    }
     {
         std::string dir, base;
         split_path(path, dir, base);
@@ -141,20 +169,12 @@ void write_atomic(const std::string& path, const void* data, size_t n) {
     install_signal_cleanup(temp);
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0) throw IoError(path + ": cannot create: " + std::strerror(errno));
-    const char* p = static_cast<const char*>(data);
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = ::write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            const std::string err = std::strerror(errno);
-            ::close(fd);
-            unlink(temp.c_str());
-            clear_signal_cleanup();
-            throw IoError(path + ": write failed: " + err);
-        }
-        p += w;
-        left -= static_cast<size_t>(w);
+    if (!write_all(fd, static_cast<const char*>(data), n)) {
+        const std::string err = std::strerror(errno);
+        ::close(fd);
+        unlink(temp.c_str());
+        clear_signal_cleanup();
+        throw IoError(path + ": write failed: " + err);
     }
     if (fsync(fd) != 0 || ::close(fd) != 0 || std::rename(temp.c_str(), path.c_str()) != 0) {
         const std::string err = std::strerror(errno);
@@ -725,21 +745,27 @@ void H5File::copy_from(const H5File& other, const std::string& src, const std::s
 // ---------------------------------------------------------------- output
 
 H5Output::H5Output(const std::string& path) : target_(path), to_stdout_(is_stdio(path)) {
-    if (to_stdout_) {
-        if (isatty(STDOUT_FILENO))
+    // A path that is not a file (/dev/null, a named pipe, /dev/stdout) is written to as a
+    // stream, like stdout: renaming a finished file onto it would replace the device or pipe.
+    struct stat st;
+    const bool exists = !to_stdout_ && stat(path.c_str(), &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) throw IoError(path + ": is a directory");
+    to_stream_ = to_stdout_ || (exists && !S_ISREG(st.st_mode));
+    if (to_stream_) {
+        if (to_stdout_ && isatty(STDOUT_FILENO))
             throw UsageError("refusing to write HDF5 to a terminal; use -o FILE or a pipe");
+        if (!to_stdout_ && S_ISCHR(st.st_mode) && path.rfind("/dev/tty", 0) == 0)
+            throw UsageError(path + ": refusing to write HDF5 to a terminal");
         H5Id fapl = plist(H5P_FILE_ACCESS);
         H5Pset_fapl_core(fapl, 1 << 20, 0);
-        file_.name_ = "<stdout>";
+        file_.name_ = to_stdout_ ? "<stdout>" : path;
         file_.file_ = H5Handle(H5Fcreate("qkv-stdout", H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
-        if (!file_.file_.valid()) throw IoError("<stdout>: cannot create an in-memory HDF5 file");
+        if (!file_.file_.valid())
+            throw IoError(file_.name_ + ": cannot create an in-memory HDF5 file");
         return;
     }
     std::string dir, base;
     split_path(path, dir, base);
-    struct stat st;
-    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-        throw IoError(path + ": is a directory");
     remove_stale_temps(dir, base);
     temp_ = dir + "/." + base + ".tmp-" + std::to_string(getpid());
     install_signal_cleanup(temp_);
@@ -759,27 +785,25 @@ H5Output::~H5Output() {
 }
 
 void H5Output::commit() {
-    if (to_stdout_) {
-        if (H5Fflush(file_.id(), H5F_SCOPE_GLOBAL) < 0) throw IoError("<stdout>: flush failed");
+    if (to_stream_) {
+        const std::string& name = file_.name_;
+        if (H5Fflush(file_.id(), H5F_SCOPE_GLOBAL) < 0) throw IoError(name + ": flush failed");
         ssize_t n = H5Fget_file_image(file_.id(), nullptr, 0);
-        if (n < 0) throw IoError("<stdout>: cannot serialise the HDF5 image");
+        if (n < 0) throw IoError(name + ": cannot serialise the HDF5 image");
         std::vector<char> image(static_cast<size_t>(n));
         if (H5Fget_file_image(file_.id(), image.data(), image.size()) < 0)
-            throw IoError("<stdout>: cannot serialise the HDF5 image");
+            throw IoError(name + ": cannot serialise the HDF5 image");
         file_.close();
+        const int fd = to_stdout_ ? STDOUT_FILENO : ::open(target_.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0) throw IoError(name + ": cannot open: " + std::strerror(errno));
         // The next stage of a pipeline reads a sealed image without checking it in another
         // process (image_seal.hpp); a file on disk stays as HDF5 wrote it.
         struct stat out;
-        if (fstat(STDOUT_FILENO, &out) == 0 && !S_ISREG(out.st_mode)) seal_image(image);
-        size_t off = 0;
-        while (off < image.size()) {
-            ssize_t w = ::write(STDOUT_FILENO, image.data() + off, image.size() - off);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                throw IoError(std::string("<stdout>: write failed: ") + std::strerror(errno));
-            }
-            off += static_cast<size_t>(w);
-        }
+        if (fstat(fd, &out) == 0 && !S_ISREG(out.st_mode)) seal_image(image);
+        const bool ok = write_all(fd, image.data(), image.size());
+        const std::string err = std::strerror(errno);
+        if (!to_stdout_) ::close(fd);
+        if (!ok) throw IoError(name + ": write failed: " + err);
         committed_ = true;
         return;
     }

@@ -149,7 +149,8 @@ class H5Output {
 
   private:
     std::string target_, temp_;
-    bool to_stdout_ = false, committed_ = false;
+    bool to_stdout_ = false, to_stream_ = false, committed_ = false; // stream: stdout, a device,
+                                                                     // a named pipe
     H5File file_;
 };
 
