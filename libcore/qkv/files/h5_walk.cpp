@@ -138,7 +138,9 @@ herr_t probe_link(hid_t, const char*, const H5L_info_t*, void*) {
 
 // The groups as H5File::datasets lists them, with the same calls (exists by each path component,
 // the group's link count, each link's name by position, each object opened by path, a group's
-// address), since a damaged file can fail on one way of reaching an object and not on another.
+// address), since a damaged file can fail on one way of reaching an object and not on another;
+// each dataset reached so is read as the readers read it (H5Ovisit stops at the first damaged
+// object, and the datasets after it would not be read otherwise).
 void walk_groups(hid_t file, const std::string& group, int depth, std::vector<haddr_t>& seen) {
     if (depth > 32 || seen.size() > 100000 || !link_path_exists(file, group)) return;
     H5Id g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
@@ -154,13 +156,19 @@ void walk_groups(hid_t file, const std::string& group, int depth, std::vector<ha
         const std::string path = base + "/" + name;
         if (!link_path_exists(file, path)) continue;
         H5Id o(H5Oopen(file, path.c_str(), H5P_DEFAULT), H5Oclose);
-        if (!o.valid() || H5Iget_type(o) != H5I_GROUP) continue;
+        if (!o.valid()) continue;
+        const H5I_type_t kind = H5Iget_type(o);
+        if (kind != H5I_GROUP && kind != H5I_DATASET) continue;
         H5O_info_t oi;
-        if (H5Oget_info_by_name2(file, path.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+        if (H5Oget_info_by_name2(file, path.c_str(), &oi, H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS,
+                                 H5P_DEFAULT) < 0 ||
             std::find(seen.begin(), seen.end(), oi.addr) != seen.end())
             continue;
         seen.push_back(oi.addr);
-        walk_groups(file, path, depth + 1, seen);
+        if (kind == H5I_DATASET)
+            probe_object(file, path.c_str(), &oi, nullptr);
+        else
+            walk_groups(file, path, depth + 1, seen);
     }
 }
 
