@@ -21,17 +21,19 @@ int main(int argc, char** argv) {
                  "  inspect l0.h5 --pattern --head 1 --term\n"
                  "  inspect l0.h5:/resid --slice 0,:,: --png resid.png\n"
                  "  inspect clean.h5 --diff patched.h5\n"
+                 "  inspect l0.h5 --pattern --heads all --svg pattern.svg\n"
                  "  inspect trained.h5 --loss --png loss.png",
                  "inspect"};
     qkv::add_common_options(app, common, 0); // --version
     app.add_option("file", o.target, "FILE.h5, or FILE.h5:/DATASET ('-': stdin)")->required();
     app.add_option("--slice", o.slice, "numpy-like selection of FILE:/DATASET, e.g. 0,:,3");
     app.add_flag("--json", o.json, "The summary (or --diff) as one JSON object");
-    app.add_flag("--pattern", o.pattern, "Draw /attn/pattern (with --png or --term)");
+    app.add_flag("--pattern", o.pattern, "Draw /attn/pattern (with --png, --svg or --term)");
     app.add_option("--head,--heads", o.heads, "Heads to draw: H, a list 0,2,5, or all")
         ->capture_default_str();
     app.add_option("--batch", o.batch, "Which sequence of the batch")->capture_default_str();
     app.add_option("--png", o.png, "Write the picture as PNG");
+    app.add_option("--svg", o.svg, "Write the picture as SVG (vector, real text: for papers)");
     app.add_flag("--term", o.term, "Draw the picture in the terminal (24-bit colour)");
     app.add_option("--width", o.width,
                    "Width for --term (default: the terminal's, else $COLUMNS, else 80)");
@@ -51,7 +53,7 @@ int main(int argc, char** argv) {
                  "Print the text with each token coloured by FILE:/DATASET [batch, pos] "
                  "(/score/logprob, a neuron with --slice :,:,N, ...)");
     app.add_flag("--loss", o.loss,
-                 "The training log of a model from train (a table; --png: curves)");
+                 "The training log of a model from train (a table; --png or --svg: curves)");
     // "-:/DATASET" (a dataset of standard input) would read as an option: hand it over as
     // "./-:/DATASET" and turn it back after parsing.
     std::vector<std::string> args(argv, argv + argc);

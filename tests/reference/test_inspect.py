@@ -4,6 +4,7 @@ import os
 import struct
 import subprocess
 import unittest
+import xml.etree.ElementTree as ET
 import zlib
 
 import h5py
@@ -52,6 +53,28 @@ def read_png(path):
         img[y] = out
         prev = out
     return img.reshape(h, w, 3), text
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def read_svg(path):
+    """Parses an SVG (raising on invalid XML): returns (root, metadata entries, paint_at) where
+    paint_at(x, y) is the fill of the topmost rectangle over the point ("#rrggbb" or a url)."""
+    root = ET.parse(path).getroot()
+    assert root.tag == SVG + "svg"
+    meta = {e.get("key"): e.text for e in root.iter("{https://qkv.dev/svg}entry")}
+    rects = [(int(r.get("x", 0)), int(r.get("y", 0)), r.get("width"), r.get("height"), r.get("fill"))
+             for r in root.find(SVG + "g").iter(SVG + "rect")]
+
+    def paint_at(x, y):
+        hit = [f for rx, ry, w, h, f in rects if rx <= x < rx + int(w) and ry <= y < ry + int(h)]
+        return hit[-1] if hit else None
+    return root, meta, paint_at
+
+
+def hex_of(rgb):
+    return "#%02x%02x%02x" % tuple(int(v) for v in rgb)
 
 
 class Inspect(unittest.TestCase):
@@ -114,6 +137,62 @@ class Inspect(unittest.TestCase):
                   for dy in range(-1, 2) for dx in range(-1, 2)}
         self.assertTrue(masked <= {(225, 225, 225), (170, 170, 170)}, masked)
         self.assertNotEqual(tuple(px(3, 0)), (225, 225, 225))  # the visible 0.0 cell is not grey
+
+    def test_svg_has_the_png_layout_colours_and_real_text(self):
+        p = np.zeros((1, 2, 4, 4), dtype=np.float32)
+        p[0, 0] = [[1, 0, 0, 0], [0.2, 0.8, 0, 0], [0.1, 0.3, 0.6, 0], [0.0, 0.25, 0.25, 0.5]]
+        p[0, 1] = [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.9, 0.05, 0.05, 0], [0.4, 0.3, 0.2, 0.1]]
+        path = f"{self.d}/svg.h5"
+        tokens = ["<a&>", " \u65e5\u672c", " \u00e9t\u00e9", "\x01"]  # markup, CJK (no glyph in the PNG font), Latin-1, a control
+        with h5py.File(path, "w") as f:
+            f.attrs.update(format="qkv-activations", version=np.int64(1), model_id="x", stage="attn", layer=np.int64(0))
+            f["tokens"] = np.array([[1, 2, 3, 4]], dtype=np.int32)
+            f["token_text"] = np.array([tokens], dtype=h5py.string_dtype())
+            f["attn/pattern"] = p
+            f["attn"].attrs["layer"] = np.int64(0)
+        out = run("inspect", path, "--pattern", "--heads", "all", "--svg", f"{self.d}/p.svg").stdout
+        run("inspect", path, "--pattern", "--heads", "all", "--png", f"{self.d}/p.png")
+        img, text = read_png(f"{self.d}/p.png")
+        root, meta, paint_at = read_svg(f"{self.d}/p.svg")
+        self.assertEqual(meta["qkv-layout"], text["qkv-layout"])  # the same layout, the same size
+        self.assertEqual((int(root.get("width")), int(root.get("height"))), (img.shape[1], img.shape[0]))
+        self.assertIn(f"wrote {self.d}/p.svg ({img.shape[1]} x {img.shape[0]})".encode(), out)
+        lay = json.loads(meta["qkv-layout"])
+        c = lay["cell"]
+        for h, origin in enumerate(lay["panels"]):
+            for q in range(4):
+                for k in range(4):
+                    x, y = origin["x"] + k * c + c // 2, origin["y"] + q * c + c // 2
+                    if k > q:
+                        self.assertEqual(paint_at(x, y), "url(#masked)", (h, q, k))
+                    else:  # the PNG's colour at the cell's centre
+                        self.assertEqual(paint_at(x, y), hex_of(img[y, x]), (h, q, k))
+        # viridis at its ends (matplotlib's #440154 and #fde725, within the fit's 4/255)
+        o = lay["panels"][0]
+        ends = {(0, 0): (0xfd, 0xe7, 0x25), (3, 0): (0x44, 0x01, 0x54)}
+        for (q, k), want in ends.items():
+            got = paint_at(o["x"] + k * c + c // 2, o["y"] + q * c + c // 2)
+            got = [int(got[i:i + 2], 16) for i in (1, 3, 5)]
+            self.assertLessEqual(max(abs(a - b) for a, b in zip(got, want)), 4, (q, k, got))
+        labels = [t.text for t in root.iter(SVG + "text")]
+        self.assertIn("<a&>", labels)                    # escaped in the file, the text itself when parsed
+        self.assertIn("\u00b7\u65e5\u672c", labels)    # real CJK text (the PNG draws \u{65E5})
+        self.assertIn("\u00b7\u00e9t\u00e9", labels)
+        self.assertIn("\\u{1}", labels)                  # a control character XML cannot hold
+        # a signed 2-D slice and the loss curve are SVG too, with the PNG's size
+        run("inspect", f"{self.d}/a.h5:/resid", "--slice", "0,:,:", "--svg", f"{self.d}/r.svg")
+        run("inspect", f"{self.d}/a.h5:/resid", "--slice", "0,:,:", "--png", f"{self.d}/r.png")
+        img, text = read_png(f"{self.d}/r.png")
+        root, meta, paint_at = read_svg(f"{self.d}/r.svg")
+        lay = json.loads(meta["qkv-layout"])
+        for q, k in ((0, 0), (3, 7), (lay["rows"] - 1, lay["cols"] - 1)):
+            x, y = lay["panels"][0]["x"] + k * lay["cell"] + 1, lay["panels"][0]["y"] + q * lay["cell"] + 1
+            self.assertEqual(paint_at(x, y), hex_of(img[y, x]), (q, k))
+        for bad in (["--png", f"{self.d}/x.png", "--svg", f"{self.d}/x.svg"], ["--svg", "-"]):
+            p = run("inspect", path, "--pattern", *bad, check=False)
+            self.assertEqual(p.returncode, 2, bad)
+            self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+        self.assertFalse(os.path.exists(f"{self.d}/x.png") or os.path.exists(f"{self.d}/x.svg"))
 
     def test_png_grid_and_slice(self):
         out = run("inspect", f"{self.d}/a.h5", "--pattern", "--heads", "all", "--png", f"{self.d}/all.png").stdout
@@ -277,6 +356,13 @@ class Inspect(unittest.TestCase):
             self.assertTrue(r > 180 and b < 80, (step, img[y, x]))
         x, y = to_px(15, train[14])  # on the training curve, blue
         self.assertTrue(any(img[y + dy, x][2] > 200 and img[y + dy, x][0] < 160 for dy in (-1, 0, 1)))
+        run("inspect", path, "--loss", "--svg", f"{self.d}/loss.svg")
+        root, meta, paint_at = read_svg(f"{self.d}/loss.svg")
+        self.assertEqual(json.loads(meta["qkv-plot"]), lay)
+        lines = {l.get("stroke"): l.get("points").split() for l in root.iter(SVG + "polyline")}
+        self.assertEqual(len(lines["#78a0dc"]), n)  # the training loss, every step
+        self.assertEqual(lines["#d75f14"], [f"{x},{y}" for x, y in (to_px(s, v) for s, v in
+                                                                     ((10, 6.0), (20, 5.0), (30, 4.5), (40, 4.2)))])
         p = run("inspect", self.model, "--loss", check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"no training log", p.stderr)

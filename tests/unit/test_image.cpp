@@ -1,6 +1,6 @@
 // The font of PNG pictures: UTF-8 text drawn with Terminus's own glyphs (ASCII, Latin-1, Greek,
 // Cyrillic), anything else spelled out as \u{...} or \x{..}, never as '?'.
-#include "qkv/files/image.hpp"
+#include "qkv/view/canvas.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

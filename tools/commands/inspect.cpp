@@ -1,10 +1,10 @@
 #include "commands/inspect.hpp"
-#include "qkv/files/loss_curve.hpp"
+#include "qkv/view/loss_curve.hpp"
 
 #include "commands/cli.hpp"
 #include "qkv/base/errors.hpp"
 #include "qkv/files/h5file.hpp"
-#include "qkv/files/image.hpp"
+#include "qkv/view/heatmap.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -272,98 +272,10 @@ std::string print_slice(const std::string& where, const Sliced& s) {
 
 // ---------------------------------------------------------------- pictures
 
-struct Heatmap { // one panel
-    std::string title;
-    int64_t rows = 0, cols = 0;
-    std::vector<float> values; // rows * cols
-    std::vector<bool> masked;  // rows * cols
-    std::vector<std::string> row_labels, col_labels;
-    std::string row_axis, col_axis;
-};
-
-void draw_panel(Canvas& c, int x0, int y0, const Heatmap& h, int cell, int label_w, bool signed_map,
-                double scale) {
-    const Rgb ink{20, 20, 20};
-    c.text(x0, y0, h.title, ink);
-    const int gx = x0 + label_w + 18, gy = y0 + 24;
-    c.text(x0, gy + static_cast<int>(h.rows) * cell / 2 + 4 * 8, h.row_axis, {90, 90, 90}, true);
-    for (int64_t r = 0; r < h.rows; ++r) {
-        const std::string& l = h.row_labels[r];
-        c.text(gx - 4 - Canvas::text_width(l), gy + static_cast<int>(r) * cell + (cell - 16) / 2, l,
-               ink, false, true);
-        for (int64_t k = 0; k < h.cols; ++k) {
-            const int x = gx + static_cast<int>(k) * cell, y = gy + static_cast<int>(r) * cell;
-            if (h.masked[r * h.cols + k]) { // hatched grey: never confused with a small value
-                c.fill(x, y, cell, cell, {225, 225, 225});
-                for (int j = 0; j < cell; ++j)
-                    for (int i = 0; i < cell; ++i)
-                        if ((i + j) % 6 == 0) c.set(x + i, y + j, {170, 170, 170});
-                continue;
-            }
-            const double v = h.values[r * h.cols + k];
-            c.fill(x, y, cell, cell, signed_map ? diverging(v / scale) : viridis(v / scale));
-        }
-    }
-    for (int64_t k = 0; k < h.cols; ++k) { // key labels, reading upwards, below the grid
-        const std::string& l = h.col_labels[k];
-        c.text(gx + static_cast<int>(k) * cell + (cell - 16) / 2,
-               gy + static_cast<int>(h.rows) * cell + 4 + Canvas::text_width(l), l, ink, true,
-               true);
-    }
-    c.text(gx, gy + static_cast<int>(h.rows) * cell + label_w + 8, h.col_axis, {90, 90, 90});
-}
-
-std::string render_png(const std::vector<Heatmap>& panels, const std::string& path, bool signed_map,
-                       double scale, const std::string& scale_label) {
-    const int64_t rows = panels[0].rows, cols = panels[0].cols;
-    int cell = static_cast<int>(std::clamp<int64_t>(480 / std::max<int64_t>(rows, cols), 4, 32));
-    if (panels.size() > 1) cell = std::max(4, cell * 2 / 3);
-    size_t longest = 0;
-    for (auto& p : panels)
-        for (auto* v : {&p.row_labels, &p.col_labels})
-            for (auto& l : *v)
-                longest = std::max(longest, l.size());
-    const int label_w = 8 * static_cast<int>(longest) + 4;
-    const int panel_w = label_w + 18 + static_cast<int>(cols) * cell + 24;
-    const int title_w = 8 * static_cast<int>(panels[0].title.size()) + 8;
-    const int pw = std::max(panel_w, title_w);
-    const int ph = 24 + static_cast<int>(rows) * cell + label_w + 32;
-    const int ncols = static_cast<int>(std::ceil(std::sqrt(double(panels.size()))));
-    const int nrows = static_cast<int>((panels.size() + ncols - 1) / ncols);
-    const int bar_w = 90;
-    Canvas c(8 + ncols * pw + bar_w, 8 + nrows * ph);
-    json layout = json::object();
-    layout["cell"] = cell;
-    layout["rows"] = rows;
-    layout["cols"] = cols;
-    json pos = json::array();
-    for (size_t i = 0; i < panels.size(); ++i) {
-        const int x0 = 8 + static_cast<int>(i % ncols) * pw,
-                  y0 = 8 + static_cast<int>(i / ncols) * ph;
-        draw_panel(c, x0, y0, panels[i], cell, label_w, signed_map, scale);
-        pos.push_back({{"x", x0 + label_w + 18}, {"y", y0 + 24}});
-    }
-    layout["panels"] = pos;
-    // colour scale
-    const int bx = 8 + ncols * pw + 8, by = 32, bh = std::max(64, static_cast<int>(rows) * cell);
-    for (int j = 0; j < bh; ++j) {
-        const double t = 1.0 - double(j) / (bh - 1);
-        c.fill(bx, by + j, 16, 1, signed_map ? diverging(2 * t - 1) : viridis(t));
-    }
-    const Rgb ink{20, 20, 20};
-    c.text(bx + 20, by - 4, signed_map ? "+" + scale_label : scale_label, ink);
-    c.text(bx + 20, by + bh - 12, signed_map ? "-" + scale_label : "0", ink);
-    if (signed_map) c.text(bx + 20, by + bh / 2 - 8, "0", ink);
-    if (!signed_map) {
-        c.fill(bx, by + bh + 12, 16, 16, {225, 225, 225});
-        for (int j = 0; j < 16; ++j)
-            for (int i = 0; i < 16; ++i)
-                if ((i + j) % 6 == 0) c.set(bx + i, by + bh + 12 + j, {170, 170, 170});
-        c.text(bx + 20, by + bh + 12, "masked", ink);
-    }
-    c.write_png(path, {{"Software", "qkv inspect"}, {"qkv-layout", layout.dump()}});
-    return "wrote " + path + " (" + std::to_string(c.width()) + " x " + std::to_string(c.height()) +
-           ")\n";
+// The picture file --png or --svg names.
+PictureFile picture_file(const InspectOptions& opt) {
+    if (!opt.svg.empty()) return {PictureFile::Format::Svg, opt.svg};
+    return {PictureFile::Format::Png, opt.png};
 }
 
 std::string render_term(const std::vector<Heatmap>& panels, int width, bool color, bool signed_map,
@@ -463,7 +375,7 @@ std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
         }
         panels.push_back(std::move(m));
     }
-    if (!opt.png.empty()) return render_png(panels, opt.png, false, 1.0, "1");
+    if (!opt.term) return draw_heatmaps(panels, picture_file(opt), {false, 1.0, "1"});
     return render_term(panels, opt.width, opt.color, false, 1.0);
 }
 
@@ -523,8 +435,8 @@ std::string slice_picture(const H5File& f, const std::string& name, const Inspec
     std::vector<SliceAxis> axes = parse_slice(opt.slice, t.shape());
     Sliced s = take(t, axes);
     if (s.shape.size() != 2)
-        throw UsageError("--png/--term draw a 2-D slice; " + name + " sliced by '" + opt.slice +
-                         "' is " + shape_str(s.shape) + " (e.g. --slice 0,:,:)");
+        throw UsageError("--png, --svg and --term draw a 2-D slice; " + name + " sliced by '" +
+                         opt.slice + "' is " + shape_str(s.shape) + " (e.g. --slice 0,:,:)");
     Heatmap m;
     m.title = f.name() + ":" + name + (opt.slice.empty() ? "" : "[" + opt.slice + "]");
     m.rows = s.shape[0];
@@ -560,7 +472,7 @@ std::string slice_picture(const H5File& f, const std::string& name, const Inspec
     for (float v : m.values)
         if (std::isfinite(v)) scale = std::max(scale, double(std::abs(v)));
     if (scale == 0) scale = 1;
-    if (!opt.png.empty()) return render_png({m}, opt.png, true, scale, fmt(scale));
+    if (!opt.term) return draw_heatmaps({m}, picture_file(opt), {true, scale, fmt(scale)});
     return render_term({m}, opt.width, opt.color, true, scale);
 }
 
@@ -754,13 +666,16 @@ std::string run_inspect(const InspectOptions& opt, bool* differ) {
                   : cols && std::atoi(cols) > 0                               ? std::atoi(cols)
                                                                               : 80;
     }
-    const bool picture = !o.png.empty() || o.term;
+    if (int(!o.png.empty()) + int(!o.svg.empty()) + int(o.term) > 1)
+        throw UsageError("--png, --svg and --term: one picture at a time");
+    const bool picture = !o.png.empty() || !o.svg.empty() || o.term;
     if (o.loss) {
-        if (o.term) throw UsageError("--loss draws with --png (or prints a table)");
-        return o.png.empty() ? loss_table(f) : loss_png(f, o.png);
+        if (o.term) throw UsageError("--loss draws with --png or --svg (or prints a table)");
+        return picture ? loss_picture(f, picture_file(o)) : loss_table(f);
     }
     if (o.pattern) {
-        if (!picture) throw UsageError("--pattern draws a picture: add --png FILE or --term");
+        if (!picture)
+            throw UsageError("--pattern draws a picture: add --png FILE, --svg FILE or --term");
         return pattern_pictures(f, o);
     }
     if (o.text && dataset.empty())
@@ -773,7 +688,7 @@ std::string run_inspect(const InspectOptions& opt, bool* differ) {
         return print_slice(f.name() + ":" + dataset + (o.slice.empty() ? "" : "[" + o.slice + "]"),
                            take(t, parse_slice(o.slice, t.shape())));
     }
-    if (picture) throw UsageError("--png/--term need --pattern or FILE:/DATASET");
+    if (picture) throw UsageError("--png, --svg and --term need --pattern or FILE:/DATASET");
     return summary(f, o.json);
 }
 

@@ -1,5 +1,5 @@
 // inspect: what an activation or model file holds, values of a slice, attention patterns and
-// 2-D slices as pictures (PNG or the terminal), and the difference between two files.
+// 2-D slices as pictures (PNG, SVG or the terminal), and the difference between two files.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,6 +15,7 @@ struct InspectOptions {
     std::string heads = "0"; // "H", "0,2,5" or "all"
     int64_t batch = 0;
     std::string png;      // write a picture here
+    std::string svg;      // or an SVG picture
     bool term = false;    // draw in the terminal
     int width = 0;        // terminal width (0: the terminal's, else $COLUMNS, else 80)
     bool color = true;    // false: the plain fallback (--color, NO_COLOR)

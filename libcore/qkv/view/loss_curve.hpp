@@ -1,7 +1,9 @@
 // loss_curve: the training log of a model file (/train/log, written by train) as a table or a
-// PNG line plot: the loss of every training batch and the held-out loss at each evaluation.
+// line plot (PNG or SVG): the loss of every training batch and the held-out loss at each
+// evaluation.
 #pragma once
 #include "qkv/files/h5file.hpp"
+#include "qkv/view/surface.hpp"
 
 #include <string>
 
@@ -10,6 +12,6 @@ namespace qkv {
 // The log as text: the evaluations (step, lr, train loss, held-out loss) and the final figures.
 std::string loss_table(const H5File& f);
 // Draws the curves into path; returns the line to print.
-std::string loss_png(const H5File& f, const std::string& path);
+std::string loss_picture(const H5File& f, const PictureFile& out);
 
 } // namespace qkv

@@ -1,4 +1,4 @@
-#include "qkv/files/image.hpp"
+#include "qkv/view/canvas.hpp"
 
 #include "qkv/base/errors.hpp"
 #include "qkv/files/h5file.hpp"
@@ -12,47 +12,9 @@
 namespace qkv {
 
 namespace {
-#include "qkv/files/font_data.inc"
+#include "qkv/view/font_data.inc"
 
-uint8_t to8(double v) {
-    return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 1.0) * 255));
-}
 } // namespace
-
-Rgb viridis(double t) {
-    // Polynomial fit of matplotlib's viridis (max error below 1/255 in each channel).
-    t = std::clamp(t, 0.0, 1.0);
-    static const double c[7][3] = {{0.2777273272234177, 0.005407344544966578, 0.3340998053353061},
-                                   {0.1050930431085774, 1.404613529898575, 1.384590162594685},
-                                   {-0.3308618287255563, 0.214847559468213, 0.09509516302823659},
-                                   {-4.634230498983486, -5.799100973351585, -19.33244095627987},
-                                   {6.228269936347081, 14.17993336680509, 56.69055260068105},
-                                   {4.776384997670288, -13.74514537774601, -65.35303263337234},
-                                   {-5.435455855934631, 4.645852612178535, 26.3124352495832}};
-    double v[3];
-    for (int k = 0; k < 3; ++k) {
-        double acc = c[6][k];
-        for (int i = 5; i >= 0; --i)
-            acc = acc * t + c[i][k];
-        v[k] = acc;
-    }
-    return {to8(v[0]), to8(v[1]), to8(v[2])};
-}
-
-Rgb diverging(double t) {
-    // ColorBrewer RdBu, reversed so that negative is blue: 11 anchors from -1 to 1.
-    static const Rgb a[11] = {{5, 48, 97},     {33, 102, 172},  {67, 147, 195},  {146, 197, 222},
-                              {209, 229, 240}, {247, 247, 247}, {253, 219, 199}, {244, 165, 130},
-                              {214, 96, 77},   {178, 24, 43},   {103, 0, 31}};
-    t = std::clamp(t, -1.0, 1.0);
-    const double x = (t + 1) * 5;
-    const int i = std::min(9, static_cast<int>(x));
-    const double f = x - i;
-    auto mix = [&](uint8_t p, uint8_t q) {
-        return static_cast<uint8_t>(std::lround(p + (q - p) * f));
-    };
-    return {mix(a[i].r, a[i + 1].r), mix(a[i].g, a[i + 1].g), mix(a[i].b, a[i + 1].b)};
-}
 
 Canvas::Canvas(int width, int height, Rgb bg) : w_(width), h_(height) {
     if (width <= 0 || height <= 0 || static_cast<int64_t>(width) * height > (1 << 26))
@@ -85,6 +47,34 @@ void Canvas::fill(int x, int y, int w, int h, Rgb c) {
             set(i, j, c);
 }
 
+void Canvas::hatch(int x, int y, int w, int h) {
+    fill(x, y, w, h, kMaskedFill);
+    for (int j = 0; j < h; ++j)
+        for (int i = 0; i < w; ++i)
+            if ((i + j) % 6 == 0) set(x + i, y + j, kMaskedLine);
+}
+
+void Canvas::line(int x0, int y0, int x1, int y1, Rgb c, int thick) { // Bresenham
+    const int dx = std::abs(x1 - x0), dy = -std::abs(y1 - y0);
+    const int sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
+    int err = dx + dy;
+    while (true) {
+        for (int a = 0; a < thick; ++a)
+            for (int b = 0; b < thick; ++b)
+                set(x0 + a - thick / 2, y0 + b - thick / 2, c);
+        if (x0 == x1 && y0 == y1) break;
+        const int e2 = 2 * err;
+        if (e2 >= dy) {
+            err += dy;
+            x0 += sx;
+        }
+        if (e2 <= dx) {
+            err += dx;
+            y0 += sy;
+        }
+    }
+}
+
 namespace {
 
 const FontGlyph* find_glyph(char32_t cp) {
@@ -106,22 +96,10 @@ void append_escape(std::u32string& out, const char* prefix, uint32_t v) {
 std::u32string Canvas::glyphs(const std::string& s) {
     std::u32string out;
     for (size_t i = 0; i < s.size();) {
-        const auto b = static_cast<unsigned char>(s[i]);
-        const int n = b < 0x80         ? 1
-                      : (b >> 5) == 6  ? 2
-                      : (b >> 4) == 14 ? 3
-                      : (b >> 3) == 30 ? 4
-                                       : 0;
-        char32_t cp = n == 1 ? b : n == 2 ? b & 0x1f : n == 3 ? b & 0x0f : b & 0x07;
-        bool ok = n > 0 && i + n <= s.size();
-        for (int k = 1; ok && k < n; ++k) {
-            const auto c = static_cast<unsigned char>(s[i + k]);
-            ok = (c >> 6) == 2;
-            cp = cp << 6 | (c & 0x3f);
-        }
-        if (!ok) { // not UTF-8: the byte itself
-            append_escape(out, "x", b);
-            ++i;
+        char32_t cp = 0;
+        const size_t n = utf8_next(s, i, cp);
+        if (!n) { // not UTF-8: the byte itself
+            append_escape(out, "x", static_cast<unsigned char>(s[i++]));
             continue;
         }
         i += n;
@@ -169,8 +147,7 @@ void png_write_cb(png_structp png, png_bytep data, png_size_t n) {
 void png_flush_cb(png_structp) {}
 } // namespace
 
-void Canvas::write_png(const std::string& path,
-                       const std::vector<std::pair<std::string, std::string>>& text) const {
+void Canvas::write_png(const std::string& path, const PictureMeta& text) const {
     PngWrite buf;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
     png_infop info = png ? png_create_info_struct(png) : nullptr;

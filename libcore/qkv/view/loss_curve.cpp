@@ -1,8 +1,8 @@
-#include "qkv/files/loss_curve.hpp"
+#include "qkv/view/loss_curve.hpp"
 
 #include "qkv/base/errors.hpp"
 #include "qkv/files/checkpoint.hpp"
-#include "qkv/files/image.hpp"
+#include "qkv/view/canvas.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -45,29 +45,6 @@ double tick_step(double span, int want) {
     return 10 * mag;
 }
 
-void line(Canvas& c, int x0, int y0, int x1, int y1, Rgb col, int thick = 1) {
-    const int dx = std::abs(x1 - x0), dy = -std::abs(y1 - y0);
-    const int sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
-    int err = dx + dy;
-    while (true) {
-        for (int a = 0; a < thick; ++a)
-            for (int b = 0; b < thick; ++b) {
-                const int x = x0 + a - thick / 2, y = y0 + b - thick / 2;
-                if (x >= 0 && y >= 0 && x < c.width() && y < c.height()) c.set(x, y, col);
-            }
-        if (x0 == x1 && y0 == y1) break;
-        const int e2 = 2 * err;
-        if (e2 >= dy) {
-            err += dy;
-            x0 += sx;
-        }
-        if (e2 <= dx) {
-            err += dx;
-            y0 += sy;
-        }
-    }
-}
-
 } // namespace
 
 std::string loss_table(const H5File& f) {
@@ -84,7 +61,7 @@ std::string loss_table(const H5File& f) {
     return o.str();
 }
 
-std::string loss_png(const H5File& f, const std::string& path) {
+std::string loss_picture(const H5File& f, const PictureFile& out) {
     TrainLog g = read_log(f);
     const int W = 800, H = 480, left = 64, right = 24, top = 40, bottom = 48;
     const int pw = W - left - right, ph = H - top - bottom;
@@ -104,7 +81,8 @@ std::string loss_png(const H5File& f, const std::string& path) {
         return top + static_cast<int>(std::lround((hi - v) / (hi - lo) * (ph - 1)));
     };
 
-    Canvas c(W, H);
+    std::unique_ptr<Surface> surface = make_surface(out.format, W, H);
+    Surface& c = *surface;
     const Rgb ink{20, 20, 20}, grid{228, 228, 228}, train_c{120, 160, 220}, val_c{215, 95, 20};
     // grid and axes with ticks
     for (double v = lo; v <= hi + ys / 2; v += ys) {
@@ -123,17 +101,16 @@ std::string loss_png(const H5File& f, const std::string& path) {
     c.fill(left, top + ph - 1, pw, 1, ink);
     // the training loss of every batch, then the held-out loss over it
     for (size_t i = 1; i < g.step.size(); ++i)
-        line(c, px(g.step[i - 1] + 1), py(g.train[i - 1]), px(g.step[i] + 1), py(g.train[i]),
-             train_c);
-    int last_x = -1, last_y = -1;
-    for (size_t i = 0; i < g.step.size(); ++i) {
-        if (!std::isfinite(g.val[i])) continue;
-        const int x = px(g.step[i] + 1), y = py(g.val[i]);
-        if (last_x >= 0) line(c, last_x, last_y, x, y, val_c, 2);
+        c.line(px(g.step[i - 1] + 1), py(g.train[i - 1]), px(g.step[i] + 1), py(g.train[i]),
+               train_c);
+    std::vector<std::pair<int, int>> held_out; // (x, y) of each evaluation
+    for (size_t i = 0; i < g.step.size(); ++i)
+        if (std::isfinite(g.val[i])) held_out.push_back({px(g.step[i] + 1), py(g.val[i])});
+    for (size_t i = 1; i < held_out.size(); ++i) // one polyline in an SVG, then the points
+        c.line(held_out[i - 1].first, held_out[i - 1].second, held_out[i].first, held_out[i].second,
+               val_c, 2);
+    for (auto [x, y] : held_out)
         c.fill(x - 2, y - 2, 5, 5, val_c);
-        last_x = x;
-        last_y = y;
-    }
     const std::string id = f.has_attr("/", "model_id") ? f.attr_str("/", "model_id") : f.name();
     c.text(left, 12, "loss (nats per token), " + id, ink);
     c.text(left + pw / 2 - 16, H - 20, "step", ink);
@@ -147,8 +124,8 @@ std::string loss_png(const H5File& f, const std::string& path) {
     nlohmann::json layout = {{"x0", left},    {"y0", top},       {"w", pw},
                              {"h", ph},       {"step_lo", x_lo}, {"step_hi", x_hi},
                              {"loss_lo", lo}, {"loss_hi", hi}};
-    c.write_png(path, {{"Software", "qkv inspect"}, {"qkv-plot", layout.dump()}});
-    return "wrote " + path + " (" + std::to_string(W) + " x " + std::to_string(H) + ")\n";
+    c.write(out.path, {{"Software", "qkv inspect"}, {"qkv-plot", layout.dump()}});
+    return "wrote " + out.path + " (" + std::to_string(W) + " x " + std::to_string(H) + ")\n";
 }
 
 } // namespace qkv
