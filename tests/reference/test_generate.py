@@ -5,6 +5,7 @@ import os
 import subprocess
 import unittest
 
+import h5py
 import numpy as np
 import torch
 
@@ -42,6 +43,8 @@ class AgainstReference(unittest.TestCase):
         """Logits at every position by the pipeline tools: embed | block | generate --from."""
         tok = write_tokens(f"{self.d}/{name}_tok.h5", model, [tokens])
         shell(f"embed -m {model} {tok} | block -m {model} | generate -m {model} --from - --all-positions -o {self.d}/{name}_logits.h5")
+        with h5py.File(f"{self.d}/{name}_logits.h5") as f:  # typed: int64 [batch, pos]
+            np.testing.assert_array_equal(f["logits"].attrs["positions"], [np.arange(len(tokens))])
         return read(f"{self.d}/{name}_logits.h5", "logits")[0]
 
     def test_logprobs_greedy_and_cache(self):

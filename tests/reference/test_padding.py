@@ -146,6 +146,14 @@ class PaddedEqualsAlone(unittest.TestCase):
                         self.assertEqual([t["id"] for t in padded[b]["top"]], [t["id"] for t in alone["top"]])
                         close(self, [t["logprob"] for t in padded[b]["top"]], [t["logprob"] for t in alone["top"]],
                               "top log-probabilities")
+                # the file says which position each sequence's logits are for: its last real token
+                out = f"{self.d}/{fam}-{side}-logits.h5"
+                run("generate", "-m", m, "--from", f"{self.d}/{fam}-{side}-block.h5", "-o", out)
+                mask, _ = self.spans(fam, side)
+                with h5py.File(out) as f:
+                    pos = f["logits"].attrs["positions"]
+                    self.assertEqual(pos.dtype, np.int64)
+                    self.assertEqual(pos.tolist(), [[int(np.flatnonzero(r)[-1])] for r in mask])
 
     def test_score(self):
         """score of the padded batch, from tokens (one masked run; windows a sequence at a time)

@@ -62,15 +62,13 @@ void predict(const GenerateOptions& opt) {
         ActivationWriter out(opt.common.output, in);
         // [batch, pos, vocab]: every position, or the chosen one
         out.file().write_f32("/logits", {B, opt.all_positions ? T : 1, V}, logits.f32());
-        // "all", the position, or in a padded batch each sequence's, comma-separated
-        std::string positions = "all";
-        if (!opt.all_positions) {
-            positions = std::to_string(at[0]);
-            if (std::any_of(at.begin(), at.end(), [&](int64_t p) { return p != at[0]; }))
-                for (int64_t b = 1; b < B; ++b)
-                    positions += "," + std::to_string(at[b]);
-        }
-        out.file().set_attr("/logits", "positions", positions);
+        // int64 [batch, pos]: the position of the input each row of logits is for
+        const int64_t n = opt.all_positions ? T : 1;
+        std::vector<int64_t> positions;
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t p = 0; p < n; ++p)
+                positions.push_back(opt.all_positions ? p : at[b]);
+        out.file().set_attr("/logits", "positions", {B, n}, positions);
         out.finish(Stage::Logits, in.layer, nullptr, history_line(opt.common, be->describe()));
         out.commit();
         return;

@@ -693,11 +693,16 @@ void H5File::write_strings(const std::string& dataset, const Shape& shape,
 }
 
 namespace {
+// A scalar attribute, or an array of the given shape.
 void replace_attr(hid_t file, const std::string& obj, const std::string& attr, hid_t type,
-                  const void* value, const std::string& where) {
+                  const void* value, const std::string& where, const Shape* shape = nullptr) {
     if (H5Aexists_by_name(file, obj.c_str(), attr.c_str(), H5P_DEFAULT) > 0)
         H5Adelete_by_name(file, obj.c_str(), attr.c_str(), H5P_DEFAULT);
-    H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
+    std::vector<hsize_t> dims;
+    if (shape) dims.assign(shape->begin(), shape->end());
+    H5Id space(shape ? H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)
+                     : H5Screate(H5S_SCALAR),
+               H5Sclose);
     H5Id a(H5Acreate_by_name(file, obj.c_str(), attr.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT,
                              H5P_DEFAULT),
            H5Aclose);
@@ -721,6 +726,15 @@ void H5File::set_attr(const std::string& obj, const std::string& attr, int64_t v
 void H5File::set_attr(const std::string& obj, const std::string& attr, double value) {
     make_group(obj);
     replace_attr(file_, obj, attr, H5T_NATIVE_DOUBLE, &value, where(obj));
+}
+
+void H5File::set_attr(const std::string& obj, const std::string& attr, const Shape& shape,
+                      const std::vector<int64_t>& values) {
+    if (static_cast<int64_t>(values.size()) != shape_numel(shape))
+        throw Error(where(obj) + ": attribute " + attr + " of shape " + shape_str(shape) +
+                    " given " + std::to_string(values.size()) + " values");
+    make_group(obj);
+    replace_attr(file_, obj, attr, H5T_NATIVE_INT64, values.data(), where(obj), &shape);
 }
 
 void H5File::make_group(const std::string& group) {

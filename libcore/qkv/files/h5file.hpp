@@ -101,6 +101,9 @@ class H5File {
     void set_attr(const std::string& obj, const std::string& attr, const std::string& value);
     void set_attr(const std::string& obj, const std::string& attr, int64_t value);
     void set_attr(const std::string& obj, const std::string& attr, double value);
+    // An int64 array attribute (h5py: a numpy array).
+    void set_attr(const std::string& obj, const std::string& attr, const Shape& shape,
+                  const std::vector<int64_t>& values);
     void make_group(const std::string& group);
     void remove(const std::string& path);
     // Copies object src_path of other into this file at dst_path.
