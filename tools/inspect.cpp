@@ -22,10 +22,16 @@ int main(int argc, char** argv) {
                  "  inspect l0.h5:/resid --slice 0,:,: --png resid.png\n"
                  "  inspect clean.h5 --diff patched.h5\n"
                  "  inspect l0.h5 --pattern --heads all --svg pattern.svg\n"
-                 "  inspect trained.h5 --loss --png loss.png",
+                 "  inspect trained.h5 --loss --png loss.png\n"
+                 "  block -m gpt2.h5 --save resid_pre e.h5 | inspect - --lens -m gpt2.h5 --png "
+                 "lens.png",
                  "inspect"};
     qkv::add_common_options(app, common, 0); // --version
-    app.add_option("file", o.target, "FILE.h5, or FILE.h5:/DATASET ('-': stdin)")->required();
+    std::vector<std::string> files;
+    app.add_option("file", files,
+                   "FILE.h5, or FILE.h5:/DATASET ('-': stdin); with --lens, the stage files of "
+                   "a run")
+        ->required();
     app.add_option("--slice", o.slice, "numpy-like selection of FILE:/DATASET, e.g. 0,:,3");
     app.add_flag("--json", o.json, "The summary (or --diff) as one JSON object");
     app.add_flag("--pattern", o.pattern, "Draw /attn/pattern (with --png, --svg or --term)");
@@ -52,6 +58,10 @@ int main(int argc, char** argv) {
     app.add_flag("--text", o.text,
                  "Print the text with each token coloured by FILE:/DATASET [batch, pos] "
                  "(/score/logprob, a neuron with --slice :,:,N, ...)");
+    app.add_flag("--lens", o.lens,
+                 "The logit lens: the top next token and its probability at every layer's "
+                 "stream (block --save resid_pre, or stage files) and position; needs -m");
+    app.add_option("-m,--model", o.model, "The model, for --lens");
     app.add_flag("--loss", o.loss,
                  "The training log of a model from train (a table; --png or --svg: curves)");
     // "-:/DATASET" (a dataset of standard input) would read as an option: hand it over as
@@ -63,6 +73,8 @@ int main(int argc, char** argv) {
         ptrs.push_back(a.data());
     }
     return qkv::run_tool(app, argc, ptrs.data(), common, [&] {
+        o.target = files[0];
+        o.more.assign(files.begin() + 1, files.end());
         if (o.target.rfind("./-:/", 0) == 0) o.target.erase(0, 2);
         const char* no_color = std::getenv("NO_COLOR");
         o.color = !plain && (color == "always" || (color == "auto" && isatty(STDOUT_FILENO) &&

@@ -15,7 +15,8 @@ from qkvtest import read, run, shell, tmpdir, tool
 
 def read_png(path):
     """A small PNG decoder (8-bit RGB, no interlace): returns (pixels [h, w, 3], text chunks)."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, text = 8, b"", {}
     while pos < len(data):
@@ -366,6 +367,100 @@ class Inspect(unittest.TestCase):
         p = run("inspect", self.model, "--loss", check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"no training log", p.stderr)
+
+
+class Lens(unittest.TestCase):
+    """inspect --lens: every layer's top next token and its probability equal what generate
+    --from says of the same stream, for each family; from a capture or from stage files."""
+
+    FAMILIES = ["tiny", "llama-tiny", "pythia-tiny"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tmpdir()
+        cls.d = cls.tmp.name
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def generate_says(self, model, stream):
+        """Top id and probability at every position, from generate --from's logits."""
+        out = f"{stream}.logits.h5"
+        run("generate", "-m", model, "--from", stream, "--all-positions", "-o", out)
+        l = read(out, "logits")[0].astype(np.float64)  # [pos, vocab]
+        p = np.exp(l - l.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        return l.argmax(-1), p.max(-1)
+
+    def test_lens_equals_generate_from_at_every_layer(self):
+        for fam in self.FAMILIES:
+            with self.subTest(fam=fam):
+                d, m = self.d, f"{self.d}/{fam}.h5"
+                run("model", "init", "--preset", fam, "--seed", 7, "-o", m, "-q")
+                n_layers = json.loads(run("model", "info", m, "--json").stdout)["config"]["n_layers"]
+                shell(f"tokenize -m {m} 'the quick brown fox jumps over the lazy dog' | embed -m {m} -o {d}/{fam}-e.h5")
+                run("block", "-m", m, "--save", "resid_pre", f"{d}/{fam}-e.h5", "-o", f"{d}/{fam}-cap.h5")
+                j = json.loads(run("inspect", f"{d}/{fam}-cap.h5", "--lens", "-m", m, "--json").stdout)
+                self.assertEqual(j["streams"], [f"pre {l}" for l in range(n_layers)] + [f"post {n_layers - 1}"])
+                self.assertEqual(j["tokens"][1], " quick")
+                stages = [f"{d}/{fam}-e.h5"]  # the stream entering each layer, then the last
+                for l in range(1, n_layers + 1):
+                    stages.append(f"{d}/{fam}-post{l - 1}.h5")
+                    run("block", "-m", m, "--layers", f"0:{l}", f"{d}/{fam}-e.h5", "-o", stages[-1])
+                for row, stream in zip(j["top"], stages):
+                    ids, probs = self.generate_says(m, stream)
+                    self.assertEqual([c["id"] for c in row], ids.tolist(), stream)
+                    np.testing.assert_allclose([c["prob"] for c in row], probs, rtol=1e-6, err_msg=stream)
+                # the stage files of a pipeline give the same rows, labelled by their stage
+                run("attend", "-m", m, "-l", 0, f"{d}/{fam}-e.h5", "-o", f"{d}/{fam}-mid0.h5")
+                k = json.loads(run("inspect", f"{d}/{fam}-e.h5", f"{d}/{fam}-mid0.h5", stages[-1], "--lens",
+                                   "-m", m, "--json").stdout)
+                self.assertEqual(k["streams"], ["pre 0", "mid 0", f"post {n_layers - 1}"])
+                self.assertEqual(k["top"][0], j["top"][0])
+                self.assertEqual(k["top"][2], j["top"][-1])
+                ids, _ = self.generate_says(m, f"{d}/{fam}-mid0.h5")
+                self.assertEqual([c["id"] for c in k["top"][1]], ids.tolist())
+
+    def test_lens_pictures_and_bad_input(self):
+        d, m = self.d, f"{self.d}/lens-tiny.h5"
+        run("model", "init", "--preset", "tiny", "--seed", 3, "-o", m, "-q")
+        shell(f"tokenize -m {m} 'a fluffy blue creature' | embed -m {m} | block -m {m} --save resid_pre -o {d}/cap.h5")
+        j = json.loads(run("inspect", f"{d}/cap.h5", "--lens", "-m", m, "--json").stdout)
+        run("inspect", f"{d}/cap.h5", "--lens", "-m", m, "--png", f"{d}/lens.png")
+        run("inspect", f"{d}/cap.h5", "--lens", "-m", m, "--svg", f"{d}/lens.svg")
+        img, text = read_png(f"{d}/lens.png")
+        root, meta, paint_at = read_svg(f"{d}/lens.svg")
+        lay = json.loads(text["qkv-layout"])
+        self.assertEqual(json.loads(meta["qkv-layout"]), lay)
+        self.assertEqual((lay["rows"], lay["cols"]), (len(j["streams"]), len(j["tokens"])))
+        for r in range(lay["rows"]):
+            for c in range(lay["cols"]):
+                x, y = lay["x"] + c * lay["cell_w"] + lay["cell_w"] - 2, lay["y"] + r * lay["cell_h"] + lay["cell_h"] - 2
+                self.assertEqual(paint_at(x, y), hex_of(img[y, x]), (r, c))
+        # viridis: a probability near 0 is matplotlib's #440154 (a random model's are all small)
+        for r, row in enumerate(j["top"]):
+            for k, c in enumerate(row):
+                if c["prob"] < 0.005:
+                    px = img[lay["y"] + r * lay["cell_h"] + lay["cell_h"] - 2, lay["x"] + k * lay["cell_w"] + lay["cell_w"] - 2]
+                    self.assertLessEqual(np.abs(px - [0x44, 0x01, 0x54]).max(), 4, (r, k, px))
+        texts = [t.text for t in root.iter(SVG + "text")]
+        self.assertIn(j["top"][0][1]["token"].replace(" ", "\u00b7"), texts)
+        plain = run("inspect", f"{d}/cap.h5", "--lens", "-m", m, "--term", "--color", "never", "--width", 200).stdout.decode()
+        self.assertIn("post 1 ", plain)
+        self.assertIn("%.0f%%" % (100 * j["top"][-1][0]["prob"]), plain)
+        other = f"{d}/other.h5"
+        run("model", "init", "--preset", "tiny", "--seed", 4, "-o", other, "-q")
+        shell(f"tokenize -m {m} 'a b' | embed -m {m} -o {d}/short.h5")
+        for args, code in ((["--lens"], 2),                          # no model
+                           (["--lens", "-m", other], 1),             # another model's run
+                           (["--lens", "-m", m, f"{d}/short.h5"], 1),  # another length
+                           (["-m", m], 2),                            # -m without --lens
+                           ([f"{d}/short.h5"], 2)):                   # two files without --lens
+            p = run("inspect", f"{d}/cap.h5", *args, "--png", f"{d}/bad.png", check=False)
+            self.assertEqual(p.returncode, code, (args, p.stderr))
+            self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+            self.assertFalse(os.path.exists(f"{d}/bad.png"))
 
 
 if __name__ == "__main__":

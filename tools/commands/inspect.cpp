@@ -2,6 +2,7 @@
 #include "qkv/view/loss_curve.hpp"
 
 #include "commands/cli.hpp"
+#include "commands/lens.hpp"
 #include "qkv/base/errors.hpp"
 #include "qkv/files/h5file.hpp"
 #include "qkv/view/heatmap.hpp"
@@ -650,14 +651,14 @@ std::vector<int64_t> parse_head_list(const std::string& text, int64_t n_heads,
 }
 
 std::string run_inspect(const InspectOptions& opt, bool* differ) {
+    if (!opt.more.empty() && !opt.lens)
+        throw UsageError("one FILE (several only with --lens: the stage files of one run)");
+    if (!opt.model.empty() && !opt.lens) throw UsageError("-m is for --lens");
     std::string path = opt.target, dataset;
     if (auto c = path.find(":/"); c != std::string::npos) {
         dataset = path.substr(c + 1);
         path = path.substr(0, c);
     }
-    H5File f = H5File::open_read(path);
-    if (!opt.diff.empty())
-        return diff_files(f, H5File::open_read(opt.diff), opt.json, opt.tolerance, differ);
     InspectOptions o = opt;
     if (o.width <= 0) { // the terminal's width, else $COLUMNS, else 80
         winsize ws{};
@@ -668,6 +669,13 @@ std::string run_inspect(const InspectOptions& opt, bool* differ) {
     }
     if (int(!o.png.empty()) + int(!o.svg.empty()) + int(o.term) > 1)
         throw UsageError("--png, --svg and --term: one picture at a time");
+    if (o.lens) {
+        if (!dataset.empty()) throw UsageError("--lens reads whole files, not FILE:/DATASET");
+        return run_lens(o);
+    }
+    H5File f = H5File::open_read(path);
+    if (!opt.diff.empty())
+        return diff_files(f, H5File::open_read(opt.diff), opt.json, opt.tolerance, differ);
     const bool picture = !o.png.empty() || !o.svg.empty() || o.term;
     if (o.loss) {
         if (o.term) throw UsageError("--loss draws with --png or --svg (or prints a table)");

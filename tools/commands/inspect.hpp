@@ -14,15 +14,18 @@ struct InspectOptions {
     bool pattern = false;    // draw /attn/pattern
     std::string heads = "0"; // "H", "0,2,5" or "all"
     int64_t batch = 0;
-    std::string png;      // write a picture here
-    std::string svg;      // or an SVG picture
-    bool term = false;    // draw in the terminal
-    int width = 0;        // terminal width (0: the terminal's, else $COLUMNS, else 80)
-    bool color = true;    // false: the plain fallback (--color, NO_COLOR)
-    std::string diff;     // compare target with this file
-    double tolerance = 0; // --diff: values further apart than this differ
-    bool loss = false;    // the training log: a table, or the curves with --png
-    bool text = false;    // the text, each token coloured by FILE:/DATASET [batch, pos]
+    std::string png;               // write a picture here
+    std::string svg;               // or an SVG picture
+    bool term = false;             // draw in the terminal
+    int width = 0;                 // terminal width (0: the terminal's, else $COLUMNS, else 80)
+    bool color = true;             // false: the plain fallback (--color, NO_COLOR)
+    std::string diff;              // compare target with this file
+    double tolerance = 0;          // --diff: values further apart than this differ
+    bool loss = false;             // the training log: a table, or the curves with --png
+    bool text = false;             // the text, each token coloured by FILE:/DATASET [batch, pos]
+    bool lens = false;             // the logit-lens grid of target and more (with model)
+    std::string model;             // -m, for --lens
+    std::vector<std::string> more; // --lens: further stage files of the same run
 };
 
 // Runs the command; returns what goes to standard output. With --diff, differ (where given) is
