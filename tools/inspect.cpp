@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
                  "  inspect l0.h5:/resid --slice 0,:,: --png resid.png\n"
                  "  inspect clean.h5 --diff patched.h5\n"
                  "  inspect l0.h5 --pattern --heads all --svg pattern.svg\n"
+                 "  inspect l0.h5 --pattern --heads all --html pattern.html\n"
                  "  inspect trained.h5 --loss --png loss.png\n"
                  "  block -m gpt2.h5 --save resid_pre e.h5 | inspect - --lens -m gpt2.h5 --png "
                  "lens.png",
@@ -40,6 +41,9 @@ int main(int argc, char** argv) {
     app.add_option("--batch", o.batch, "Which sequence of the batch")->capture_default_str();
     app.add_option("--png", o.png, "Write the picture as PNG");
     app.add_option("--svg", o.svg, "Write the picture as SVG (vector, real text: for papers)");
+    app.add_option("--html", o.html,
+                   "With --pattern: one self-contained page for a browser (every head; click "
+                   "to enlarge, hover for the weights)");
     app.add_flag("--term", o.term, "Draw the picture in the terminal (24-bit colour)");
     app.add_option("--width", o.width,
                    "Width for --term (default: the terminal's, else $COLUMNS, else 80)");

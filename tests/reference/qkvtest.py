@@ -1,7 +1,10 @@
 """Helpers for the tests that run qkv's tools as a user would."""
 import os
+import struct
 import subprocess
 import tempfile
+import xml.etree.ElementTree as ET
+import zlib
 
 import h5py
 import numpy as np
@@ -81,3 +84,70 @@ def read(path, name):
 
 def tmpdir():
     return tempfile.TemporaryDirectory(prefix="qkv-test-")
+
+
+def read_png(path):
+    """A small PNG decoder (8-bit RGB or RGBA, no interlace): returns (pixels [h, w, 3], text
+    chunks)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, text = 8, b"", {}
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and ctype in (2, 6) and interlace == 0
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"tEXt":
+            k, v = body.split(b"\0", 1)
+            text[k.decode()] = v.decode()
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = w * bpp
+    img = np.zeros((h, stride), dtype=np.int32)
+    prev = np.zeros(stride, dtype=np.int32)
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = np.frombuffer(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)], dtype=np.uint8).astype(np.int32)
+        out = np.zeros(stride, dtype=np.int32)
+        for x in range(stride):
+            a = out[x - bpp] if x >= bpp else 0
+            b = prev[x]
+            c = prev[x - bpp] if x >= bpp else 0
+            if f == 0: p = 0
+            elif f == 1: p = a
+            elif f == 2: p = b
+            elif f == 3: p = (a + b) // 2
+            else:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                p = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            out[x] = (line[x] + p) & 255
+        img[y] = out
+        prev = out
+    return img.reshape(h, w, bpp)[:, :, :3], text
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def read_svg(path):
+    """Parses an SVG (raising on invalid XML): returns (root, metadata entries, paint_at) where
+    paint_at(x, y) is the fill of the topmost rectangle over the point ("#rrggbb" or a url)."""
+    root = ET.parse(path).getroot()
+    assert root.tag == SVG + "svg"
+    meta = {e.get("key"): e.text for e in root.iter("{https://qkv.dev/svg}entry")}
+    rects = [(int(r.get("x", 0)), int(r.get("y", 0)), r.get("width"), r.get("height"), r.get("fill"))
+             for r in root.find(SVG + "g").iter(SVG + "rect")]
+
+    def paint_at(x, y):
+        hit = [f for rx, ry, w, h, f in rects if rx <= x < rx + int(w) and ry <= y < ry + int(h)]
+        return hit[-1] if hit else None
+    return root, meta, paint_at
+
+
+def hex_of(rgb):
+    return "#%02x%02x%02x" % tuple(int(v) for v in rgb)

@@ -6,6 +6,7 @@
 #include "qkv/base/errors.hpp"
 #include "qkv/files/h5file.hpp"
 #include "qkv/view/heatmap.hpp"
+#include "qkv/view/html_page.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -376,6 +377,20 @@ std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
         }
         panels.push_back(std::move(m));
     }
+    if (!opt.html.empty()) {
+        PatternPage page;
+        page.title = "layer " + std::to_string(layer) + ": attention patterns, " + f.name();
+        page.heads = parse_head_list(opt.heads, H, "--heads");
+        page.rows = T;
+        page.cols = Tk;
+        if (!text.empty() && n_pos == T)
+            page.tokens.assign(text.begin() + opt.batch * T, text.begin() + (opt.batch + 1) * T);
+        for (auto& m : panels) {
+            page.values.insert(page.values.end(), m.values.begin(), m.values.end());
+            page.masked.insert(page.masked.end(), m.masked.begin(), m.masked.end());
+        }
+        return write_pattern_page(page, opt.html);
+    }
     if (!opt.term) return draw_heatmaps(panels, picture_file(opt), {false, 1.0, "1"});
     return render_term(panels, opt.width, opt.color, false, 1.0);
 }
@@ -667,8 +682,10 @@ std::string run_inspect(const InspectOptions& opt, bool* differ) {
                   : cols && std::atoi(cols) > 0                               ? std::atoi(cols)
                                                                               : 80;
     }
-    if (int(!o.png.empty()) + int(!o.svg.empty()) + int(o.term) > 1)
-        throw UsageError("--png, --svg and --term: one picture at a time");
+    if (int(!o.png.empty()) + int(!o.svg.empty()) + int(!o.html.empty()) + int(o.term) > 1)
+        throw UsageError("--png, --svg, --html and --term: one picture at a time");
+    if (!o.html.empty() && !o.pattern)
+        throw UsageError("--html draws attention patterns: add --pattern");
     if (o.lens) {
         if (!dataset.empty()) throw UsageError("--lens reads whole files, not FILE:/DATASET");
         return run_lens(o);
@@ -676,14 +693,15 @@ std::string run_inspect(const InspectOptions& opt, bool* differ) {
     H5File f = H5File::open_read(path);
     if (!opt.diff.empty())
         return diff_files(f, H5File::open_read(opt.diff), opt.json, opt.tolerance, differ);
-    const bool picture = !o.png.empty() || !o.svg.empty() || o.term;
+    const bool picture = !o.png.empty() || !o.svg.empty() || !o.html.empty() || o.term;
     if (o.loss) {
         if (o.term) throw UsageError("--loss draws with --png or --svg (or prints a table)");
         return picture ? loss_picture(f, picture_file(o)) : loss_table(f);
     }
     if (o.pattern) {
         if (!picture)
-            throw UsageError("--pattern draws a picture: add --png FILE, --svg FILE or --term");
+            throw UsageError(
+                "--pattern draws a picture: add --png FILE, --svg FILE, --html FILE or --term");
         return pattern_pictures(f, o);
     }
     if (o.text && dataset.empty())

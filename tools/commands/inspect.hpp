@@ -16,6 +16,7 @@ struct InspectOptions {
     int64_t batch = 0;
     std::string png;               // write a picture here
     std::string svg;               // or an SVG picture
+    std::string html;              // or, for --pattern, a page for a browser
     bool term = false;             // draw in the terminal
     int width = 0;                 // terminal width (0: the terminal's, else $COLUMNS, else 80)
     bool color = true;             // false: the plain fallback (--color, NO_COLOR)
