@@ -9,7 +9,9 @@ int main(int argc, char** argv) {
                  "  tokenize -m tiny.h5 \"a b c\" | embed -m tiny.h5 | block -m tiny.h5 --save "
                  "resid_pre,pattern -o all.h5\n"
                  "  block -m tiny.h5 e.h5 --sweep ablate-heads --answer \" Mary\" --foil \" "
-                 "John\" -o grid.h5",
+                 "John\" -o grid.h5\n"
+                 "  block -m gpt2.h5 -f corpus.txt --window 128 --layers 6 --save resid_pre "
+                 "--append store.h5",
                  "block"};
     qkv::add_common_options(app, opt.common, qkv::kCompute);
     app.add_option("input", opt.input, "Activation file; '-' or absent: stdin");
@@ -47,5 +49,18 @@ int main(int argc, char** argv) {
                    "With --sweep: the answer token scored (without: the KL divergence from the "
                    "clean run's next-token distribution)");
     app.add_option("--foil", opt.foil, "With --sweep: score logit(answer) - logit(foil)");
+    app.add_option("-f,--file", opt.store.corpus,
+                   "With --append: a text (a corpus; '-': stdin) run in windows of --window "
+                   "tokens");
+    app.add_option("--window", opt.store.window, "With --append: tokens a window")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--stride", opt.store.stride,
+                   "With --append: tokens from a window's start to the next's (default: the "
+                   "window)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--append", opt.store.append,
+                   "Append the --save sites of --layers at --positions of every window to this "
+                   "activation store (created when absent; a store a killed run left continues "
+                   "where it stopped)");
     return qkv::run_tool(app, argc, argv, opt.common, [&] { qkv::run_block(opt); });
 }

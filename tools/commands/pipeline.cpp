@@ -2,6 +2,7 @@
 #include "qkv/model/schema.hpp"
 
 #include "commands/inspect.hpp"
+#include "commands/store_tool.hpp"
 #include "commands/sweep_tool.hpp"
 #include "qkv/files/activations.hpp"
 #include "qkv/files/model_file.hpp"
@@ -386,7 +387,20 @@ const std::vector<std::string>& block_save_names() {
     return names;
 }
 
+BlockSaves block_saves(const Config& cfg, const std::vector<std::string>& save,
+                       const std::string& model_path) {
+    require_gated(cfg, save, model_path);
+    BlockSaves saves;
+    saves.attn = attention_saves(save);
+    saves.mlp = {wants(save, "pre"), wants(save, "pre_linear"), wants(save, "post"),
+                 wants(save, "mlp_out")};
+    saves.resid_pre = wants(save, "resid_pre");
+    saves.resid_mid = wants(save, "resid_mid");
+    return saves;
+}
+
 void run_block(const BlockOptions& opt) {
+    if (!opt.store.corpus.empty() || !opt.store.append.empty()) return run_block_store(opt);
     StageInput s = open_stage(opt.common, opt.input, true);
     const Config& cfg = s.model.config();
     // An empty range (6: of 6 layers, 0:0) passes the stream through.
@@ -394,13 +408,7 @@ void run_block(const BlockOptions& opt) {
     check_order(s.in, Stage::Attn, range.start, opt.common.force);
     if (!opt.sweep.empty())
         return run_block_sweep(opt, s.model, s.in, *s.be, range.start, range.stop);
-    require_gated(cfg, opt.save, opt.common.model);
-    BlockSaves saves;
-    saves.attn = attention_saves(opt.save);
-    saves.mlp = {wants(opt.save, "pre"), wants(opt.save, "pre_linear"), wants(opt.save, "post"),
-                 wants(opt.save, "mlp_out")};
-    saves.resid_pre = wants(opt.save, "resid_pre");
-    saves.resid_mid = wants(opt.save, "resid_mid");
+    const BlockSaves saves = block_saves(cfg, opt.save, opt.common.model);
     // Interventions on heads of the layers it runs, named L.H; patches come from a capture
     // (block --save head_out) of another run.
     const int64_t H = cfg.n_heads;

@@ -3,6 +3,7 @@
 #pragma once
 #include "commands/cli.hpp"
 #include "commands/interventions.hpp"
+#include "qkv/model/transformer.hpp"
 
 #include <string>
 #include <vector>
@@ -54,8 +55,16 @@ struct BlockOptions {
     InterventionOptions sites;            // --patch, --ablate, --add at L.SITE
     // --sweep KIND: every single-site variant scored (--answer, --foil), in batches
     std::string sweep, answer, foil;
+    // -f CORPUS --window N --append STORE.h5: an activation store (store_tool.hpp)
+    struct {
+        std::string corpus, append;
+        int64_t window = 0, stride = 0;
+    } store;
 };
 const std::vector<std::string>& block_save_names();
+// What block keeps of each layer it runs, from --save's names (pre_linear: a gated MLP only).
+BlockSaves block_saves(const Config& cfg, const std::vector<std::string>& save,
+                       const std::string& model_path);
 void run_block(const BlockOptions& opt);
 
 } // namespace qkv

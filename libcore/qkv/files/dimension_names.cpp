@@ -18,6 +18,7 @@ const std::vector<std::pair<std::string, Names>>& table() {
     static const Names batch_pos = {"batch", "pos"}, stream = {"batch", "pos", "d_model"};
     static const std::vector<std::pair<std::string, Names>> t = {
         {"/tokens", batch_pos},
+        {"/positions", {"pos"}}, // /blocks/positions, /store/positions: the positions kept
         {"/token_text", batch_pos},
         {"/mask", batch_pos},
         {"/resid", stream},
@@ -80,7 +81,10 @@ std::vector<std::string> dimension_names(const std::string& dataset, int rank) {
 }
 
 void label_dimensions(int64_t id, const std::string& dataset, int rank) {
-    const std::vector<std::string> names = dimension_names(dataset, rank);
+    label_dimensions(id, dimension_names(dataset, rank));
+}
+
+void label_dimensions(int64_t id, const std::vector<std::string>& names) {
     for (size_t i = 0; i < names.size(); ++i)
         H5DSset_label(id, static_cast<unsigned>(i), names[i].c_str());
 }

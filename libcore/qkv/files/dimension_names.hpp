@@ -14,6 +14,8 @@ std::vector<std::string> dimension_names(const std::string& dataset, int rank);
 // Labels the dimensions of the open dataset id (an hid_t) named dataset, of that rank, with
 // its names (the HDF5 high-level library's dimension labels, H5DSset_label).
 void label_dimensions(int64_t id, const std::string& dataset, int rank);
+// The same with the names given.
+void label_dimensions(int64_t id, const std::vector<std::string>& names);
 
 // The dimension labels the open dataset id (an hid_t) of that rank carries, "" where one has
 // none (a file of any writer: h5py's .dims[i].label = ...).

@@ -191,7 +191,9 @@ const std::vector<const char*>& walked_attribute_names() {
         "step", "steps", "batch", "context", "warmup", "eval_every", "eval_iters", "save_every",
         "lr", "min_lr", "weight_decay", "beta1", "beta2", "grad_clip", "val_fraction", "seed",
         "seconds", "corpus_fnv1a", "corpus_bytes", "train_tokens", "val_tokens",
-        "val_nats_per_token", "val_nats_per_char", "val_chars", "tokens_per_s"};
+        "val_nats_per_token", "val_nats_per_char", "val_chars", "tokens_per_s",
+        // /store
+        "sites", "window", "stride", "corpus_sha256", "windows"};
     return names;
 }
 

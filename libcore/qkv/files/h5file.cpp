@@ -571,6 +571,82 @@ void H5File::write_f32(const std::string& dataset, const Shape& shape, const flo
         throw IoError(where(dataset) + ": write failed (disk full?)");
 }
 
+void H5File::create_growing(const std::string& dataset, DType dtype, const Shape& row,
+                            const std::vector<std::string>& dims) {
+    std::vector<hsize_t> now = {0}, max = {H5S_UNLIMITED}, chunk = {1};
+    for (int64_t d : row) {
+        now.push_back(static_cast<hsize_t>(d));
+        max.push_back(static_cast<hsize_t>(d));
+        chunk.push_back(static_cast<hsize_t>(std::max<int64_t>(d, 1)));
+    }
+    const int rank = static_cast<int>(now.size());
+    H5Id space(H5Screate_simple(rank, now.data(), max.data()), H5Sclose);
+    H5Id dcpl = plist(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, chunk.data());
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 1);
+    H5Id lcpl = lcpl_intermediate();
+    H5Id d(H5Dcreate2(file_, dataset.c_str(), dtype == DType::I32 ? H5T_STD_I32LE : H5T_IEEE_F32LE,
+                      space, lcpl, dcpl, H5P_DEFAULT),
+           H5Dclose);
+    if (!d.valid()) throw IoError(where(dataset) + ": cannot create");
+    label_dimensions(d, dims);
+}
+
+void H5File::set_rows(const std::string& dataset, int64_t n) {
+    H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    Shape shape = info(dataset).shape;
+    if (!d.valid() || shape.empty()) throw FormatError(where(dataset) + ": not a growing dataset");
+    std::vector<hsize_t> dims(shape.begin(), shape.end());
+    dims[0] = static_cast<hsize_t>(n);
+    if (H5Dset_extent(d, dims.data()) < 0)
+        throw IoError(where(dataset) + ": cannot resize to " + std::to_string(n) + " rows");
+}
+
+void H5File::write_rows(const std::string& dataset, int64_t at, int64_t n, const void* data) {
+    const DatasetInfo in = info(dataset);
+    if (in.shape.empty()) throw FormatError(where(dataset) + ": not a growing dataset");
+    if (in.shape[0] < at + n) set_rows(dataset, at + n);
+    H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    std::vector<hsize_t> start(in.shape.size(), 0), count(in.shape.begin(), in.shape.end());
+    start[0] = static_cast<hsize_t>(at);
+    count[0] = static_cast<hsize_t>(n);
+    H5Id file_space(H5Dget_space(d), H5Sclose);
+    H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+    H5Id mem(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
+    const hid_t type = in.kind == ValueKind::Integer ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT;
+    if (H5Dwrite(d, type, mem, file_space, H5P_DEFAULT, data) < 0)
+        throw IoError(where(dataset) + ": write failed (disk full?)");
+}
+
+void H5File::flush() {
+    if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0) throw IoError(name_ + ": flush failed");
+    void* handle = nullptr;
+    H5Id fapl(H5Fget_access_plist(file_), H5Pclose);
+    if (H5Fget_vfd_handle(file_, fapl, &handle) >= 0 && handle) fsync(*static_cast<int*>(handle));
+}
+
+H5File H5File::open_in_place(const std::string& path) {
+    H5Id fapl = plist(H5P_FILE_ACCESS);
+    H5AC_cache_config_t mdc;
+    mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    if (H5Pget_mdc_config(fapl, &mdc) >= 0) { // dirty metadata reaches the file only when flushed
+        mdc.evictions_enabled = false;
+        mdc.incr_mode = H5C_incr__off;
+        mdc.flash_incr_mode = H5C_flash_incr__off;
+        mdc.decr_mode = H5C_decr__off;
+        mdc.set_initial_size = true;
+        mdc.initial_size = 16 << 20;
+        mdc.max_size = std::max<size_t>(mdc.max_size, mdc.initial_size);
+        H5Pset_mdc_config(fapl, &mdc);
+    }
+    H5File f;
+    f.name_ = path;
+    f.file_ = H5Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl));
+    if (!f.file_.valid()) throw IoError(path + ": cannot open to append to");
+    return f;
+}
+
 uint16_t f32_to_f16(float x) {
     uint32_t u;
     std::memcpy(&u, &x, 4);

@@ -106,6 +106,22 @@ class H5File {
                   const std::vector<int64_t>& values);
     void make_group(const std::string& group);
     void remove(const std::string& path);
+
+    // Datasets that grow by rows along their first dimension (activation stores): chunked a row
+    // at a time, gzip-compressed (with the shuffle filter), unlimited in length; dims their
+    // dimension labels. int32 or float32.
+    void create_growing(const std::string& dataset, DType dtype, const Shape& row,
+                        const std::vector<std::string>& dims);
+    // Writes n rows at row `at` (the dataset extended to at + n when shorter).
+    void write_rows(const std::string& dataset, int64_t at, int64_t n, const void* data);
+    // Cuts (or extends) the dataset to n rows.
+    void set_rows(const std::string& dataset, int64_t n);
+    // Writes everything the library holds for the file to it (H5Fflush), then to the disk.
+    void flush();
+    // An existing file opened to be changed in place, not atomically (activation stores, which
+    // keep their own count of what is complete). The library writes its metadata only when
+    // flushed (no evictions of dirty metadata between flushes).
+    static H5File open_in_place(const std::string& path);
     // Copies object src_path of other into this file at dst_path.
     void copy_from(const H5File& other, const std::string& src_path, const std::string& dst_path);
 
