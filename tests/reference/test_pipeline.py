@@ -141,7 +141,12 @@ class Pipeline(unittest.TestCase):
         run("steer", "-m", m, "-l", 1, "--positive", f"{d}/p.txt", "--negative", f"{d}/p.txt", "-o", f"{d}/named-steer.h5")
         shell(f"tokenize -m {m} 'a b c' -o {d}/named-from.h5 && attribute -m {m} 'a c c' --answer ' a' --method atp "
               f"--patch-from {d}/named-from.h5 -o {d}/named-atp.h5")
-        files = [f"{d}/named{s}.h5" for s in ("", "-score", "-attr", "-sweep", "-steer", "-atp")]
+        shell(f"tokenize -m {m} 'a b c d' | embed -m {m} | generate -m {m} --from - --all-positions -o {d}/named-logits.h5")
+        with open(f"{d}/corpus.txt", "w") as f:
+            f.write("a fluffy blue creature roamed the verdant forest " * 4)
+        run("block", "-m", m, "-f", f"{d}/corpus.txt", "--window", 8, "--save", "resid_pre,z,post",
+            "--append", f"{d}/named-store.h5")
+        files = [f"{d}/named{s}.h5" for s in ("", "-score", "-attr", "-sweep", "-steer", "-atp", "-logits", "-store")]
         for preset in ("tiny", "llama-tiny", "pythia-tiny"):
             run("model", "init", "--preset", preset, "-o", f"{d}/named-{preset}.h5")
             files.append(f"{d}/named-{preset}.h5")
@@ -161,7 +166,8 @@ class Pipeline(unittest.TestCase):
                              ("/mlp/post", ["batch", "pos", "d_mlp"]), ("/score/next_logprobs", ["batch", "pos", "vocab"]),
                              ("/attribution/heads", ["batch", "layer", "head"]), ("/sweep/metric", ["layer", "variant"]),
                              ("/atp/grad_z", ["layer", "pos", "head", "d_head"]), ("/atp/positions", ["layer", "pos"]),
-                             ("/steer/vector", ["d_model"]), ("/blocks/0/attn/W_K", ["kv_head", "d_model", "d_head"]),
+                             ("/steer/vector", ["d_model"]), ("/logits", ["batch", "pos", "vocab"]),
+                             ("/store/1/z", ["window", "pos", "head", "d_head"]), ("/store/positions", ["pos"]), ("/blocks/0/attn/W_K", ["kv_head", "d_model", "d_head"]),
                              ("/pos_embed/W_pos", ["pos", "d_model"]), ("/unembed/W_U", ["d_model", "vocab"])):
             self.assertEqual(named[name], labels, name)
 

@@ -18,7 +18,7 @@ const std::vector<std::pair<std::string, Names>>& table() {
     static const Names batch_pos = {"batch", "pos"}, stream = {"batch", "pos", "d_model"};
     static const std::vector<std::pair<std::string, Names>> t = {
         {"/tokens", batch_pos},
-        {"/positions", {"pos"}}, // /blocks/positions, /store/positions: the positions kept
+        {"/store/positions", {"pos"}}, // the positions of a window kept
         {"/token_text", batch_pos},
         {"/mask", batch_pos},
         {"/resid", stream},
