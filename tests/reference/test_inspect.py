@@ -1,6 +1,7 @@
 """inspect and the interventions of attend, checked against numpy and by their effects."""
 import json
 import os
+import re
 import subprocess
 import unittest
 
@@ -200,6 +201,24 @@ class Inspect(unittest.TestCase):
         p = run("inspect", f"{d}/text.h5:/wide", "--text", check=False)
         self.assertEqual(p.returncode, 2)
         self.assertIn("--slice", p.stderr.decode())
+        # the same colours as SVG (a rectangle under each token), PNG and HTML (a span each)
+        bgs = re.findall(r"\x1b\[48;2;(\d+);(\d+);(\d+)m", col)
+        want = ["#%02x%02x%02x" % tuple(map(int, c)) for c in bgs]
+        run("inspect", f"{d}/text.h5:/signed", "--text", "--svg", f"{d}/text.svg")
+        run("inspect", f"{d}/text.h5:/signed", "--text", "--png", f"{d}/text.png")
+        root, meta, paint_at = read_svg(f"{d}/text.svg")
+        img, text = read_png(f"{d}/text.png")
+        self.assertEqual(meta["qkv-layout"], text["qkv-layout"])
+        cells = json.loads(meta["qkv-layout"])
+        self.assertEqual([paint_at(x + 1, y + 1) for x, y in cells], want)
+        self.assertEqual([hex_of(img[y + 1, x + 1]) for x, y in cells], want)
+        run("inspect", f"{d}/text.h5:/signed", "--text", "--html", f"{d}/text.html")
+        with open(f"{d}/text.html", encoding="utf-8") as f:
+            page = f.read()
+        spans = re.findall(r'<span style="background:(#[0-9a-f]{6});[^"]*" title="position (\d+): ([^"]*)">([^<]*)</span>', page)
+        self.assertEqual([s[0] for s in spans], want)
+        self.assertEqual([float(s[2]) for s in spans], [i - 1.0 for i in range(n)])
+        self.assertEqual([s[3] for s in spans], [t.replace("<", "&lt;") for t in toks])
 
     def test_diff_with_itself_is_zero(self):
         j = json.loads(run("inspect", f"{self.d}/a.h5", "--diff", f"{self.d}/a.h5", "--json").stdout)
@@ -376,6 +395,16 @@ class Lens(unittest.TestCase):
                 if c["prob"] < 0.005:
                     px = img[lay["y"] + r * lay["cell_h"] + lay["cell_h"] - 2, lay["x"] + k * lay["cell_w"] + lay["cell_w"] - 2]
                     self.assertLessEqual(np.abs(px - [0x44, 0x01, 0x54]).max(), 4, (r, k, px))
+        run("inspect", f"{d}/cap.h5", "--lens", "-m", m, "--html", f"{d}/lens.html")
+        with open(f"{d}/lens.html", encoding="utf-8") as f:
+            cells = re.findall(r'<td style="background:(#[0-9a-f]{6});[^"]*" title="[^"]*: p = ([0-9.e-]+)">', f.read())
+        self.assertEqual(len(cells), lay["rows"] * lay["cols"])
+        for (colour, p), c in zip(cells, (c for row in j["top"] for c in row)):
+            self.assertAlmostEqual(float(p), c["prob"], delta=1e-6)
+        for r in range(lay["rows"]):  # the PNG's colours
+            for c in range(lay["cols"]):
+                x, y = lay["x"] + c * lay["cell_w"] + lay["cell_w"] - 2, lay["y"] + r * lay["cell_h"] + lay["cell_h"] - 2
+                self.assertEqual(cells[r * lay["cols"] + c][0], hex_of(img[y, x]))
         texts = [t.text for t in root.iter(SVG + "text")]
         self.assertIn(j["top"][0][1]["token"].replace(" ", "\u00b7"), texts)
         plain = run("inspect", f"{d}/cap.h5", "--lens", "-m", m, "--term", "--color", "never", "--width", 200).stdout.decode()

@@ -5,6 +5,7 @@
 #include "commands/lens.hpp"
 #include "qkv/base/errors.hpp"
 #include "qkv/files/h5file.hpp"
+#include "qkv/view/coloured_text.hpp"
 #include "qkv/view/heatmap.hpp"
 #include "qkv/view/html_page.hpp"
 
@@ -420,26 +421,43 @@ std::string coloured_text(const H5File& f, const std::string& name, const Inspec
     const bool signed_map = lo < 0 && hi > 0;
     const double scale = std::max({std::abs(lo), std::abs(hi), 1e-30});
     const double span = std::max(hi - lo, 1e-30);
-    std::ostringstream o;
-    o << f.name() << ":" << name << (opt.slice.empty() ? "" : "[" + opt.slice + "]") << "  ("
-      << (signed_map ? "blue -" + fmt(scale) + ", white 0, red +" + fmt(scale)
-                     : "dark " + fmt(lo) + " to bright " + fmt(hi))
-      << ")\n";
+    ColouredText ct;
+    ct.title = f.name() + ":" + name + (opt.slice.empty() ? "" : "[" + opt.slice + "]");
+    ct.legend = signed_map ? "blue -" + fmt(scale) + ", white 0, red +" + fmt(scale)
+                           : "dark " + fmt(lo) + " to bright " + fmt(hi);
     const int64_t B = s.shape[0], T = s.shape[1];
     for (int64_t b = 0; b < B; ++b) {
+        ct.tokens.emplace_back();
+        ct.colours.emplace_back();
+        ct.values.emplace_back();
         for (int64_t p = 0; p < T; ++p) {
             const float v = s.values[b * T + p];
-            const std::string tok = visible_token(text[b * tokens[1] + p], 64);
+            ct.tokens[b].push_back(visible_token(text[b * tokens[1] + p], 64));
+            ct.colours[b].push_back(!std::isfinite(v) ? Rgb{60, 60, 60}
+                                    : signed_map      ? diverging(v / scale)
+                                                      : viridis((v - lo) / span));
+            ct.values[b].push_back(fmt(v));
+        }
+    }
+    if (!opt.html.empty()) {
+        if (is_stdio(opt.html)) throw UsageError("--html needs a file name");
+        const std::string page = coloured_text_html(ct);
+        write_atomic(opt.html, page.data(), page.size());
+        return "wrote " + opt.html + "\n";
+    }
+    if (!opt.png.empty() || !opt.svg.empty()) return draw_coloured_text(ct, picture_file(opt));
+    std::ostringstream o;
+    o << ct.title << "  (" << ct.legend << ")\n";
+    for (int64_t b = 0; b < B; ++b) {
+        for (int64_t p = 0; p < T; ++p) {
             if (!opt.color) {
-                o << tok << '[' << fmt(v) << ']';
+                o << ct.tokens[b][p] << '[' << ct.values[b][p] << ']';
                 continue;
             }
-            const Rgb c = !std::isfinite(v) ? Rgb{60, 60, 60}
-                          : signed_map      ? diverging(v / scale)
-                                            : viridis((v - lo) / span);
-            const bool dark = 0.299 * c.r + 0.587 * c.g + 0.114 * c.b < 128;
+            const Rgb c = ct.colours[b][p], ink = ink_on(c);
             o << "\x1b[48;2;" << int(c.r) << ';' << int(c.g) << ';' << int(c.b) << "m\x1b[38;2;"
-              << (dark ? "255;255;255" : "0;0;0") << 'm' << tok << "\x1b[0m";
+              << int(ink.r) << ';' << int(ink.g) << ';' << int(ink.b) << 'm' << ct.tokens[b][p]
+              << "\x1b[0m";
         }
         o << '\n';
     }
@@ -684,8 +702,9 @@ std::string run_inspect(const InspectOptions& opt, bool* differ) {
     }
     if (int(!o.png.empty()) + int(!o.svg.empty()) + int(!o.html.empty()) + int(o.term) > 1)
         throw UsageError("--png, --svg, --html and --term: one picture at a time");
-    if (!o.html.empty() && !o.pattern)
-        throw UsageError("--html draws attention patterns: add --pattern");
+    if (!o.html.empty() && !o.pattern && !o.text && !o.lens)
+        throw UsageError("--html draws attention patterns (--pattern), a coloured text (--text) "
+                         "or the logit lens (--lens)");
     if (o.lens) {
         if (!dataset.empty()) throw UsageError("--lens reads whole files, not FILE:/DATASET");
         return run_lens(o);

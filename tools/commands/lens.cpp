@@ -2,6 +2,7 @@
 
 #include "qkv/base/errors.hpp"
 #include "qkv/files/activations.hpp"
+#include "qkv/files/h5file.hpp"
 #include "qkv/files/model_file.hpp"
 #include "qkv/model/logit_lens.hpp"
 #include "qkv/tokenizer/tokenizer.hpp"
@@ -105,6 +106,12 @@ std::string run_lens(const InspectOptions& opt) {
         }
         j["top"] = grid;
         return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    }
+    if (!opt.html.empty()) {
+        if (is_stdio(opt.html)) throw UsageError("--html needs a file name");
+        const std::string page = lens_grid_html(g);
+        write_atomic(opt.html, page.data(), page.size());
+        return "wrote " + opt.html + "\n";
     }
     if (!opt.png.empty()) return draw_lens_grid(g, {PictureFile::Format::Png, opt.png});
     if (!opt.svg.empty()) return draw_lens_grid(g, {PictureFile::Format::Svg, opt.svg});

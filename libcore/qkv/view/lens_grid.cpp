@@ -1,6 +1,7 @@
 #include "qkv/view/lens_grid.hpp"
 
 #include "qkv/view/canvas.hpp"
+#include "qkv/view/coloured_text.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -62,7 +63,7 @@ std::string draw_lens_grid(const LensGrid& g, const PictureFile& out) {
         for (int64_t c = 0; c < g.cols; ++c) {
             const int x = gx + static_cast<int>(c) * cw;
             const double p = g.prob[r * g.cols + c];
-            const Rgb bg = viridis(p), ink = dark(bg) ? Rgb{255, 255, 255} : Rgb{0, 0, 0};
+            const Rgb bg = viridis(p), ink = ink_on(bg);
             s->fill(x, y, cw, ch, bg);
             s->text(x + 3, y + 1, label(g.top[r * g.cols + c], kCellChars), ink, false, true);
             s->text(x + 3, y + 17, percent(p), ink);
@@ -78,6 +79,33 @@ std::string draw_lens_grid(const LensGrid& g, const PictureFile& out) {
     s->write(out.path, {{"Software", "qkv inspect"}, {"qkv-layout", layout.dump()}});
     return "wrote " + out.path + " (" + std::to_string(s->width()) + " x " +
            std::to_string(s->height()) + ")\n";
+}
+
+std::string lens_grid_html(const LensGrid& g) {
+    std::string body = "<h1>" + html_text(g.title) + "</h1>\n<table>\n<tr><th></th>";
+    for (auto& c : g.col_labels)
+        body += "<th>" + html_text(c) + "</th>";
+    body += "</tr>\n";
+    for (int64_t r = 0; r < g.rows; ++r) {
+        body += "<tr><th>" + html_text(g.row_labels[r]) + "</th>";
+        for (int64_t c = 0; c < g.cols; ++c) {
+            const double p = g.prob[r * g.cols + c];
+            const Rgb bg = viridis(p);
+            char prob[32];
+            std::snprintf(prob, sizeof prob, "%.6f", p);
+            body += "<td style=\"background:" + hex(bg) + ";color:" + hex(ink_on(bg)) +
+                    "\" title=\"" + html_text(g.row_labels[r]) + ", position " + std::to_string(c) +
+                    ": p = " + prob + "\">" + html_text(g.top[r * g.cols + c]) + "<br><small>" +
+                    percent(p) + "</small></td>";
+        }
+        body += "</tr>\n";
+    }
+    body += "</table>\n<p>Colour: the probability of the top token, viridis from 0 (dark) to 1 "
+            "(yellow).</p>\n";
+    return html_document(g.title,
+                         "h1 { font-size: 18px; }\ntable { border-collapse: collapse; font-family: "
+                         "monospace; }\ntd, th { padding: 2px 4px; white-space: pre; }\n",
+                         body);
 }
 
 std::string lens_grid_text(const LensGrid& g, int width, bool color) {
@@ -110,7 +138,8 @@ std::string lens_grid_text(const LensGrid& g, int width, bool color) {
             }
             const Rgb bg = viridis(p);
             o << "\x1b[48;2;" << int(bg.r) << ';' << int(bg.g) << ';' << int(bg.b) << "m\x1b[38;2;"
-              << (dark(bg) ? "255;255;255" : "0;0;0") << 'm' << pad(t, kCellChars) << "\x1b[0m ";
+              << (ink_on(bg) == Rgb{0, 0, 0} ? "0;0;0" : "255;255;255") << 'm' << pad(t, kCellChars)
+              << "\x1b[0m ";
         }
         o << '\n';
     }
