@@ -30,10 +30,6 @@ std::string label(const std::string& s, size_t n) {
     return starts.size() <= n ? o : o.substr(0, starts[n - 1]) + "~";
 }
 
-bool dark(Rgb c) {
-    return 0.299 * c.r + 0.587 * c.g + 0.114 * c.b < 128;
-}
-
 std::string percent(double p) {
     char buf[16];
     std::snprintf(buf, sizeof buf, "%.0f%%", 100 * p);
