@@ -228,8 +228,9 @@ H5File H5Input::open() {
     probe_.finish();
     // The blocks the library keeps on its free lists from files still open (the model, while
     // the input is read) are given back first: the check read this file in a fresh process, and
-    // HDF5 1.10 reads stale contents of a recycled block on some forged files.
-    reset_hdf5_between_files();
+    // HDF5 1.10 reads stale contents of a recycled block on some forged files. (With nothing
+    // open, the library was restarted when the last file closed.)
+    if (open_hdf5_objects() != 0) H5garbage_collect();
     H5File f;
     f.name_ = name_;
     if (!path_.empty()) {
