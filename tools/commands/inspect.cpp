@@ -390,7 +390,7 @@ std::string pattern_pictures(const H5File& f, const InspectOptions& opt) {
             page.values.insert(page.values.end(), m.values.begin(), m.values.end());
             page.masked.insert(page.masked.end(), m.masked.begin(), m.masked.end());
         }
-        return write_pattern_page(page, opt.html);
+        return write_html(opt.html, pattern_page(page));
     }
     if (!opt.term) return draw_heatmaps(panels, picture_file(opt), {false, 1.0, "1"});
     return render_term(panels, opt.width, opt.color, false, 1.0);
@@ -439,12 +439,7 @@ std::string coloured_text(const H5File& f, const std::string& name, const Inspec
             ct.values[b].push_back(fmt(v));
         }
     }
-    if (!opt.html.empty()) {
-        if (is_stdio(opt.html)) throw UsageError("--html needs a file name");
-        const std::string page = coloured_text_html(ct);
-        write_atomic(opt.html, page.data(), page.size());
-        return "wrote " + opt.html + "\n";
-    }
+    if (!opt.html.empty()) return write_html(opt.html, coloured_text_html(ct));
     if (!opt.png.empty() || !opt.svg.empty()) return draw_coloured_text(ct, picture_file(opt));
     std::ostringstream o;
     o << ct.title << "  (" << ct.legend << ")\n";

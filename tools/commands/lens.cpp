@@ -2,10 +2,10 @@
 
 #include "qkv/base/errors.hpp"
 #include "qkv/files/activations.hpp"
-#include "qkv/files/h5file.hpp"
 #include "qkv/files/model_file.hpp"
 #include "qkv/model/logit_lens.hpp"
 #include "qkv/tokenizer/tokenizer.hpp"
+#include "qkv/view/html_page.hpp"
 #include "qkv/view/lens_grid.hpp"
 
 #include <algorithm>
@@ -107,12 +107,7 @@ std::string run_lens(const InspectOptions& opt) {
         j["top"] = grid;
         return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     }
-    if (!opt.html.empty()) {
-        if (is_stdio(opt.html)) throw UsageError("--html needs a file name");
-        const std::string page = lens_grid_html(g);
-        write_atomic(opt.html, page.data(), page.size());
-        return "wrote " + opt.html + "\n";
-    }
+    if (!opt.html.empty()) return write_html(opt.html, lens_grid_html(g));
     if (!opt.png.empty()) return draw_lens_grid(g, {PictureFile::Format::Png, opt.png});
     if (!opt.svg.empty()) return draw_lens_grid(g, {PictureFile::Format::Svg, opt.svg});
     return lens_grid_text(g, opt.width, opt.color);

@@ -53,9 +53,8 @@ std::string pattern_page(const PatternPage& p) {
     return page;
 }
 
-std::string write_pattern_page(const PatternPage& p, const std::string& path) {
+std::string write_html(const std::string& path, const std::string& page) {
     if (is_stdio(path)) throw UsageError("--html needs a file name");
-    const std::string page = pattern_page(p);
     write_atomic(path, page.data(), page.size());
     return "wrote " + path + " (" + std::to_string(page.size() / 1024) + " KiB)\n";
 }

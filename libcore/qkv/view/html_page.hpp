@@ -21,7 +21,8 @@ struct PatternPage {
 // The page as text; the weights are kept to 1/65534 (the hover shows 4 decimals), the colours
 // are the PNG's viridis, sampled at 1024 points.
 std::string pattern_page(const PatternPage& p);
-// Writes it atomically; returns the line to print.
-std::string write_pattern_page(const PatternPage& p, const std::string& path);
+// Writes a page (this one, the lens grid's, a coloured text's) atomically; returns the line to
+// print.
+std::string write_html(const std::string& path, const std::string& page);
 
 } // namespace qkv
