@@ -541,7 +541,7 @@ std::string diff_files(const H5File& a, const H5File& b, bool as_json, double to
         int64_t differing = 0;
         for (int64_t i = 0; i < x.numel(); ++i) {
             const double u = x.f32()[i], v = y.f32()[i];
-            if (std::isinf(u) && u == v) continue;
+            if ((std::isinf(u) && u == v) || (std::isnan(u) && std::isnan(v))) continue;
             const double dd = std::isnan(u) || std::isnan(v)
                                   ? std::numeric_limits<double>::infinity()
                                   : std::abs(u - v);
