@@ -1,6 +1,7 @@
 // Reading activation and model files from an in-memory HDF5 image (as from a pipe): open,
 // walk every dataset and attribute we read, and read what is not absurdly large. The image is
-// probed first in a child process, as every tool does (files/h5_probe.hpp); with
+// probed first in a child process, as every tool does (files/h5_probe.hpp), and what is read
+// here is the clean copy that process hands back (files/h5_clean_copy.hpp); with
 // QKV_FUZZ_UNPROBED=1 in the environment it is not, and the fuzzer finds the HDF5 library's own
 // failures (the inputs of tests/data/hostile-h5 were found so).
 #include "qkv/base/errors.hpp"

@@ -2,7 +2,9 @@
 // the tools before they read a file, not by people. Walks FILE, or the image on stdin for "-",
 // under limits of time and memory (h5_walk.hpp), and exits 0 when the walk completes, whatever
 // errors the HDF5 library reported; any other end (a crash, a signal of its limits) tells the tool
-// that the library failed on the file.
+// that the library failed on the file. With --copy it then writes the file's clean copy
+// (h5_clean_copy.hpp) to stdout, which the tool reads instead of the file.
+#include "qkv/files/h5_clean_copy.hpp"
 #include "qkv/files/h5_walk.hpp"
 #include "qkv/version.hpp"
 
@@ -18,9 +20,10 @@
 
 namespace {
 const char* kUsage =
-    "Usage: qkv-h5check FILE|-\n"
+    "Usage: qkv-h5check [--copy] FILE|-\n"
     "Walks an HDF5 file's metadata (or the image on stdin) for the qkv tools, under\n"
-    "limits of time and memory; exit 0 when the walk completes. See qkv-h5check(1).\n";
+    "limits of time and memory; exit 0 when the walk completes. With --copy, then\n"
+    "writes a clean copy of the file to stdout. See qkv-h5check(1).\n";
 }
 
 // Under AddressSanitizer: a fault ends the walk at once, an absurd allocation is refused as a
@@ -40,11 +43,13 @@ int main(int argc, char** argv) {
         std::puts("qkv-h5check (qkv) " QKV_VERSION);
         return 0;
     }
-    if (argc != 2 || (argv[1][0] == '-' && argv[1][1] != '\0')) {
+    const bool copy = argc == 3 && std::strcmp(argv[1], "--copy") == 0;
+    const char* file = argv[argc - 1];
+    if (argc != 2 + copy || (file[0] == '-' && file[1] != '\0')) {
         std::fputs(kUsage, stderr);
         return 2;
     }
-    const bool image = std::strcmp(argv[1], "-") == 0;
+    const bool image = std::strcmp(file, "-") == 0;
     std::vector<char> bytes;
     if (image) { // a memory file from the tool: its size is known
         struct stat st;
@@ -56,13 +61,16 @@ int main(int argc, char** argv) {
             bytes.insert(bytes.end(), buf, buf + n);
         if (n < 0) return 3;
     }
-    qkv::limit_walker(image ? nullptr : argv[1], image ? &bytes : nullptr);
-    const bool library_failed = qkv::walk_hdf5(image ? nullptr : argv[1], image ? &bytes : nullptr);
+    const char* path = image ? nullptr : file;
+    const std::vector<char>* memory = image ? &bytes : nullptr;
+    qkv::limit_walker(path, memory);
+    const bool library_failed = qkv::walk_hdf5(path, memory);
+    const int status = copy ? qkv::write_clean_copy(path, memory, STDOUT_FILENO) : 0;
 #ifdef QKV_ASAN
     // The library loses memory only on its error paths (an image it cannot open, for one).
     if (library_failed && __lsan_do_recoverable_leak_check() != 0) _exit(3);
 #else
     (void)library_failed;
 #endif
-    _exit(0); // no exit handlers
+    _exit(status); // no exit handlers
 }

@@ -16,6 +16,7 @@ import unittest
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
+import numpy as np
 
 from qkvtest import run, tmpdir, tool
 
@@ -121,7 +122,9 @@ class Hostile(unittest.TestCase):
             return subprocess.run(["bash", "-o", "pipefail", "-c", cmd], input=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, cwd=bin_dir, timeout=60)
         out = os.path.join(d, "sealed-out.h5")
-        p = failing_helper(f"./embed -m {self.model} {self.tokens} | ./attend -m {self.model} -l 0 -o {out}", b"")
+        # (the model passed the real check: the first such file a process reads is read in place)
+        p = failing_helper(f"{tool('tokenize')} -m {self.model} 'a fluffy blue creature' | ./embed -m {self.model}"
+                           f" | ./attend -m {self.model} -l 0 -o {out}", b"")
         self.assertEqual(p.returncode, 0, p.stderr)  # the sealed image was not checked
         with open(self.embedded, "rb") as f:
             plain = f.read()
@@ -163,6 +166,119 @@ class Hostile(unittest.TestCase):
         subprocess.run(f"{tool('embed')} -m {self.model} {self.tokens} > {to_file}", shell=True, check=True)
         with open(to_file, "rb") as f:
             self.assertNotEqual(f.read()[-8:], magic)
+
+
+class CleanCopy(unittest.TestCase):
+    """What the check hands back to a tool: the file's clean copy (qkv-h5check --copy), written by
+    the library's own writer, which the tool reads instead of the file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tmpdir()
+        d = cls.d = cls.tmp.name
+        cls.src = os.path.join(d, "other-writer.h5")
+        rng = np.random.default_rng(3)
+        cls.big = rng.standard_normal((300, 128)).astype(np.float32)  # 150 KiB: referred to
+        with open(os.path.join(d, "outside.bin"), "wb") as f:
+            f.write(np.arange(16, dtype=np.float32).tobytes())
+        with h5py.File(cls.src, "w") as f:
+            f.attrs["format"] = "qkv-activations"
+            f.attrs["layer"] = np.int64(3)
+            f.attrs["scale"] = 0.5
+            f.attrs["fixed"] = np.bytes_(b"fixed-length")
+            f.attrs["positions"] = np.arange(6, dtype=np.int64).reshape(2, 3)
+            f.attrs["pair"] = np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")])  # left out
+            f["resid"] = cls.big
+            f["small"] = np.array([np.nan, 1.0, -np.inf], dtype=np.float32)
+            f.create_dataset("gz", data=np.arange(5000, dtype=np.int32), chunks=(512,), compression="gzip")
+            f["deep/er/text"] = np.array(["a", "fluffy", "\u00e9t\u00e9"], dtype=h5py.string_dtype())
+            f["deep"].attrs["note"] = "x" * 3
+            f["resid"].dims[0].label = "pos"
+            f["soft"] = h5py.SoftLink("/resid")  # left out: links other than hard ones
+        cls.outside = os.path.join(d, "outside.h5")
+        with h5py.File(cls.outside, "w") as f:
+            f["inside"] = np.ones(4, dtype=np.float32)
+            f.create_dataset("outside", shape=(16,), dtype=np.float32,
+                             external=[(os.path.join(d, "outside.bin"), 0, 64)])  # left out
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def copy(self, path, stdin=None):
+        p = subprocess.run([tool("qkv-h5check"), "--copy", path], input=stdin, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        out = os.path.join(self.d, "copy.h5")
+        with open(out, "wb") as f:
+            f.write(p.stdout)
+        return p.returncode, out
+
+    def test_the_copy_holds_what_qkv_reads(self):
+        for how in ("file", "image"):
+            with self.subTest(how=how):
+                if how == "file":
+                    rc, out = self.copy(self.src)
+                else:
+                    with open(self.src, "rb") as f:
+                        rc, out = self.copy("-", f.read())
+                self.assertEqual(rc, 0)
+                with h5py.File(self.src) as a, h5py.File(out) as b:
+                    self.assertEqual(sorted(b.attrs), ["fixed", "format", "layer", "positions", "scale"])
+                    for k in b.attrs:
+                        np.testing.assert_array_equal(a.attrs[k], b.attrs[k])
+                    np.testing.assert_array_equal(b["resid"][()], self.big)
+                    np.testing.assert_array_equal(b["small"][()], a["small"][()])
+                    np.testing.assert_array_equal(b["gz"][()], np.arange(5000))
+                    self.assertEqual(b["gz"].compression, "gzip")
+                    self.assertEqual([s.decode() for s in b["deep/er/text"][()]], ["a", "fluffy", "\u00e9t\u00e9"])
+                    self.assertEqual(b["deep"].attrs["note"], "xxx")
+                    self.assertEqual(b["resid"].dims[0].label, "pos")
+                    self.assertNotIn("soft", b)
+                    # A large contiguous dataset of a file on disk is referred to by offset, not
+                    # copied; an image's is copied.
+                    ext = b["resid"].external
+                    if how == "file":
+                        self.assertEqual(ext, [(os.path.realpath(self.src), a["resid"].id.get_offset(),
+                                                self.big.nbytes)])
+                    else:
+                        self.assertIsNone(ext)
+                    self.assertIsNone(b["small"].external)
+
+    def test_a_tool_reads_the_copy(self):
+        # The second file a process reads is read from its copy, and compares equal (NaN too).
+        copied = os.path.join(self.d, "again.h5")
+        shutil.copy(self.src, copied)
+        p = run("inspect", "--diff", self.src, copied, check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(b"the files agree", p.stdout)
+        # Data stored in another file: left out of the copy (a file not seen before is copied);
+        # refused when the file is read in place (the first file a process reads that passed a
+        # check before).
+        p = run("inspect", "--json", self.outside)
+        self.assertIn(b'"/inside"', p.stdout)
+        self.assertNotIn(b'"/outside"', p.stdout)
+        p = run("inspect", "--json", self.outside, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"outside.h5:/outside: its data is stored in other files", p.stderr)
+
+    def test_a_damaged_object_is_named(self):
+        # An object the library lists but cannot read: the file is refused, naming the object.
+        with open(self.src, "rb") as f:
+            image = bytearray(f.read())
+        with h5py.File(self.src) as f:
+            header = h5py.h5o.get_info(f["gz"].id).addr
+        image[header:header + 16] = b"\xff" * 16  # the dataset's object header
+        bad = os.path.join(self.d, "damaged.h5")
+        with open(bad, "wb") as f:
+            f.write(image)
+        rc, out = self.copy(bad)
+        self.assertEqual(rc, 6)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), b"/gz")
+        p = run("inspect", bad, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr.decode().strip(),
+                         f"inspect: {bad}:/gz: damaged (the HDF5 library cannot read it)")
 
 
 if __name__ == "__main__":

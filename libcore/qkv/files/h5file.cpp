@@ -220,20 +220,30 @@ H5Input H5Input::start_image(std::vector<char> image, const std::string& name) {
     in.name_ = name;
     in.image_ = std::move(image);
     // An image a qkv stage of this user wrote to the pipe (image_seal.hpp) needs no check.
-    if (!unseal_image(in.image_)) in.probe_ = Probe::start(name, nullptr, &in.image_);
+    const bool sealed = unseal_image(in.image_);
+    // The core driver does not notice a short image by itself: compare with the end-of-file
+    // address in the superblock.
+    const uint64_t eof = superblock_eof(in.image_);
+    if (eof > in.image_.size())
+        throw FormatError(name + ": truncated HDF5 file (" + std::to_string(in.image_.size()) +
+                          " of " + std::to_string(eof) + " bytes)");
+    if (!sealed) in.probe_ = Probe::start(name, nullptr, &in.image_);
     return in;
 }
 
 H5File H5Input::open() {
-    probe_.finish();
+    ProbeVerdict verdict = probe_.finish();
     // The blocks the library keeps on its free lists from files still open (the model, while
-    // the input is read) are given back first: the check read this file in a fresh process, and
-    // HDF5 1.10 reads stale contents of a recycled block on some forged files. (With nothing
-    // open, the library was restarted when the last file closed.)
+    // the input is read) are given back first: HDF5 1.10 reads stale contents of a recycled
+    // block on some forged files. (With nothing open, the library was restarted when the last
+    // file closed.)
     if (open_hdf5_objects() != 0) H5garbage_collect();
     H5File f;
     f.name_ = name_;
-    if (!path_.empty()) {
+    if (!verdict.in_place) { // the file's clean copy
+        image_ = std::move(verdict.copy);
+        f.clean_copy_ = true;
+    } else if (!path_.empty()) {
         f.file_ = H5Handle(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
         if (!f.file_.valid())
             throw FormatError(name_ + ": cannot open as HDF5 (truncated or damaged file?)");
@@ -243,12 +253,6 @@ H5File H5Input::open() {
     f.file_ = H5Handle(open_image(image_));
     if (!f.file_.valid())
         throw FormatError(name_ + ": cannot open as HDF5 (truncated or damaged file?)");
-    // The core driver does not notice a short image by itself: compare with the end-of-file
-    // address in the superblock.
-    const uint64_t eof = superblock_eof(image_);
-    if (eof > image_.size())
-        throw FormatError(name_ + ": truncated HDF5 file (" + std::to_string(image_.size()) +
-                          " of " + std::to_string(eof) + " bytes)");
     image_.clear();
     image_.shrink_to_fit();
     return f;
@@ -328,10 +332,18 @@ void check_rank(const std::string& where, const Shape& shape, int expected) {
 
 namespace {
 // A dataset must really hold what its shape claims before we allocate for it: contiguous data
-// must be stored in full, and nothing may ask for more memory than the machine has.
-void check_plausible(hid_t d, const DatasetInfo& in, size_t elem, const std::string& where) {
+// must be stored in full, and nothing may ask for more memory than the machine has. Its data
+// must be inside the file: a file's datasets stored in other files (external or virtual) would
+// make qkv read any file the writer names; only a clean copy's, which refer to the original
+// (h5_clean_copy.hpp), are read.
+void check_plausible(hid_t d, const DatasetInfo& in, size_t elem, const std::string& where,
+                     bool clean_copy) {
     const uint64_t want = static_cast<uint64_t>(shape_numel(in.shape)) * elem;
     H5Id dcpl(H5Dget_create_plist(d), H5Pclose);
+    if (dcpl.valid() &&
+        (H5Pget_layout(dcpl) == H5D_VIRTUAL || (!clean_copy && H5Pget_external_count(dcpl) != 0)))
+        throw FormatError(where + ": its data is stored in other files (qkv reads only data "
+                                  "inside the file)");
     if (dcpl.valid() && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && want > 0) {
         const hsize_t stored = H5Dget_storage_size(d);
         if (stored < want)
@@ -355,7 +367,7 @@ void H5File::read_floats(const std::string& dataset, const DatasetInfo& in,
         throw FormatError(where(dataset) + ": expected floating-point data");
     if (shape_numel(in.shape) == 0) return;
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
-    check_plausible(d, in, in.type_size, where(dataset));
+    check_plausible(d, in, in.type_size, where(dataset), clean_copy_);
     if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, allocate()) < 0)
         throw FormatError(where(dataset) + ": read failed (truncated or damaged file?)");
 }
@@ -386,7 +398,7 @@ Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {
         throw FormatError(where(dataset) + ": expected integer data");
     if (shape_numel(in.shape) == 0) return Tensor::zeros(in.shape, DType::I32);
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
-    check_plausible(d, in, in.type_size, where(dataset));
+    check_plausible(d, in, in.type_size, where(dataset), clean_copy_);
     Tensor t = Tensor::zeros(in.shape, DType::I32);
     if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.i32()) < 0)
         throw FormatError(where(dataset) + ": read failed (values out of int32 range, or a "
@@ -403,7 +415,8 @@ std::vector<std::string> H5File::read_strings(const std::string& dataset) const 
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
     H5Id ftype(H5Dget_type(d), H5Tclose);
     // a variable-length string is stored as a 16-byte reference into the global heap
-    check_plausible(d, in, H5Tis_variable_str(ftype) > 0 ? 16 : in.type_size, where(dataset));
+    check_plausible(d, in, H5Tis_variable_str(ftype) > 0 ? 16 : in.type_size, where(dataset),
+                    clean_copy_);
     if (H5Tis_variable_str(ftype) > 0) {
         // (within a budget: a forged length must not make HDF5 allocate gigabytes)
         if (!read_vlen_strings(d, n, out))

@@ -137,6 +137,7 @@ class H5File {
     std::string where(const std::string& obj) const; // "file.h5:/resid"
     std::string name_;
     H5Handle file_;
+    bool clean_copy_ = false; // opened from the check's clean copy (h5_probe.hpp)
 };
 
 // An HDF5 input opened in two steps, so that the tool can work while the file is checked
