@@ -21,9 +21,9 @@ constexpr int kMaxDepth = 32;
 constexpr uint64_t kMaxAttributeBytes = uint64_t(1) << 28;
 
 struct Copier {
-    const char* path = nullptr; // the original on disk (external datasets name it), or null
+    const char* path = nullptr; // the original on disk, or null
     uint64_t file_size = 0;
-    bool by_offset = false; // the original's offsets are file offsets (no user block)
+    bool by_offset = false; // large datasets referred to in the original (no user block there)
     uint64_t copied = 0;    // bytes of data copied so far (a file on disk)
     bool too_large = false;
     std::string damaged;       // the first object the library could not read ("" when none)
@@ -84,8 +84,7 @@ void copy_attributes(Copier& c, hid_t src, hid_t dst, const std::string& where) 
 // the original at its offset. False when it is not such a dataset.
 bool refer_to_dataset(Copier& c, hid_t d, hid_t dcpl, hid_t type, hid_t space, hid_t dst_group,
                       const char* name, const std::string& where) {
-    if (!c.path || !c.by_offset || H5Pget_layout(dcpl) != H5D_CONTIGUOUS ||
-        H5Pget_nfilters(dcpl) != 0)
+    if (!c.by_offset || H5Pget_layout(dcpl) != H5D_CONTIGUOUS || H5Pget_nfilters(dcpl) != 0)
         return false;
     const H5T_class_t cls = H5Tget_class(type);
     const hssize_t n = H5Sget_simple_extent_npoints(space);
@@ -163,9 +162,11 @@ void copy_group(Copier& c, hid_t src, hid_t dst, int depth, const std::string& w
 
 } // namespace
 
-CleanCopyResult clean_copy(const char* path, const std::vector<char>* image,
+CleanCopyResult clean_copy(const char* path, const std::vector<char>* image, bool refer,
                            std::vector<char>& out) {
     configure_hdf5();
+    // (a large image would be held three times: the check's, the library's, the copy)
+    if (image && image->size() > kMaxCleanCopyBytes) return CleanCopyResult::TooLarge;
     H5Id src(path ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : open_image(*image), H5Fclose);
     if (!src.valid()) return CleanCopyResult::Unopened;
     Copier c;
@@ -176,7 +177,8 @@ CleanCopyResult clean_copy(const char* path, const std::vector<char>* image,
         c.file_size = static_cast<uint64_t>(st.st_size);
         H5Id fcpl(H5Fget_create_plist(src), H5Pclose);
         hsize_t user_block = 1;
-        c.by_offset = fcpl.valid() && H5Pget_userblock(fcpl, &user_block) >= 0 && user_block == 0;
+        c.by_offset =
+            refer && fcpl.valid() && H5Pget_userblock(fcpl, &user_block) >= 0 && user_block == 0;
     }
     H5Id fapl = plist(H5P_FILE_ACCESS);
     H5Pset_fapl_core(fapl, 1 << 20, 0);
@@ -202,9 +204,9 @@ CleanCopyResult clean_copy(const char* path, const std::vector<char>* image,
     return CleanCopyResult::Copied;
 }
 
-int write_clean_copy(const char* path, const std::vector<char>* image, int fd) {
-    std::string absolute;
-    if (path) {
+int write_clean_copy(const char* path, const std::vector<char>* image, bool refer, int fd) {
+    std::string absolute = path ? path : "";
+    if (path && refer) {
         char* real = realpath(path, nullptr);
         if (!real) return kCheckUnopened;
         absolute = real;
@@ -212,7 +214,7 @@ int write_clean_copy(const char* path, const std::vector<char>* image, int fd) {
     }
     std::vector<char> out;
     int status = kCheckCopied;
-    switch (clean_copy(path ? absolute.c_str() : nullptr, image, out)) {
+    switch (clean_copy(path ? absolute.c_str() : nullptr, image, refer, out)) {
     case CleanCopyResult::Unopened:
         return kCheckUnopened;
     case CleanCopyResult::TooLarge:

@@ -185,7 +185,8 @@ pid_t fork_walker(const char* path, const std::vector<char>* image, int out) {
     }
     limit_walker(path, image);
     walk_hdf5(path, image);
-    _exit(write_clean_copy(path, image, out)); // no exit handlers: the parent's files are its own
+    _exit(write_clean_copy(path, image, true,
+                           out)); // no exit handlers: the parent's files are its own
 }
 
 // The bytes the child wrote to the memory file fd.
