@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     const std::vector<char>* memory = image ? &bytes : nullptr;
     qkv::limit_walker(path, memory);
     const bool library_failed = qkv::walk_hdf5(path, memory);
-    const int status = copy ? qkv::write_clean_copy(path, memory, true, STDOUT_FILENO) : 0;
+    const int status = copy ? qkv::write_clean_copy(path, memory, STDOUT_FILENO) : 0;
 #ifdef QKV_ASAN
     // The library loses memory only on its error paths (an image it cannot open, for one).
     if (library_failed && __lsan_do_recoverable_leak_check() != 0) _exit(3);

@@ -162,7 +162,7 @@ void copy_group(Copier& c, hid_t src, hid_t dst, int depth, const std::string& w
 
 } // namespace
 
-CleanCopyResult clean_copy(const char* path, const std::vector<char>* image, bool refer,
+CleanCopyResult clean_copy(const char* path, const std::vector<char>* image,
                            std::vector<char>& out) {
     configure_hdf5();
     // (a large image would be held three times: the check's, the library's, the copy)
@@ -177,8 +177,7 @@ CleanCopyResult clean_copy(const char* path, const std::vector<char>* image, boo
         c.file_size = static_cast<uint64_t>(st.st_size);
         H5Id fcpl(H5Fget_create_plist(src), H5Pclose);
         hsize_t user_block = 1;
-        c.by_offset =
-            refer && fcpl.valid() && H5Pget_userblock(fcpl, &user_block) >= 0 && user_block == 0;
+        c.by_offset = fcpl.valid() && H5Pget_userblock(fcpl, &user_block) >= 0 && user_block == 0;
     }
     H5Id fapl = plist(H5P_FILE_ACCESS);
     H5Pset_fapl_core(fapl, 1 << 20, 0);
@@ -204,9 +203,9 @@ CleanCopyResult clean_copy(const char* path, const std::vector<char>* image, boo
     return CleanCopyResult::Copied;
 }
 
-int write_clean_copy(const char* path, const std::vector<char>* image, bool refer, int fd) {
-    std::string absolute = path ? path : "";
-    if (path && refer) {
+int write_clean_copy(const char* path, const std::vector<char>* image, int fd) {
+    std::string absolute;
+    if (path) {
         char* real = realpath(path, nullptr);
         if (!real) return kCheckUnopened;
         absolute = real;
@@ -214,7 +213,7 @@ int write_clean_copy(const char* path, const std::vector<char>* image, bool refe
     }
     std::vector<char> out;
     int status = kCheckCopied;
-    switch (clean_copy(path ? absolute.c_str() : nullptr, image, refer, out)) {
+    switch (clean_copy(path ? absolute.c_str() : nullptr, image, out)) {
     case CleanCopyResult::Unopened:
         return kCheckUnopened;
     case CleanCopyResult::TooLarge:

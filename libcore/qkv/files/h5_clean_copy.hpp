@@ -26,13 +26,12 @@ enum class CleanCopyResult {
     Damaged,  // out holds the path of the first object the library could not read
 };
 
-// The clean copy of the file at path, or of the in-memory image (one of the two); with refer,
-// large contiguous datasets of the file are referred to (path is then absolute: the copy's
-// external datasets name it), else copied. A file with an object the library lists but
+// The clean copy of the file at path (absolute: the copy's external datasets name it), or of
+// the in-memory image (one of the two). A file with an object the library lists but
 // cannot read is refused as a whole (Damaged). Links other than hard links, named datatypes,
 // virtual datasets, datasets stored in other files, and attributes other than numbers and
 // strings are left out (qkv writes none; some would make the tool open other files).
-CleanCopyResult clean_copy(const char* path, const std::vector<char>* image, bool refer,
+CleanCopyResult clean_copy(const char* path, const std::vector<char>* image,
                            std::vector<char>& out);
 
 // The exit statuses of a check that copies (qkv-h5check --copy, or a forked child).
@@ -42,6 +41,6 @@ constexpr int kCheckTooLarge = 5; // nothing written: the file is read in place
 constexpr int kCheckDamaged = 6;  // the path of the object the library could not read
 
 // The clean copy of the file (made absolute) or image, written to fd; returns a status above.
-int write_clean_copy(const char* path, const std::vector<char>* image, bool refer, int fd);
+int write_clean_copy(const char* path, const std::vector<char>* image, int fd);
 
 } // namespace qkv

@@ -185,8 +185,8 @@ pid_t fork_walker(const char* path, const std::vector<char>* image, int out) {
     }
     limit_walker(path, image);
     walk_hdf5(path, image);
-    _exit(write_clean_copy(path, image, true,
-                           out)); // no exit handlers: the parent's files are its own
+    // no exit handlers: the parent's files are its own
+    _exit(write_clean_copy(path, image, out));
 }
 
 // The bytes the child wrote to the memory file fd.
@@ -260,8 +260,10 @@ ProbeVerdict Probe::finish() {
         checked_before_ = false;
         // The first such file of this process is read in place, as the probe read it: by a
         // library that has read nothing untrusted before. A later one is probed and copied.
-        if (g_untrusted_in_place++ == 0) return verdict;
-        --g_untrusted_in_place;
+        if (g_untrusted_in_place == 0) {
+            ++g_untrusted_in_place;
+            return verdict;
+        }
         spawn(path_.c_str(), nullptr);
     }
     if (pid_ <= 0) return verdict;
