@@ -54,14 +54,21 @@ int main(int argc, char** argv) {
                      "Folder with config.json, model.safetensors (or its shards and "
                      "model.safetensors.index.json), tokenizer.json or vocab.json + merges.txt")
         ->required();
+    c_imp->add_flag("--keep-dtype", imp.keep_dtype,
+                    "Store the weights 16-bit as the checkpoint does (all F16 or all BF16); the "
+                    "tools then keep them 16-bit in memory");
     qkv::add_common_options(*c_imp, common, qkv::kOutput | qkv::kQuiet);
 
     qkv::ModelExportOptions exp;
-    auto* c_exp = app.add_subcommand(
-        "export", "A copy for sharing: half-precision weights, no optimizer state");
+    auto* c_exp =
+        app.add_subcommand("export", "A copy for sharing: 16-bit weights, no optimizer state");
     c_exp->add_option("file", exp.input, "Model file (from model init, import or train)")
         ->required();
-    c_exp->add_option("--dtype", exp.dtype, "f16 (half the size) or f32")->capture_default_str();
+    c_exp
+        ->add_option(
+            "--dtype", exp.dtype,
+            "f16 or bf16 (half the size; the tools keep such weights 16-bit in memory) or f32")
+        ->capture_default_str();
     qkv::add_common_options(*c_exp, common, qkv::kOutput | qkv::kQuiet);
 
     std::string info_path;

@@ -241,8 +241,8 @@ TEST_CASE("backprop: embedding gradients land on the tokens and positions used")
     std::vector<float> out(batch * pos * d);
     auto loss = [&] {
         for (int64_t b = 0; b < batch; ++b)
-            f.be->embed(tokens.data() + b * pos, pos, 0, nullptr, W_E.data(), W_pos.data(), d,
-                        nullptr, nullptr, out.data() + b * pos * d);
+            f.be->embed(tokens.data() + b * pos, pos, 0, nullptr, W_E.data(), DType::F32,
+                        W_pos.data(), d, nullptr, nullptr, out.data() + b * pos * d);
         return dot(out, R);
     };
     loss();

@@ -1,5 +1,6 @@
 #include "qkv/base/errors.hpp"
 #include "qkv/files/safetensors.hpp"
+#include "qkv/tensor/half.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -7,14 +8,14 @@
 
 using namespace qkv;
 
-TEST_CASE("safetensors: half and bfloat16 to float") {
-    REQUIRE(half_to_float(0x3c00) == 1.0f);
-    REQUIRE(half_to_float(0xc000) == -2.0f);
-    REQUIRE(half_to_float(0x7bff) == 65504.0f);
-    REQUIRE(half_to_float(0x0001) == Approx(5.960464477539063e-08f)); // smallest subnormal
-    REQUIRE(std::isinf(half_to_float(0x7c00)));
-    REQUIRE(bf16_to_float(0x3f80) == 1.0f);
-    REQUIRE(bf16_to_float(0xc040) == -3.0f);
+TEST_CASE("half and bfloat16 to float and back") {
+    REQUIRE(f16_to_f32(0x3c00) == 1.0f);
+    REQUIRE(f16_to_f32(0xc000) == -2.0f);
+    REQUIRE(f16_to_f32(0x7bff) == 65504.0f);
+    REQUIRE(f16_to_f32(0x0001) == Approx(5.960464477539063e-08f)); // smallest subnormal
+    REQUIRE(std::isinf(f16_to_f32(0x7c00)));
+    REQUIRE(bf16_to_f32(0x3f80) == 1.0f);
+    REQUIRE(bf16_to_f32(0xc040) == -3.0f);
 }
 
 TEST_CASE("safetensors: header parsing checks offsets, shapes and JSON") {

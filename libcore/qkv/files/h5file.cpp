@@ -4,6 +4,7 @@
 #include "qkv/files/dimension_names.hpp"
 #include "qkv/files/h5_api.hpp"
 #include "qkv/files/image_seal.hpp"
+#include "qkv/tensor/half.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -23,6 +24,30 @@ namespace qkv {
 static_assert(std::is_same_v<haddr_t, uint64_t>, "walk() keeps haddr_t as uint64_t");
 
 namespace {
+
+// The file and memory type of a 16-bit float: little-endian, sign bit 15; IEEE half has 5
+// exponent bits (bias 15) and 10 mantissa bits, bfloat16 8 (bias 127) and 7.
+H5Id half_type(DType t) {
+    const bool f16 = t == DType::F16;
+    const size_t man = f16 ? 10 : 7, exp = f16 ? 5 : 8;
+    H5Id h(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
+    if (H5Tset_fields(h, 15, man, exp, 0, man) < 0 || H5Tset_precision(h, 16) < 0 ||
+        H5Tset_offset(h, 0) < 0 || H5Tset_size(h, 2) < 0 || H5Tset_ebias(h, f16 ? 15 : 127) < 0)
+        throw Error("internal: cannot make a 16-bit float type");
+    return h;
+}
+
+// F16 or BF16 when a 2-byte float type has exactly that layout, F32 (read converted) otherwise.
+DType half_layout(hid_t type) {
+    size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
+    if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0 || spos != 15 || mpos != 0 ||
+        H5Tget_order(type) != H5T_ORDER_LE || H5Tget_offset(type) != 0)
+        return DType::F32;
+    const size_t bias = H5Tget_ebias(type);
+    if (esize == 5 && msize == 10 && epos == 10 && bias == 15) return DType::F16;
+    if (esize == 8 && msize == 7 && epos == 7 && bias == 127) return DType::BF16;
+    return DType::F32;
+}
 
 struct ConfigureHdf5 {
     ConfigureHdf5() { configure_hdf5(); }
@@ -313,6 +338,7 @@ DatasetInfo H5File::info(const std::string& dataset) const {
         info.kind = ValueKind::Other;
     }
     info.type_size = H5Tget_size(type);
+    if (info.kind == ValueKind::Float && info.type_size == 2) info.half = half_layout(type);
     int64_t n = 1;
     for (auto v : info.shape) {
         if (v < 0 || (v > 0 && n > kMaxElements / v))
@@ -389,6 +415,27 @@ void H5File::read_f32_into(const std::string& dataset, const Shape& expected, fl
         throw ShapeError(where(dataset) + ": expected shape " + shape_str(expected) + ", found " +
                          shape_str(in.shape));
     read_floats(dataset, in, [out] { return out; });
+}
+
+Tensor H5File::read_floats_as_stored(const std::string& dataset, const Shape& expected,
+                                     bool keep_half) const {
+    const DatasetInfo in = info(dataset);
+    if (!keep_half || in.half == DType::F32) {
+        Tensor t = Tensor::zeros(expected);
+        read_f32_into(dataset, expected, t.f32());
+        return t;
+    }
+    if (in.shape != expected)
+        throw ShapeError(where(dataset) + ": expected shape " + shape_str(expected) + ", found " +
+                         shape_str(in.shape));
+    Tensor t = Tensor::zeros(expected, in.half);
+    if (t.numel() == 0) return t;
+    H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    check_plausible(d, in, in.type_size, where(dataset), clean_copy_);
+    H5Id memory = half_type(in.half); // the stored layout: read without conversion
+    if (H5Dread(d, memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.u16()) < 0)
+        throw FormatError(where(dataset) + ": read failed (truncated or damaged file?)");
+    return t;
 }
 
 Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {
@@ -565,14 +612,19 @@ void H5File::write(const std::string& dataset, const Tensor& t) {
     if (t.dtype() == DType::F32) return write_f32(dataset, t.shape(), t.f32());
     std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
     if (exists(dataset)) remove(dataset);
+    const bool half = is_half(t.dtype());
+    H5Id half_t = half ? half_type(t.dtype()) : H5Id();
+    const hid_t stored = half ? hid_t(half_t) : H5T_STD_I32LE;
+    const hid_t memory = half ? hid_t(half_t) : H5T_NATIVE_INT32;
     H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
     H5Id lcpl = lcpl_intermediate();
-    H5Id d(H5Dcreate2(file_, dataset.c_str(), H5T_STD_I32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+    H5Id d(H5Dcreate2(file_, dataset.c_str(), stored, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
            H5Dclose);
     if (d.valid()) label_dimensions(d, dataset, static_cast<int>(dims.size()));
-    if (!d.valid() ||
-        (t.numel() && H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.i32()) < 0))
-        throw IoError(where(dataset) + ": write failed");
+    if (!d.valid() || (t.numel() && H5Dwrite(d, memory, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                             half ? static_cast<const void*>(t.u16())
+                                                  : static_cast<const void*>(t.i32())) < 0))
+        throw IoError(where(dataset) + ": write failed (disk full?)");
 }
 
 void H5File::write_f32(const std::string& dataset, const Shape& shape, const float* data) {
@@ -663,74 +715,6 @@ H5File H5File::open_in_place(const std::string& path) {
     f.file_ = H5Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl));
     if (!f.file_.valid()) throw IoError(path + ": cannot open to append to");
     return f;
-}
-
-uint16_t f32_to_f16(float x) {
-    uint32_t u;
-    std::memcpy(&u, &x, 4);
-    const uint32_t sign = (u >> 16) & 0x8000u;
-    const uint32_t exp = (u >> 23) & 0xffu, man = u & 0x7fffffu;
-    if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (man ? 0x200u : 0)); // Inf, NaN
-    const int e = static_cast<int>(exp) - 127 + 15;
-    if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u); // too large: infinity
-    if (e <= 0) {                                              // a half subnormal (or zero)
-        if (e < -10) return static_cast<uint16_t>(sign);
-        const uint32_t m = man | 0x800000u;
-        const int shift = 14 - e;
-        uint32_t h = m >> shift;
-        const uint32_t rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rest > half || (rest == half && (h & 1u))) ++h;
-        return static_cast<uint16_t>(sign | h);
-    }
-    uint32_t h = (static_cast<uint32_t>(e) << 10) | (man >> 13);
-    const uint32_t rest = man & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h; // may carry into the exponent
-    return static_cast<uint16_t>(sign | h);
-}
-
-float f16_to_f32(uint16_t h) {
-    const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-    uint32_t u;
-    if (exp == 0x1f) {
-        u = sign | 0x7f800000u | (man << 13);
-    } else if (exp == 0) {
-        if (man == 0) {
-            u = sign;
-        } else { // subnormal: normalise
-            int e = -1;
-            uint32_t m = man;
-            do {
-                ++e;
-                m <<= 1;
-            } while (!(m & 0x400u));
-            u = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((m & 0x3ffu) << 13);
-        }
-    } else {
-        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-
-void H5File::write_f16(const std::string& dataset, const Shape& shape, const float* data) {
-    std::vector<hsize_t> dims(shape.begin(), shape.end());
-    if (exists(dataset)) remove(dataset);
-    H5Id half(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
-    if (H5Tset_fields(half, 15, 10, 5, 0, 10) < 0 || H5Tset_precision(half, 16) < 0 ||
-        H5Tset_offset(half, 0) < 0 || H5Tset_size(half, 2) < 0 || H5Tset_ebias(half, 15) < 0)
-        throw Error(where(dataset) + ": cannot make a half-precision type");
-    std::vector<uint16_t> bits(static_cast<size_t>(shape_numel(shape)));
-    for (size_t i = 0; i < bits.size(); ++i)
-        bits[i] = f32_to_f16(data[i]);
-    H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-    H5Id lcpl = lcpl_intermediate();
-    H5Id d(H5Dcreate2(file_, dataset.c_str(), half, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
-           H5Dclose);
-    if (d.valid()) label_dimensions(d, dataset, static_cast<int>(dims.size()));
-    if (!d.valid() ||
-        (!bits.empty() && H5Dwrite(d, half, H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()) < 0))
-        throw IoError(where(dataset) + ": write failed (disk full?)");
 }
 
 void H5File::copy_attrs(const H5File& other, const std::string& src_obj,

@@ -45,6 +45,7 @@ struct DatasetInfo {
     Shape shape;
     ValueKind kind = ValueKind::Other;
     size_t type_size = 0;
+    DType half = DType::F32; // F16 or BF16: a float of IEEE half's or bfloat16's 16-bit layout
 };
 
 // An HDF5 file open for reading (or, for an output, the file being written).
@@ -67,6 +68,10 @@ class H5File {
     std::vector<std::string> dimension_labels(const std::string& dataset) const;
     // Reads into caller-provided memory of exactly the dataset's size.
     void read_f32_into(const std::string& dataset, const Shape& expected, float* out) const;
+    // A float dataset of the expected shape as it is stored: F16 or BF16 bits when it is one of
+    // those 16-bit layouts (and keep_half), float32 otherwise.
+    Tensor read_floats_as_stored(const std::string& dataset, const Shape& expected,
+                                 bool keep_half) const;
     Tensor read_i32(const std::string& dataset, int expected_rank = -1) const;
     std::vector<std::string> read_strings(const std::string& dataset) const;
 
@@ -89,11 +94,11 @@ class H5File {
     // Every dataset below group, depth first, as absolute paths.
     std::vector<std::string> datasets(const std::string& group = "/") const;
 
-    // Writing (files made by H5Output).
+    // Writing (files made by H5Output). A tensor is stored in its own type: F16 as IEEE half
+    // (h5py reads it as float16), BF16 as a 16-bit float of bfloat16's layout (h5py:
+    // dataset.astype("f4") lets HDF5 widen it; numpy has no bfloat16).
     void write(const std::string& dataset, const Tensor& t);
     void write_f32(const std::string& dataset, const Shape& shape, const float* data);
-    // Stored as IEEE half precision (h5py reads it as float16), rounded to nearest even.
-    void write_f16(const std::string& dataset, const Shape& shape, const float* data);
     // Copies every attribute of other's object src_obj onto this file's dst_obj.
     void copy_attrs(const H5File& other, const std::string& src_obj, const std::string& dst_obj);
     void write_strings(const std::string& dataset, const Shape& shape,
@@ -173,10 +178,6 @@ class H5Output {
                                                                      // a named pipe
     H5File file_;
 };
-
-// float32 -> IEEE half precision bits (round to nearest even; overflow to infinity) and back.
-uint16_t f32_to_f16(float x);
-float f16_to_f32(uint16_t h);
 
 // How many HDF5 files and objects this process holds open (0 once every H5File is gone).
 size_t open_hdf5_objects();

@@ -71,4 +71,14 @@ Tensor CheckpointTensors::read(const std::string& name, const Shape& expected) c
     return it->second->read(name, expected);
 }
 
+std::string CheckpointTensors::common_half_dtype() const {
+    std::string common;
+    for (const auto& [name, shard] : where_) {
+        const std::string& d = shard->entries().at(name).dtype;
+        if ((d != "F16" && d != "BF16") || (!common.empty() && d != common)) return "";
+        common = d;
+    }
+    return common;
+}
+
 } // namespace qkv

@@ -21,6 +21,8 @@ class CheckpointTensors {
     bool has(const std::string& name) const;
     // The tensor as float32 (from F32, F16 or BF16); its shape must equal expected.
     Tensor read(const std::string& name, const Shape& expected) const;
+    // "F16" or "BF16" when every tensor of the checkpoint is stored so, "" otherwise.
+    std::string common_half_dtype() const;
 
   private:
     std::string dir_;

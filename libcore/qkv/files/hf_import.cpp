@@ -383,6 +383,8 @@ std::string model_import(const ModelImportOptions& opt) {
 
     const CheckpointTensors s = CheckpointTensors::open(dir);
     ModelWriter w(opt.output, c, "hf-" + folder_name(dir), opt.history_line);
+    const std::string half = opt.keep_dtype ? s.common_half_dtype() : "";
+    if (!half.empty()) w.store_half(half == "F16" ? DType::F16 : DType::BF16);
     w.on_progress(opt.progress);
     for (const ParamSpec& p : model_params(c))
         w.put(p.name, llama  ? llama_weight(s, c, tied, p.name)

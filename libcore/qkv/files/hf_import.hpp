@@ -13,6 +13,9 @@ namespace qkv {
 
 struct ModelImportOptions {
     std::string from_dir, output, history_line;
+    // Weights stored as the checkpoint stores them when every tensor is F16 or BF16 (each value
+    // kept exactly), float32 otherwise; the tools then keep them 16-bit in memory.
+    bool keep_dtype = false;
     Progress progress; // may be empty
 };
 std::string model_import(const ModelImportOptions& opt); // returns the model_id

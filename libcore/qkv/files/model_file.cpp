@@ -7,6 +7,7 @@
 #include "qkv/files/resources.hpp"
 #include "qkv/files/safetensors.hpp"
 #include "qkv/files/tokenizer_json.hpp"
+#include "qkv/tensor/half.hpp"
 #include "qkv/version.hpp"
 
 #include <cmath>
@@ -54,6 +55,10 @@ Tensor ModelFile::read(const std::string& name, const Shape& shape) const {
     return t;
 }
 
+Tensor ModelFile::read_matrix(const std::string& name, const Shape& shape) const {
+    return file_.read_floats_as_stored(name, shape, keep_half_);
+}
+
 void ModelFile::check_layer(int64_t layer, const std::string& option) const {
     if (layer < 0 || layer >= config_.n_layers)
         throw ShapeError(option + ": layer " + std::to_string(layer) + " is out of range; " +
@@ -63,7 +68,7 @@ void ModelFile::check_layer(int64_t layer, const std::string& option) const {
 EmbedWeights ModelFile::load_embed(Backend& be) const {
     const Config& c = config_;
     EmbedWeights w;
-    w.W_E = be.to_device(read("/embed/W_E", {c.vocab_size, c.d_model}));
+    w.W_E = be.to_device(read_matrix("/embed/W_E", {c.vocab_size, c.d_model}));
     if (c.positions == "learned")
         w.W_pos = be.to_device(read("/pos_embed/W_pos", {c.n_ctx, c.d_model}));
     return w;
@@ -85,19 +90,19 @@ AttentionWeights ModelFile::load_attention(int64_t layer, Backend& be) const {
     const char* const names[3] = {"Q", "K", "V"};
     Tensor W[3]; // W_Q [head, d_model, d_head]; W_K, W_V [kv_head, d_model, d_head]
     for (int x = 0; x < 3; ++x)
-        W[x] = read(g + "W_" + names[x], {heads[x], D, dh});
-    Tensor W_QKV = Tensor::zeros({D, W3});
-    const float* W_src[3] = {W[0].f32(), W[1].f32(), W[2].f32()};
-    pack_qkv(W_src, H, Hkv, D, dh, W_QKV.f32());
+        W[x] = read_matrix(g + "W_" + names[x], {heads[x], D, dh});
+    if (W[0].dtype() != W[1].dtype() || W[0].dtype() != W[2].dtype())
+        for (Tensor& t : W)
+            t = to_f32(t);
     AttentionWeights w;
-    w.W_QKV = be.to_device(W_QKV);
+    w.W_QKV = be.to_device(pack_qkv(W, H, Hkv, D, dh));
     if (c.has_qkv_bias()) {
         Tensor b_QKV = Tensor::zeros({W3}); // b_Q [head, d_head], b_K, b_V [kv_head, d_head]
         for (int x = 0, at = 0; x < 3; at += heads[x] * dh, ++x)
             file_.read_f32_into(g + "b_" + names[x], {heads[x], dh}, b_QKV.f32() + at);
         w.b_QKV = be.to_device(b_QKV);
     }
-    w.W_O = be.to_device(read(g + "W_O", {H, dh, D}));
+    w.W_O = be.to_device(read_matrix(g + "W_O", {H, dh, D}));
     if (c.biases) w.b_O = be.to_device(read(g + "b_O", {D}));
     return w;
 }
@@ -109,17 +114,13 @@ MlpWeights ModelFile::load_mlp(int64_t layer, Backend& be) const {
     const int64_t D = c.d_model, F = c.d_mlp;
     MlpWeights w;
     if (c.gated_mlp) { // W_gate and W_in side by side: [d_model, (gate|in) d_mlp]
-        const Tensor W_gate = read(g + "W_gate", {D, F}), W_in = read(g + "W_in", {D, F});
-        Tensor both = Tensor::zeros({D, 2 * F});
-        for (int64_t d = 0; d < D; ++d) {
-            std::memcpy(both.f32() + d * 2 * F, W_gate.f32() + d * F, F * sizeof(float));
-            std::memcpy(both.f32() + d * 2 * F + F, W_in.f32() + d * F, F * sizeof(float));
-        }
-        w.W_in = be.to_device(both);
+        Tensor W_gate = read_matrix(g + "W_gate", {D, F}), W_in = read_matrix(g + "W_in", {D, F});
+        if (W_gate.dtype() != W_in.dtype()) W_gate = to_f32(W_gate), W_in = to_f32(W_in);
+        w.W_in = be.to_device(concat_columns(W_gate, W_in));
     } else {
-        w.W_in = be.to_device(read(g + "W_in", {D, F}));
+        w.W_in = be.to_device(read_matrix(g + "W_in", {D, F}));
     }
-    w.W_out = be.to_device(read(g + "W_out", {F, D}));
+    w.W_out = be.to_device(read_matrix(g + "W_out", {F, D}));
     if (c.biases) {
         w.b_in = be.to_device(read(g + "b_in", {F}));
         w.b_out = be.to_device(read(g + "b_out", {D}));
@@ -131,7 +132,7 @@ UnembedWeights ModelFile::load_unembed(Backend& be) const {
     const Config& c = config_;
     UnembedWeights w;
     w.ln_final = load_ln("/ln_final", be);
-    w.W_U = be.to_device(read("/unembed/W_U", {c.d_model, c.vocab_size}));
+    w.W_U = be.to_device(read_matrix("/unembed/W_U", {c.d_model, c.vocab_size}));
     if (c.arch == "gpt2") w.b_U = be.to_device(read("/unembed/b_U", {c.vocab_size}));
     return w;
 }
@@ -230,13 +231,11 @@ ModelWriter::ModelWriter(const std::string& path, const Config& c, const std::st
 }
 
 void ModelWriter::put(const std::string& name, const Tensor& t_in) {
-    Tensor rounded;
-    if (f16_) { // hash what is stored: the weights rounded to half precision
-        rounded = Tensor::zeros(t_in.shape());
-        for (int64_t i = 0; i < t_in.numel(); ++i)
-            rounded.f32()[i] = f16_to_f32(f32_to_f16(t_in.f32()[i]));
-    }
-    const Tensor& t = f16_ ? rounded : t_in;
+    // What is stored, and the float32 values it holds (which the model_id hashes).
+    const Tensor stored = half_ == DType::F32     ? to_f32(t_in)
+                          : t_in.dtype() == half_ ? t_in
+                                                  : to_half(to_f32(t_in), half_);
+    const Tensor t = to_f32(stored);
     for (char ch : name)
         hash_ = (hash_ ^ static_cast<unsigned char>(ch)) * 0x100000001b3ULL;
     const auto* p = reinterpret_cast<const unsigned char*>(t.f32());
@@ -250,10 +249,7 @@ void ModelWriter::put(const std::string& name, const Tensor& t_in) {
     }
     for (; i < n; ++i)
         hash_ = (hash_ ^ p[i]) * 0x100000001b3ULL;
-    if (f16_)
-        out_.file().write_f16(name, t.shape(), t.f32());
-    else
-        out_.file().write(name, t);
+    out_.file().write(name, stored);
     done_ += t_in.numel();
     if (progress_) progress_(done_, total_);
 }
@@ -426,8 +422,8 @@ std::string model_init(const ModelInitOptions& opt) {
 // ---------------------------------------------------------------- export
 
 std::string model_export(const ModelExportOptions& opt) {
-    if (opt.dtype != "f16" && opt.dtype != "f32")
-        throw UsageError("--dtype: f16 or f32, not '" + opt.dtype + "'");
+    if (opt.dtype != "f16" && opt.dtype != "bf16" && opt.dtype != "f32")
+        throw UsageError("--dtype: f16, bf16 or f32, not '" + opt.dtype + "'");
     if (opt.input.empty() || is_stdio(opt.input))
         throw UsageError("model export: give the model file");
     check_not_same_file(opt.input, opt.output);
@@ -436,7 +432,7 @@ std::string model_export(const ModelExportOptions& opt) {
     const std::string old_history = in.has_attr("/", "history") ? in.attr_str("/", "history") : "";
     ModelWriter w(opt.output, m.config(), m.name(),
                   old_history.empty() ? opt.history_line : old_history + "\n" + opt.history_line);
-    if (opt.dtype == "f16") w.store_f16();
+    if (opt.dtype != "f32") w.store_half(opt.dtype == "f16" ? DType::F16 : DType::BF16);
     w.on_progress(opt.progress);
     for (const std::string& d : in.datasets("/")) {
         if (d.rfind("/tokenizer/", 0) == 0 || d.rfind("/train/", 0) == 0) continue;

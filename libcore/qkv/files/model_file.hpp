@@ -27,6 +27,11 @@ class ModelFile {
     const std::string& path() const { return path_; }
     const H5File& h5() const { return file_; }
 
+    // The weight matrices (not norms, not biases) of a file that stores them F16 or BF16 are
+    // loaded 16-bit and stay so in memory, unless the tool wants every weight as float32
+    // (a tool that reads weights' values itself rather than through the layers).
+    void weights_as_f32() { keep_half_ = false; }
+
     EmbedWeights load_embed(Backend& be) const;
     LayerNormWeights load_ln(const std::string& group, Backend& be) const;
     AttentionWeights load_attention(int64_t layer, Backend& be) const;
@@ -38,7 +43,9 @@ class ModelFile {
     void check_layer(int64_t layer, const std::string& option) const;
 
   private:
-    Tensor read(const std::string& name, const Shape& shape) const;
+    Tensor read(const std::string& name, const Shape& shape) const;        // float32
+    Tensor read_matrix(const std::string& name, const Shape& shape) const; // 16-bit kept
+    bool keep_half_ = true;
     std::string path_, model_id_;
     Config config_;
     H5File file_;
@@ -52,8 +59,9 @@ class ModelWriter {
   public:
     ModelWriter(const std::string& path, const Config& cfg, const std::string& name,
                 const std::string& history_line);
-    // Weights stored in half precision from here on (rounded first, and hashed as rounded).
-    void store_f16() { f16_ = true; }
+    // Weights stored 16-bit (F16 or BF16) from here on, rounded to nearest even first (unless
+    // already of that type) and hashed as rounded.
+    void store_half(DType half) { half_ = half; }
     // Told after each weight, of all the config's weights.
     void on_progress(Progress p) { progress_ = std::move(p); }
     void put(const std::string& name, const Tensor& t);
@@ -65,7 +73,7 @@ class ModelWriter {
     H5Output out_;
     std::string name_;
     uint64_t hash_ = 0xcbf29ce484222325ULL;
-    bool f16_ = false;
+    DType half_ = DType::F32;
     Progress progress_;
     int64_t done_ = 0, total_ = 0;
 };

@@ -1,6 +1,7 @@
 #include "qkv/files/safetensors.hpp"
 
 #include "qkv/base/errors.hpp"
+#include "qkv/tensor/half.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -19,40 +20,6 @@ size_t dtype_size(const std::string& d) {
 }
 constexpr uint64_t kMaxHeader = 100ull << 20; // the format's own limit is 100 MB
 } // namespace
-
-float half_to_float(uint16_t h) {
-    const uint32_t sign = (h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0) {
-        if (mant == 0) {
-            bits = sign;
-        } else { // subnormal: normalise
-            exp = 127 - 15 + 1;
-            while (!(mant & 0x400)) {
-                mant <<= 1;
-                --exp;
-            }
-            mant &= 0x3ff;
-            bits = sign | (exp << 23) | (mant << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
-float bf16_to_float(uint16_t h) {
-    const uint32_t bits = static_cast<uint32_t>(h) << 16;
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
 
 std::map<std::string, SafetensorsEntry>
 Safetensors::parse_header(const std::string& text, uint64_t data_size, const std::string& where) {
@@ -159,7 +126,7 @@ Tensor Safetensors::read(const std::string& name, const Shape& expected) const {
     } else {
         for (int64_t i = 0; i < n; ++i) {
             const uint16_t h = static_cast<uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
-            out[i] = e.dtype == "F16" ? half_to_float(h) : bf16_to_float(h);
+            out[i] = e.dtype == "F16" ? f16_to_f32(h) : bf16_to_f32(h);
         }
     }
     return t;

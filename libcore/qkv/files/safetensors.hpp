@@ -38,7 +38,4 @@ class Safetensors {
     std::map<std::string, SafetensorsEntry> entries_;
 };
 
-float half_to_float(uint16_t h);
-float bf16_to_float(uint16_t h);
-
 } // namespace qkv

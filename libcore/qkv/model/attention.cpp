@@ -36,7 +36,8 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     Tensor qkv, q_only, kv;
     if (!context) {
         qkv = be.empty({rows, W3}); // [batch*pos, (head + 2 kv_head) * d_head]
-        matmul(be, {x.f32(), rows, D, D}, {w.W_QKV.f32(), D, W3, W3}, {qkv.f32(), rows, W3, W3});
+        matmul(be, {x.f32(), rows, D, D}, weight_view(w.W_QKV, 0, D, W3, W3),
+               {qkv.f32(), rows, W3, W3});
         if (!w.b_QKV.empty()) be.add_bias(qkv.f32(), w.b_QKV.f32(), rows, W3);
         const int64_t pos0 = cache ? cache->pos0 : 0;
         if (rotary)
@@ -74,12 +75,13 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
             throw ShapeError("--context: batch " + std::to_string(Bk) +
                              " does not match the input's batch " + std::to_string(B));
         q_only = be.empty({rows, HD}); // [batch*pos, head*d_head]
-        matmul(be, {x.f32(), rows, D, D}, {w.W_QKV.f32(), D, HD, W3}, {q_only.f32(), rows, HD, HD});
+        matmul(be, {x.f32(), rows, D, D}, weight_view(w.W_QKV, 0, D, HD, W3),
+               {q_only.f32(), rows, HD, HD});
         if (!w.b_QKV.empty()) be.add_bias(q_only.f32(), w.b_QKV.f32(), rows, HD);
         Tensor xc = be.empty({Bk * Tk, D}); // [batch_k*key_pos, d_model]
         normalize(be, cfg, ln1, context->f32(), Bk * Tk, xc.f32());
         kv = be.empty({Bk * Tk, 2 * KD}); // [batch_k*key_pos, (k|v, kv_head, d_head)]
-        matmul(be, {xc.f32(), Bk * Tk, D, D}, {w.W_QKV.f32() + HD, D, 2 * KD, W3},
+        matmul(be, {xc.f32(), Bk * Tk, D, D}, weight_view(w.W_QKV, HD, D, 2 * KD, W3),
                {kv.f32(), Bk * Tk, 2 * KD, 2 * KD});
         if (!w.b_QKV.empty()) be.add_bias(kv.f32(), w.b_QKV.f32() + HD, Bk * Tk, 2 * KD);
         if (rotary) {
@@ -165,13 +167,13 @@ void attention_forward(Backend& be, const Config& cfg, const LayerNormWeights& l
     const bool edit_head_out = edits_site(edit ? &edit->sites : nullptr, Site::HeadOut);
     if (saves.head_out || edit_head_out) {
         result.head_out = be.empty({B, T, H, D});
-        matmul(be, {z.f32(), rows, dh, HD, dh}, {w.W_O.f32(), dh, D, D, dh * D},
+        matmul(be, {z.f32(), rows, dh, HD, dh}, weight_view(w.W_O, 0, dh, D, D, dh * D),
                {result.head_out.f32(), rows, D, H * D, D}, H);
     }
 
     // Output: the changes of all heads in one GEMM, plus b_O, added to the residual stream.
     Tensor out = be.empty({B, T, D}); // [batch, pos, d_model]
-    matmul(be, {z.f32(), rows, HD, HD}, {w.W_O.f32(), HD, D, D}, {out.f32(), rows, D, D});
+    matmul(be, {z.f32(), rows, HD, HD}, weight_view(w.W_O, 0, HD, D, D), {out.f32(), rows, D, D});
     if (!w.b_O.empty()) be.add_bias(out.f32(), w.b_O.f32(), rows, D);
     if (edit_head_out) {
         // Edited heads' changes replace their own in the output: out += edited - own, which is

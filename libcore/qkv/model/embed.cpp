@@ -41,8 +41,9 @@ EmbedResult embed_forward(Backend& be, const Config& cfg, const EmbedWeights& w,
     for (int64_t b = 0; b < batch; ++b) {
         const int64_t off = b * n_pos * D;
         be.embed(ids.i32() + b * n_pos, n_pos, pos0,
-                 positions.empty() ? nullptr : positions.i32() + b * n_pos, w.W_E.f32(),
-                 learned ? w.W_pos.f32() : nullptr, D, keep_parts ? r.token.f32() + off : nullptr,
+                 positions.empty() ? nullptr : positions.i32() + b * n_pos, w.W_E.data(),
+                 w.W_E.dtype(), learned ? w.W_pos.f32() : nullptr, D,
+                 keep_parts ? r.token.f32() + off : nullptr,
                  keep_parts && learned ? r.pos.f32() + off : nullptr, r.resid.f32() + off);
     }
     return r;

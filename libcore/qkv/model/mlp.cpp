@@ -1,6 +1,7 @@
 #include "qkv/model/mlp.hpp"
 
 #include "qkv/model/norm.hpp"
+#include "qkv/tensor/matmul.hpp"
 
 namespace qkv {
 
@@ -24,7 +25,8 @@ void mlp_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln2, co
     // 2. Up-projection: pre = x W_in + b_in; gated, W_gate and W_in side by side in one GEMM.
     const int64_t up = gated ? 2 * F : F;
     Tensor hidden = be.empty({rows, up}); // [batch*pos, (gate|in) d_mlp]
-    be.gemm(false, false, rows, up, D, 1.0f, x.f32(), D, w.W_in.f32(), up, 0.0f, hidden.f32(), up);
+    matmul(be, {x.f32(), rows, D, D}, weight_view(w.W_in, 0, D, up, up),
+           {hidden.f32(), rows, up, up});
     if (!w.b_in.empty()) be.add_bias(hidden.f32(), w.b_in.f32(), rows, F);
     edit(Site::MlpPre, hidden.f32(), up, F, 1);
     if (saves.pre) keep(result.pre, hidden.f32(), up);
@@ -42,7 +44,7 @@ void mlp_forward(Backend& be, const Config& cfg, const LayerNormWeights& ln2, co
     edit(Site::MlpPost, post.f32(), F, F, 1);
     if (saves.post) keep(result.post, post.f32(), F);
     // 4. Down-projection, bias, and the residual add: resid += post W_out + b_out.
-    be.gemm(false, false, rows, D, F, 1.0f, post.f32(), F, w.W_out.f32(), D, 0.0f, x.f32(), D);
+    matmul(be, {post.f32(), rows, F, F}, weight_view(w.W_out, 0, F, D, D), {x.f32(), rows, D, D});
     if (!w.b_out.empty()) be.add_bias(x.f32(), w.b_out.f32(), rows, D);
     edit(Site::MlpOut, x.f32(), D, 1, D);
     be.add(resid.f32(), x.f32(), rows * D);

@@ -1,6 +1,7 @@
 #include "qkv/model/unembed.hpp"
 
 #include "qkv/model/norm.hpp"
+#include "qkv/tensor/matmul.hpp"
 
 namespace qkv {
 
@@ -9,7 +10,7 @@ void unembed_forward(Backend& be, const Config& cfg, const UnembedWeights& w, co
     const int64_t D = cfg.d_model, V = cfg.vocab_size;
     Tensor h = be.empty({rows, D}); // [rows, d_model]
     normalize(be, cfg, w.ln_final, x, rows, h.f32());
-    be.gemm(false, false, rows, V, D, 1.0f, h.f32(), D, w.W_U.f32(), V, 0.0f, logits, V);
+    matmul(be, {h.f32(), rows, D, D}, weight_view(w.W_U, 0, D, V, V), {logits, rows, V, V});
     if (!w.b_U.empty()) be.add_bias(logits, w.b_U.f32(), rows, V);
 }
 

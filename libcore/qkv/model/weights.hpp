@@ -1,5 +1,8 @@
 // weights: a model's weights as the layers compute on them, one struct per layer kind, each
 // tensor's shape beside it (man/qkv-files.5 has the file's own layout). Loaded by ModelFile.
+// The matrices W_E, W_QKV, W_O, W_in, W_out and W_U of a file that stores them F16 or BF16 stay
+// so in memory (on the CPU) and are widened inside the products (tensor/half.hpp); norms,
+// biases and W_pos are always float32.
 #pragma once
 #include "qkv/model/config.hpp"
 #include "qkv/tensor/tensor.hpp"
@@ -65,6 +68,10 @@ struct ModelWeights {
 // unpack_qkv is the inverse.
 void pack_qkv(const float* const W[3], int64_t head, int64_t kv_head, int64_t d_model,
               int64_t d_head, float* fused);
+// The same for tensors of any one dtype (16-bit weights are packed as they are).
+Tensor pack_qkv(const Tensor W[3], int64_t head, int64_t kv_head, int64_t d_model, int64_t d_head);
+// [rows, a_cols + b_cols]: a's and b's columns side by side (W_gate | W_in), dtype kept.
+Tensor concat_columns(const Tensor& a, const Tensor& b);
 void unpack_qkv(const float* fused, int64_t head, int64_t kv_head, int64_t d_model, int64_t d_head,
                 float* const W[3]);
 

@@ -36,6 +36,13 @@ class Backend {
                               float alpha, const float* A, int64_t lda, int64_t stride_a,
                               const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
                               int64_t ldc, int64_t stride_c, int64_t batch) = 0;
+    // The same with B 16-bit (b_type F16 or BF16): weights kept 16-bit in memory. Only the CPU
+    // keeps them so (the CUDA backend widens them to float32 when they are copied to it).
+    virtual void gemm_half_b(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                             float alpha, const float* A, int64_t lda, int64_t stride_a,
+                             DType b_type, const uint16_t* B, int64_t ldb, int64_t stride_b,
+                             float beta, float* C, int64_t ldc, int64_t stride_c,
+                             int64_t batch) = 0;
 
     // out[rows, d] = (x - mean) / sqrt(var + eps) * w + b, statistics per row; mean and
     // rstd = 1 / sqrt(var + eps) [rows] are kept where not null (training's backward reads them).
@@ -72,10 +79,11 @@ class Backend {
                                 int64_t k_len, int64_t ld, bool causal, int64_t offset,
                                 const int32_t* key_mask) = 0;
     // out[pos, d_model] = W_E[tokens[pos]] + W_pos[position], the position pos0 + pos or, where
-    // positions [n_pos] (device) is given, positions[pos] (W_pos null: no position)
+    // positions [n_pos] (device) is given, positions[pos] (W_pos null: no position); W_E of
+    // type W_E_type (16-bit only on the CPU).
     virtual void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const int32_t* positions,
-                       const float* W_E, const float* W_pos, int64_t d_model, float* out_token,
-                       float* out_pos, float* out) = 0;
+                       const void* W_E, DType W_E_type, const float* W_pos, int64_t d_model,
+                       float* out_token, float* out_pos, float* out) = 0;
 };
 
 // The backend for --device; threads <= 0 means the machine's cores.

@@ -5,6 +5,7 @@
 #include "qkv/tensor/backend.hpp"
 #include "qkv/tensor/cpu_gemm.hpp"
 #include "qkv/tensor/cpu_kernels.hpp"
+#include "qkv/tensor/half.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -61,6 +62,14 @@ class CpuBackend : public Backend {
                       int64_t batch) override {
         cpu_gemm_batched(*pool_, ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc,
                          batch);
+    }
+
+    void gemm_half_b(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, int64_t sa, DType b_type, const uint16_t* B, int64_t ldb,
+                     int64_t sb, float beta, float* C, int64_t ldc, int64_t sc,
+                     int64_t batch) override {
+        cpu_gemm_half_b(*pool_, ta, tb, M, N, K, alpha, A, lda, sa, b_type, B, ldb, sb, beta, C,
+                        ldc, sc, batch);
     }
 
     void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
@@ -173,19 +182,20 @@ class CpuBackend : public Backend {
     }
 
     void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const int32_t* positions,
-               const float* W_E, const float* W_pos, int64_t d, float* out_token, float* out_pos,
-               float* out) override {
+               const void* W_E, DType W_E_type, const float* W_pos, int64_t d, float* out_token,
+               float* out_pos, float* out) override {
         for (int64_t p = 0; p < n_pos; ++p) {
-            const float* te = W_E + static_cast<int64_t>(tokens[p]) * d;
-            if (!W_pos) {
-                std::memcpy(out + p * d, te, d * sizeof(float));
-                if (out_token) std::memcpy(out_token + p * d, te, d * sizeof(float));
-                continue;
-            }
+            const int64_t row = static_cast<int64_t>(tokens[p]) * d;
+            float* o = out + p * d;
+            if (is_half(W_E_type))
+                widen(W_E_type, static_cast<const uint16_t*>(W_E) + row, d, o);
+            else
+                std::memcpy(o, static_cast<const float*>(W_E) + row, d * sizeof(float));
+            if (out_token) std::memcpy(out_token + p * d, o, d * sizeof(float));
+            if (!W_pos) continue;
             const float* pe = W_pos + (positions ? positions[p] : pos0 + p) * d;
             for (int64_t i = 0; i < d; ++i)
-                out[p * d + i] = te[i] + pe[i];
-            if (out_token) std::memcpy(out_token + p * d, te, d * sizeof(float));
+                o[i] += pe[i];
             if (out_pos) std::memcpy(out_pos + p * d, pe, d * sizeof(float));
         }
     }

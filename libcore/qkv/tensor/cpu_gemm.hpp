@@ -8,6 +8,7 @@
 // 1, 2 or 16 threads, so every output element is bit-identical for any --threads.
 #pragma once
 #include "qkv/base/thread_pool.hpp"
+#include "qkv/tensor/tensor.hpp"
 
 #include <cstdint>
 
@@ -19,6 +20,14 @@ void cpu_gemm_batched(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, i
                       float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B,
                       int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
                       int64_t stride_c, int64_t batch);
+
+// The same with B's matrices 16-bit (b_type F16 or BF16), widened inside the product: a one-row
+// product reads each weight once (half.hpp's kernels), a larger tile widens its panel of B once
+// and multiplies in float32. Tiles as above, so results do not depend on the thread count.
+void cpu_gemm_half_b(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                     float alpha, const float* A, int64_t lda, int64_t stride_a, DType b_type,
+                     const uint16_t* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                     int64_t ldc, int64_t stride_c, int64_t batch);
 
 // Makes the BLAS library compute every call on the calling thread (once per process).
 void blas_single_threaded();

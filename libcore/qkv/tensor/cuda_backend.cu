@@ -2,6 +2,7 @@
 // FP32 (TF32 off), and small kernels of our own for the element-wise and row-wise steps.
 #include "qkv/base/errors.hpp"
 #include "qkv/tensor/backend.hpp"
+#include "qkv/tensor/half.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -265,8 +266,9 @@ class CudaBackend : public Backend {
     Tensor empty(const Shape& shape, DType dtype) override {
         return Tensor(shape, dtype, std::make_shared<CudaStorage>(pool_, shape_numel(shape) * 4));
     }
-    Tensor to_device(const Tensor& host) override {
-        if (host.device() == Device::CUDA) return host;
+    Tensor to_device(const Tensor& host_in) override {
+        if (host_in.device() == Device::CUDA) return host_in;
+        const Tensor host = to_f32(host_in); // 16-bit weights computed on as float32 here
         Tensor t = empty(host.shape(), host.dtype());
         check(cudaMemcpy(t.f32(), host.f32(), host.numel() * 4, cudaMemcpyHostToDevice), "upload");
         return t;
@@ -307,6 +309,11 @@ class CudaBackend : public Backend {
                                         &alpha, B, (int)ldb, sb, A, (int)lda, sa, &beta, C,
                                         (int)ldc, sc, (int)batch),
               "sgemm strided batched");
+    }
+    void gemm_half_b(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
+                     DType, const uint16_t*, int64_t, int64_t, float, float*, int64_t, int64_t,
+                     int64_t) override {
+        throw Error("internal: a 16-bit weight on the GPU (to_device widens them)");
     }
     void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows,
                     int64_t d, float* out, float* mean, float* rstd) override {
@@ -361,10 +368,12 @@ class CudaBackend : public Backend {
         check(cudaGetLastError(), "masked_softmax");
     }
     void embed(const int32_t* tokens, int64_t n_pos, int64_t pos0, const int32_t* positions,
-               const float* W_E, const float* W_pos, int64_t d, float* out_token, float* out_pos,
-               float* out) override {
+               const void* W_E, DType W_E_type, const float* W_pos, int64_t d, float* out_token,
+               float* out_pos, float* out) override {
+        if (W_E_type != DType::F32) throw Error("internal: a 16-bit W_E on the GPU");
         if (n_pos)
-            k_embed<<<(unsigned)n_pos, 256>>>(tokens, pos0, positions, W_E, W_pos, d, out_token,
+            k_embed<<<(unsigned)n_pos, 256>>>(tokens, pos0, positions,
+                                              static_cast<const float*>(W_E), W_pos, d, out_token,
                                               out_pos, out);
         check(cudaGetLastError(), "embed");
     }

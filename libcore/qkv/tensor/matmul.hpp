@@ -9,13 +9,19 @@
 namespace qkv {
 
 struct MatrixView {
-    const float* data;
+    const void* data;
     int64_t rows, cols; // of each matrix, as it enters the product
-    int64_t ld;         // floats between rows in memory
-    int64_t stride = 0; // floats between consecutive matrices of the batch
+    int64_t ld;         // elements between rows in memory
+    int64_t stride = 0; // elements between consecutive matrices of the batch
     bool transposed = false;
-    MatrixView T() const { return {data, cols, rows, ld, stride, !transposed}; }
+    DType dtype = DType::F32; // a weight kept 16-bit (F16, BF16) may be the right-hand side
+    MatrixView T() const { return {data, cols, rows, ld, stride, !transposed, dtype}; }
 };
+
+// A weight matrix [rows, cols] in W (of its own dtype) starting at element offset, row stride
+// ld (the weights of a layer, or one of its column blocks).
+MatrixView weight_view(const Tensor& W, int64_t offset, int64_t rows, int64_t cols, int64_t ld,
+                       int64_t stride = 0);
 
 struct OutputView {
     float* data;

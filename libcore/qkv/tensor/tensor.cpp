@@ -59,7 +59,16 @@ Tensor::Tensor(Shape shape, DType dtype, std::shared_ptr<Storage> storage)
 Tensor Tensor::zeros(const Shape& shape, DType dtype) {
     for (auto d : shape)
         if (d < 0) throw ShapeError("negative dimension in shape " + shape_str(shape));
-    return Tensor(shape, dtype, host_storage(static_cast<size_t>(shape_numel(shape)) * 4));
+    return Tensor(shape, dtype,
+                  host_storage(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype)));
+}
+
+size_t dtype_size(DType t) {
+    return t == DType::F16 || t == DType::BF16 ? 2 : 4;
+}
+
+void Tensor::wrong_dtype() const {
+    throw Error("internal: a 16-bit tensor " + shape_str(shape_) + " read as float32");
 }
 
 Tensor transpose2d(const Tensor& a) {

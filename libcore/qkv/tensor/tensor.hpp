@@ -23,7 +23,9 @@ class Storage {
 };
 std::shared_ptr<Storage> host_storage(size_t bytes);
 
-enum class DType { F32, I32 };
+// F16 and BF16 hold weights kept 16-bit in memory (half.hpp); the layers compute in F32.
+enum class DType { F32, I32, F16, BF16 };
+size_t dtype_size(DType t); // bytes per element
 
 class Tensor {
   public:
@@ -41,15 +43,25 @@ class Tensor {
     Device device() const { return storage_ ? storage_->device() : Device::CPU; }
     bool empty() const { return !storage_; }
 
-    float* f32() { return static_cast<float*>(storage_->data()); }
-    const float* f32() const { return static_cast<const float*>(storage_->data()); }
+    float* f32() { return static_cast<float*>(checked(DType::F32)); }
+    const float* f32() const { return static_cast<const float*>(checked(DType::F32)); }
     int32_t* i32() { return static_cast<int32_t*>(storage_->data()); }
     const int32_t* i32() const { return static_cast<const int32_t*>(storage_->data()); }
+    void* data() { return storage_->data(); } // any dtype, as bytes
+    const void* data() const { return storage_->data(); }
+    uint16_t* u16() { return static_cast<uint16_t*>(storage_->data()); } // F16 or BF16 bits
+    const uint16_t* u16() const { return static_cast<const uint16_t*>(storage_->data()); }
 
     // Same storage, new shape with the same number of elements.
     Tensor reshaped(const Shape& shape) const;
 
   private:
+    // The data, once sure that a 16-bit tensor is not read as float32 (an internal error).
+    void* checked(DType want) const {
+        if (dtype_ != want && dtype_ != DType::I32) wrong_dtype();
+        return storage_->data();
+    }
+    [[noreturn]] void wrong_dtype() const;
     Shape shape_;
     DType dtype_ = DType::F32;
     std::shared_ptr<Storage> storage_;

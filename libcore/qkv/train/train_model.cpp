@@ -82,8 +82,8 @@ double Gpt::forward(const int32_t* x, const int32_t* y, int64_t batch, int64_t p
     auto post = [&](int64_t l) { return post_.data() + l * B_ * T_ * M; };
 
     for (int64_t b = 0; b < batch; ++b) // token and position embeddings, per sequence
-        ctx_.be.embed(x + b * pos, pos, 0, nullptr, P + lay_.W_E, P + lay_.W_pos, D, nullptr,
-                      nullptr, res(0) + b * pos * D);
+        ctx_.be.embed(x + b * pos, pos, 0, nullptr, P + lay_.W_E, DType::F32, P + lay_.W_pos, D,
+                      nullptr, nullptr, res(0) + b * pos * D);
     for (int64_t l = 0; l < L; ++l) {
         const LayerOffsets& o = lay_.layers[l];
         // attention: LayerNorm, queries/keys/values of all heads in one product, the

@@ -1,0 +1,234 @@
+#include "qkv/tensor/half.hpp"
+
+#include "qkv/base/errors.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <immintrin.h>
+
+namespace qkv {
+
+uint16_t f32_to_f16(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    const uint32_t sign = (u >> 16) & 0x8000u;
+    const uint32_t exp = (u >> 23) & 0xffu, man = u & 0x7fffffu;
+    if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (man ? 0x200u : 0)); // Inf, NaN
+    const int e = static_cast<int>(exp) - 127 + 15;
+    if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u); // too large: infinity
+    if (e <= 0) {                                              // a half subnormal (or zero)
+        if (e < -10) return static_cast<uint16_t>(sign);
+        const uint32_t m = man | 0x800000u;
+        const int shift = 14 - e;
+        uint32_t h = m >> shift;
+        const uint32_t rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rest > half || (rest == half && (h & 1u))) ++h;
+        return static_cast<uint16_t>(sign | h);
+    }
+    uint32_t h = (static_cast<uint32_t>(e) << 10) | (man >> 13);
+    const uint32_t rest = man & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h; // may carry into the exponent
+    return static_cast<uint16_t>(sign | h);
+}
+
+float f16_to_f32(uint16_t h) {
+    const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    uint32_t u;
+    if (exp == 0x1f) {
+        u = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 0) {
+        if (man == 0) {
+            u = sign;
+        } else { // subnormal: normalise
+            int e = -1;
+            uint32_t m = man;
+            do {
+                ++e;
+                m <<= 1;
+            } while (!(m & 0x400u));
+            u = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((m & 0x3ffu) << 13);
+        }
+    } else {
+        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t f32_to_bf16(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x7fffffu)) // NaN: keep it a NaN
+        return static_cast<uint16_t>((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u); // round to nearest even (overflow carries to infinity)
+    return static_cast<uint16_t>(u >> 16);
+}
+
+float bf16_to_f32(uint16_t h) {
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+bool is_half(DType t) {
+    return t == DType::F16 || t == DType::BF16;
+}
+
+uint16_t to_half(DType t, float x) {
+    return t == DType::F16 ? f32_to_f16(x) : f32_to_bf16(x);
+}
+
+float from_half(DType t, uint16_t h) {
+    return t == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+namespace {
+
+// ---------------------------------------------------------------- x86 kernels (chosen at run
+// time: the library is built for any x86-64, and these run only where the CPU has the
+// instructions).
+#if defined(__x86_64__)
+#define QKV_HALF_SIMD 1
+
+bool cpu_has_simd() {
+    static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                            __builtin_cpu_supports("f16c");
+    return yes;
+}
+
+// 8 16-bit values at p, widened.
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(DType t, const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if (t == DType::F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx2,fma,f16c"))) void widen_simd(DType t, const uint16_t* src, int64_t n,
+                                                         float* dst) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, load8(t, src + i));
+    for (; i < n; ++i)
+        dst[i] = from_half(t, src[i]);
+}
+
+// out[8] = alpha s + beta out
+__attribute__((target("avx2,fma,f16c"))) inline void store8(float* out, __m256 s, float alpha,
+                                                            float beta) {
+    s = _mm256_mul_ps(s, _mm256_set1_ps(alpha));
+    if (beta != 0.0f) s = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(out), s);
+    _mm256_storeu_ps(out, s);
+}
+
+// y[j] for 64 columns at a time, 8 registers of sums held over the whole k loop; then 8 and 1.
+__attribute__((target("avx2,fma,f16c"))) void
+vec_times_half_simd(DType t, const float* x, int64_t incx, int64_t K, const uint16_t* W,
+                    int64_t ldw, int64_t n, float alpha, float beta, float* y) {
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64) {
+        __m256 s[8];
+        for (auto& v : s)
+            v = _mm256_setzero_ps();
+        const uint16_t* w = W + j;
+        for (int64_t k = 0; k < K; ++k, w += ldw) {
+            _mm_prefetch(reinterpret_cast<const char*>(w + 8 * ldw), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(w + 8 * ldw + 32), _MM_HINT_T0);
+            const __m256 xk = _mm256_set1_ps(x[k * incx]);
+            for (int r = 0; r < 8; ++r)
+                s[r] = _mm256_fmadd_ps(xk, load8(t, w + 8 * r), s[r]);
+        }
+        for (int r = 0; r < 8; ++r)
+            store8(y + j + 8 * r, s[r], alpha, beta);
+    }
+    for (; j + 8 <= n; j += 8) {
+        __m256 s = _mm256_setzero_ps();
+        for (int64_t k = 0; k < K; ++k)
+            s = _mm256_fmadd_ps(_mm256_set1_ps(x[k * incx]), load8(t, W + k * ldw + j), s);
+        store8(y + j, s, alpha, beta);
+    }
+    for (; j < n; ++j) {
+        float s = 0.0f;
+        for (int64_t k = 0; k < K; ++k)
+            s = std::fma(x[k * incx], from_half(t, W[k * ldw + j]), s);
+        y[j] = alpha * s + (beta != 0.0f ? beta * y[j] : 0.0f);
+    }
+}
+
+// One dot product: 4 registers of 8 lanes over k, then the lanes added in a fixed order.
+__attribute__((target("avx2,fma,f16c"))) float dot_half_simd(DType t, const float* x,
+                                                             const uint16_t* w, int64_t K) {
+    __m256 s[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+    int64_t k = 0;
+    for (; k + 32 <= K; k += 32)
+        for (int r = 0; r < 4; ++r)
+            s[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 8 * r), load8(t, w + k + 8 * r), s[r]);
+    for (; k + 8 <= K; k += 8)
+        s[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), load8(t, w + k), s[0]);
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
+    float sum = 0.0f;
+    for (float v : lanes)
+        sum += v;
+    for (; k < K; ++k)
+        sum = std::fma(x[k], from_half(t, w[k]), sum);
+    return sum;
+}
+#endif
+
+} // namespace
+
+void widen(DType t, const uint16_t* src, int64_t n, float* dst) {
+#ifdef QKV_HALF_SIMD
+    if (cpu_has_simd()) return widen_simd(t, src, n, dst);
+#endif
+    for (int64_t i = 0; i < n; ++i)
+        dst[i] = from_half(t, src[i]);
+}
+
+void vec_times_half(DType t, const float* x, int64_t incx, int64_t K, const uint16_t* W,
+                    int64_t ldw, int64_t n, float alpha, float beta, float* y) {
+#ifdef QKV_HALF_SIMD
+    if (cpu_has_simd()) return vec_times_half_simd(t, x, incx, K, W, ldw, n, alpha, beta, y);
+#endif
+    for (int64_t j = 0; j < n; ++j) {
+        float s = 0.0f;
+        for (int64_t k = 0; k < K; ++k)
+            s += x[k * incx] * from_half(t, W[k * ldw + j]);
+        y[j] = alpha * s + (beta != 0.0f ? beta * y[j] : 0.0f);
+    }
+}
+
+void half_times_vec(DType t, const float* x, int64_t incx, int64_t K, const uint16_t* W,
+                    int64_t ldw, int64_t n, float alpha, float beta, float* y) {
+    for (int64_t j = 0; j < n; ++j) {
+        const uint16_t* w = W + j * ldw;
+        float s = 0.0f;
+#ifdef QKV_HALF_SIMD
+        if (incx == 1 && cpu_has_simd()) {
+            s = dot_half_simd(t, x, w, K);
+        } else
+#endif
+            for (int64_t k = 0; k < K; ++k)
+                s += x[k * incx] * from_half(t, w[k]);
+        y[j] = alpha * s + (beta != 0.0f ? beta * y[j] : 0.0f);
+    }
+}
+
+Tensor to_f32(const Tensor& t) {
+    if (!is_half(t.dtype())) return t;
+    Tensor out = Tensor::zeros(t.shape());
+    widen(t.dtype(), t.u16(), t.numel(), out.f32());
+    return out;
+}
+
+Tensor to_half(const Tensor& t, DType half) {
+    Tensor out = Tensor::zeros(t.shape(), half);
+    for (int64_t i = 0; i < t.numel(); ++i)
+        out.u16()[i] = to_half(half, t.f32()[i]);
+    return out;
+}
+
+} // namespace qkv
