@@ -15,7 +15,9 @@ namespace {
 // 128-wide tile cost about 5% against OpenBLAS's own threading, which shares its packed
 // panels). The parts in each direction are then made even, so that a product of 64 tokens by
 // 768 columns still keeps two threads busy (bench/gemm_bench measures the choice).
-constexpr int64_t kTileMax = 512, kVectorMax = 256;
+// A one-row product over 16-bit weights takes wider parts (kHalfVectorMax): its rows are read
+// as runs of a part's width, and runs of 1 KiB kept the memory busier than runs of 512 bytes.
+constexpr int64_t kTileMax = 512, kVectorMax = 256, kHalfVectorMax = 512;
 // Below this many multiply-adds a product runs on the caller alone: waking threads costs more.
 constexpr int64_t kInline = 1 << 16;
 
@@ -64,8 +66,8 @@ void gemm_tile(bool ta, bool tb, int64_t m0, int64_t m, int64_t n0, int64_t n, i
                 bl(m), bl(n), bl(K), alpha, a, bl(lda), b, bl(ldb), beta, c, bl(ldc));
 }
 
-GemmTiles gemm_tiles(int64_t M, int64_t N) {
-    if (M == 1) return {M, N, 1, even_parts(N, kVectorMax)};
+GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t vector_max) {
+    if (M == 1) return {M, N, 1, even_parts(N, vector_max)};
     return {M, N, even_parts(M, kTileMax), even_parts(N, kTileMax)};
 }
 
@@ -76,9 +78,10 @@ namespace {
 // Runs tile(matrix, m0, m, n0, n) for every tile of every matrix of the batch, on the pool
 // unless the product is small.
 template <typename Tile>
-void each_tile(ThreadPool& pool, int64_t M, int64_t N, int64_t K, int64_t batch, Tile tile) {
+void each_tile(ThreadPool& pool, int64_t M, int64_t N, int64_t K, int64_t batch, int64_t vector_max,
+               Tile tile) {
     if (M <= 0 || N <= 0 || batch <= 0) return;
-    const GemmTiles t = gemm_tiles(M, N);
+    const GemmTiles t = gemm_tiles(M, N, vector_max);
     auto one = [&](int64_t i) {
         const int64_t mat = i / t.count(), r = i % t.count() / t.col_parts, c = i % t.col_parts;
         const int64_t m0 = t.row_edge(r), n0 = t.col_edge(c);
@@ -99,41 +102,44 @@ void cpu_gemm_batched(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, 
                       float alpha, const float* A, int64_t lda, int64_t sa, const float* B,
                       int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc, int64_t sc,
                       int64_t batch) {
-    each_tile(pool, M, N, K, batch, [&](int64_t mat, int64_t m0, int64_t m, int64_t n0, int64_t n) {
-        gemm_tile(ta, tb, m0, m, n0, n, K, alpha, A + mat * sa, lda, B + mat * sb, ldb, beta,
-                  C + mat * sc, ldc);
-    });
+    each_tile(pool, M, N, K, batch, kVectorMax,
+              [&](int64_t mat, int64_t m0, int64_t m, int64_t n0, int64_t n) {
+                  gemm_tile(ta, tb, m0, m, n0, n, K, alpha, A + mat * sa, lda, B + mat * sb, ldb,
+                            beta, C + mat * sc, ldc);
+              });
 }
 
 void cpu_gemm_half_b(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                      float alpha, const float* A, int64_t lda, int64_t sa, DType b_type,
                      const uint16_t* B, int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc,
                      int64_t sc, int64_t batch) {
-    each_tile(pool, M, N, K, batch, [&](int64_t mat, int64_t m0, int64_t m, int64_t n0, int64_t n) {
-        const float* a = A + mat * sa;
-        const uint16_t* b = B + mat * sb;
-        float* c = C + mat * sc + m0 * ldc + n0;
-        if (m == 1) { // decoding: the weights are read once, widened in registers
-            const float* x = ta ? a + m0 : a + m0 * lda;
-            const int64_t incx = ta ? lda : 1;
-            if (tb) // c[n] = alpha B[n, K] x + beta c
-                half_times_vec(b_type, x, incx, K, b + n0 * ldb, ldb, n, alpha, beta, c);
-            else // c[n] = alpha x B[K, n] + beta c
-                vec_times_half(b_type, x, incx, K, b + n0, ldb, n, alpha, beta, c);
-            return;
-        }
-        // Several rows: this tile's panel of B widened once (op(B) [K, n]), then one sgemm.
-        thread_local std::vector<float> panel;
-        panel.resize(static_cast<size_t>(K * n));
-        if (tb) // B [N, K]: rows n0..n0+n
-            for (int64_t j = 0; j < n; ++j)
-                widen(b_type, b + (n0 + j) * ldb, K, panel.data() + j * K);
-        else // B [K, N]: columns n0..n0+n of every row
-            for (int64_t k = 0; k < K; ++k)
-                widen(b_type, b + k * ldb + n0, n, panel.data() + k * n);
-        gemm_tile(ta, tb, m0, m, 0, n, K, alpha, a, lda, panel.data(), tb ? K : n, beta,
-                  C + mat * sc + n0, ldc);
-    });
+    each_tile(pool, M, N, K, batch, kHalfVectorMax,
+              [&](int64_t mat, int64_t m0, int64_t m, int64_t n0, int64_t n) {
+                  const float* a = A + mat * sa;
+                  const uint16_t* b = B + mat * sb;
+                  float* c = C + mat * sc + m0 * ldc + n0;
+                  if (m == 1) { // decoding: the weights are read once, widened in registers
+                      const float* x = ta ? a + m0 : a + m0 * lda;
+                      const int64_t incx = ta ? lda : 1;
+                      if (tb) // c[n] = alpha B[n, K] x + beta c
+                          half_times_vec(b_type, x, incx, K, b + n0 * ldb, ldb, n, alpha, beta, c);
+                      else // c[n] = alpha x B[K, n] + beta c
+                          vec_times_half(b_type, x, incx, K, b + n0, ldb, n, alpha, beta, c);
+                      return;
+                  }
+                  // Several rows: this tile's panel of B widened once (op(B) [K, n]), then one
+                  // sgemm.
+                  thread_local std::vector<float> panel;
+                  panel.resize(static_cast<size_t>(K * n));
+                  if (tb) // B [N, K]: rows n0..n0+n
+                      for (int64_t j = 0; j < n; ++j)
+                          widen(b_type, b + (n0 + j) * ldb, K, panel.data() + j * K);
+                  else // B [K, N]: columns n0..n0+n of every row
+                      for (int64_t k = 0; k < K; ++k)
+                          widen(b_type, b + k * ldb + n0, n, panel.data() + k * n);
+                  gemm_tile(ta, tb, m0, m, 0, n, K, alpha, a, lda, panel.data(), tb ? K : n, beta,
+                            C + mat * sc + n0, ldc);
+              });
 }
 
 void blas_single_threaded() {

@@ -2,6 +2,7 @@
 
 #include "qkv/base/errors.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <immintrin.h>
@@ -122,37 +123,52 @@ __attribute__((target("avx2,fma,f16c"))) inline void store8(float* out, __m256 s
     _mm256_storeu_ps(out, s);
 }
 
-// y[j] for 64 columns at a time, 8 registers of sums held over the whole k loop; then 8 and 1.
+// y[j] in chunks of up to 512 columns whose sums stay in L1, 4 rows of W per pass over the sums;
+// each sum still adds k in order.
 __attribute__((target("avx2,fma,f16c"))) void
 vec_times_half_simd(DType t, const float* x, int64_t incx, int64_t K, const uint16_t* W,
                     int64_t ldw, int64_t n, float alpha, float beta, float* y) {
-    int64_t j = 0;
-    for (; j + 64 <= n; j += 64) {
-        __m256 s[8];
-        for (auto& v : s)
-            v = _mm256_setzero_ps();
-        const uint16_t* w = W + j;
-        for (int64_t k = 0; k < K; ++k, w += ldw) {
-            _mm_prefetch(reinterpret_cast<const char*>(w + 8 * ldw), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(w + 8 * ldw + 32), _MM_HINT_T0);
-            const __m256 xk = _mm256_set1_ps(x[k * incx]);
-            for (int r = 0; r < 8; ++r)
-                s[r] = _mm256_fmadd_ps(xk, load8(t, w + 8 * r), s[r]);
+    // Rows are short runs of cache lines far apart, which the prefetchers do not follow: the
+    // rows kAhead below are asked for while these are summed.
+    constexpr int64_t kChunk = 512, kAhead = 32;
+    alignas(32) float acc[kChunk];
+    for (int64_t j0 = 0; j0 < n; j0 += kChunk) {
+        const int64_t m = std::min(kChunk, n - j0), m8 = m / 8 * 8;
+        std::fill(acc, acc + m, 0.0f);
+        const uint16_t* w = W + j0;
+        int64_t k = 0;
+        for (; k + 4 <= K; k += 4, w += 4 * ldw) {
+            const __m256 x0 = _mm256_set1_ps(x[k * incx]), x1 = _mm256_set1_ps(x[(k + 1) * incx]);
+            const __m256 x2 = _mm256_set1_ps(x[(k + 2) * incx]),
+                         x3 = _mm256_set1_ps(x[(k + 3) * incx]);
+            for (int64_t j = 0; j < m8; j += 8) {
+                if (j % 32 == 0 && k + kAhead + 4 <= K) // each cache line of rows kAhead below
+                    for (int r = 0; r < 4; ++r)
+                        _mm_prefetch(reinterpret_cast<const char*>(w + (kAhead + r) * ldw + j),
+                                     _MM_HINT_T0);
+                __m256 s = _mm256_load_ps(acc + j);
+                s = _mm256_fmadd_ps(x0, load8(t, w + j), s);
+                s = _mm256_fmadd_ps(x1, load8(t, w + ldw + j), s);
+                s = _mm256_fmadd_ps(x2, load8(t, w + 2 * ldw + j), s);
+                s = _mm256_fmadd_ps(x3, load8(t, w + 3 * ldw + j), s);
+                _mm256_store_ps(acc + j, s);
+            }
+            for (int64_t j = m8; j < m; ++j)
+                for (int r = 0; r < 4; ++r)
+                    acc[j] = std::fma(x[(k + r) * incx], from_half(t, w[r * ldw + j]), acc[j]);
         }
-        for (int r = 0; r < 8; ++r)
-            store8(y + j + 8 * r, s[r], alpha, beta);
-    }
-    for (; j + 8 <= n; j += 8) {
-        __m256 s = _mm256_setzero_ps();
-        for (int64_t k = 0; k < K; ++k)
-            s = _mm256_fmadd_ps(_mm256_set1_ps(x[k * incx]), load8(t, W + k * ldw + j), s);
-        store8(y + j, s, alpha, beta);
-    }
-    for (; j < n; ++j) {
-        float s = 0.0f;
-        for (int64_t k = 0; k < K; ++k)
-            s = std::fma(x[k * incx], from_half(t, W[k * ldw + j]), s);
-        y[j] = alpha * s + (beta != 0.0f ? beta * y[j] : 0.0f);
+        for (; k < K; ++k, w += ldw) {
+            const __m256 xk = _mm256_set1_ps(x[k * incx]);
+            for (int64_t j = 0; j < m8; j += 8)
+                _mm256_store_ps(acc + j,
+                                _mm256_fmadd_ps(xk, load8(t, w + j), _mm256_load_ps(acc + j)));
+            for (int64_t j = m8; j < m; ++j)
+                acc[j] = std::fma(x[k * incx], from_half(t, w[j]), acc[j]);
+        }
+        for (int64_t j = 0; j < m8; j += 8)
+            store8(y + j0 + j, _mm256_load_ps(acc + j), alpha, beta);
+        for (int64_t j = m8; j < m; ++j)
+            y[j0 + j] = alpha * acc[j] + (beta != 0.0f ? beta * y[j0 + j] : 0.0f);
     }
 }
 
