@@ -3,7 +3,9 @@ references written from Hugging Face's semantics (llama_ref.py, neox_ref.py): Hu
 folders written here with random weights (grouped-query attention, Qwen2's q/k/v biases, tied
 and untied unembeddings, rope theta 10,000, 1,000,000 and 500,000 with Llama 3.1's scaling;
 NeoX with rotary_pct 0.25 and 0.5, parallel and sequential residual; F32, F16 and BF16, one
-file and shards), imported with `model import`, and models from `model init --arch`. Every stage tool's saved tensors and /resid, the last
+file and shards), imported with `model import` (the sharded 16-bit ones also with --keep-dtype:
+weights kept 16-bit in memory, against the reference on the same values), and models from
+`model init --arch`. Every stage tool's saved tensors and /resid, the last
 position's log-probabilities, 32 greedy tokens, the KV cache against full re-runs, and
 bit-identity for --threads 1 and 2.
 Tolerance: max |qkv - reference| <= 1e-4 * max |reference| for every tensor compared."""
@@ -81,6 +83,9 @@ class FamiliesAgainstReference(unittest.TestCase):
                                             lambda p: gpt2_tokenizer_json(p, "neox"))
             run("model", "import", "--from", f"{d}/{name}", "-o", f"{d}/{name}.h5", "-q")
             cls.models[name] = (f"{d}/{name}.h5", (neox_ref.NeoX if neox else llama_ref.Llama)(cfg, stored))
+            if dtype != "F32" and shards > 1:  # the same weights kept 16-bit, in the file and in memory
+                run("model", "import", "--from", f"{d}/{name}", "--keep-dtype", "-o", f"{d}/{name}-kept.h5", "-q")
+                cls.models[name + "-kept"] = (f"{d}/{name}-kept.h5", cls.models[name][1])
         for arch, ref in (("llama", llama_ref), ("gpt-neox", neox_ref)):
             init = f"{d}/init-{arch}.h5"
             run("model", "init", "--arch", arch, "--seed", 5, "-o", init, "-q")
@@ -162,8 +167,15 @@ class FamiliesAgainstReference(unittest.TestCase):
             with self.subTest(name):
                 self.greedy(name, [464, 2068, 7586, 21831, 18045])
 
+    def test_kept_dtype_is_stored_16_bit(self):
+        for name, dtype in (("qwen2-bf16-sharded-kept", "BF16"), ("neox-sequential-f16-sharded-kept", "F16")):
+            with h5py.File(self.models[name][0]) as f:
+                for ds in ("embed/W_E", "blocks/0/attn/W_Q", "blocks/1/mlp/W_out", "unembed/W_U"):
+                    self.assertEqual(f[ds].id.get_type().get_size(), 2, f"{name} {ds}")
+                self.assertEqual(f["embed/W_E"].dtype, np.float16 if dtype == "F16" else np.float32)
+
     def test_threads_bit_identical(self):
-        for name in ("gqa-f32", "pythia-parallel-f32"):
+        for name in ("gqa-f32", "pythia-parallel-f32", "qwen2-bf16-sharded-kept"):
             model = self.models[name][0]
             tok = write_tokens(f"{self.d}/t.h5", model, np.random.default_rng(5).integers(0, 50257, size=(2, 21)))
             outs = []

@@ -1,6 +1,8 @@
 """Every stage of the forward pass against the pure-PyTorch reference (gpt2_ref.py), on a
-model made by `model init --preset tiny` and on Hugging Face folders written here (F32, F16).
+model made by `model init --preset tiny`, on its 16-bit exports (model export --dtype f16, bf16:
+weights kept 16-bit in memory) and on Hugging Face folders written here (F32, F16).
 Tolerance: max |qkv - reference| <= 1e-4 * max |reference| for every tensor compared."""
+import json
 import os
 import unittest
 
@@ -83,6 +85,41 @@ class ForwardAgainstReference(unittest.TestCase):
             run("model", "import", "--from", hf, "-o", model)
             tokens = np.random.default_rng(2).integers(0, cfg["vocab_size"], size=(3, 11))
             self.check_model(model, gpt2_ref.GPT2(cfg, sd), tokens, d)
+
+    def test_sixteen_bit_weights(self):
+        """model export --dtype f16 | bf16: the weights stay 16-bit in memory, widened in the
+        products; every stage, the last logits and 6 greedy tokens (the one-row products of the
+        KV cache) against float64 on the same rounded weights."""
+        with tmpdir() as d:
+            full = os.path.join(d, "tiny.h5")
+            run("model", "init", "--preset", "tiny", "--seed", 11, "-o", full)
+            for dtype in ("f16", "bf16"):
+                model = os.path.join(d, f"tiny-{dtype}.h5")
+                run("model", "export", full, "--dtype", dtype, "-o", model)
+                with h5py.File(model) as f:
+                    self.assertEqual(f["blocks/0/mlp/W_in"].id.get_type().get_size(), 2)
+                cfg, sd = gpt2_ref.from_qkv_model(model)  # h5py widens both layouts exactly
+                ref = gpt2_ref.GPT2(cfg, sd)
+                tokens = np.random.default_rng(3).integers(0, cfg["vocab_size"], size=(2, 13))
+                files = self.check_model(model, ref, tokens, d)
+                run("generate", "-m", model, "--from", files[f"mlp{cfg['n_layer'] - 1}"], "-o", f"{d}/logits.h5")
+                with torch.no_grad():
+                    x = ref.embed(tokens)
+                    for i in range(cfg["n_layer"]):
+                        x = ref.mlp(i, ref.attention(i, x))
+                    assert_close(self, read(f"{d}/logits.h5", "logits").reshape(2, -1), ref.logits(x)[:, -1], f"{dtype} logits")
+                prompt = [464, 2068, 7586]
+                tok = write_tokens(f"{d}/p.h5", model, [prompt])
+                out = json.loads(run("generate", "-m", model, "--tokens", tok, "-n", 6, "--temperature", 0,
+                                     "--ignore-eos", "--json").stdout)
+                seq = list(prompt)
+                with torch.no_grad():
+                    for _ in range(6):
+                        x = ref.embed([seq])
+                        for i in range(cfg["n_layer"]):
+                            x = ref.mlp(i, ref.attention(i, x))
+                        seq.append(int(ref.logits(x)[0, -1].argmax()))
+                self.assertEqual(out["generated_ids"], seq[len(prompt):], f"{dtype}: greedy tokens")
 
     def test_hf_import_f32(self):
         self.check_hf("F32", "transformer.")
