@@ -314,7 +314,7 @@ void run_attribute(const AttributeOptions& opt) {
     if (opt.method == "dla" && !opt.patch_from.empty())
         throw UsageError("--patch-from: only with --method atp");
     ModelFile model = ModelFile::open(opt.common.model);
-    model.weights_as_f32(); // attribution reads W_U and the backward pass's weights itself
+    model.plain_weights(); // attribution reads W_U and the backward pass's weights itself
     Tokenizer tok(model.load_tokenizer());
     Prompt in = read_prompt(opt.prompt, model, tok);
     std::vector<int64_t> at = position_in_each(in.pad, opt.position, "--position");

@@ -403,7 +403,7 @@ Tensor H5File::read_f32(const std::string& dataset, int expected_rank) const {
     check_rank(where(dataset), in.shape, expected_rank);
     Tensor t;
     read_floats(dataset, in, [&] {
-        t = Tensor::zeros(in.shape);
+        t = Tensor::uninitialized(in.shape);
         return t.f32();
     });
     return t.empty() ? Tensor::zeros(in.shape) : t;
@@ -421,14 +421,14 @@ Tensor H5File::read_floats_as_stored(const std::string& dataset, const Shape& ex
                                      bool keep_half) const {
     const DatasetInfo in = info(dataset);
     if (!keep_half || in.half == DType::F32) {
-        Tensor t = Tensor::zeros(expected);
+        Tensor t = Tensor::uninitialized(expected);
         read_f32_into(dataset, expected, t.f32());
         return t;
     }
     if (in.shape != expected)
         throw ShapeError(where(dataset) + ": expected shape " + shape_str(expected) + ", found " +
                          shape_str(in.shape));
-    Tensor t = Tensor::zeros(expected, in.half);
+    Tensor t = Tensor::uninitialized(expected, in.half);
     if (t.numel() == 0) return t;
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
     check_plausible(d, in, in.type_size, where(dataset), clean_copy_);
@@ -436,6 +436,27 @@ Tensor H5File::read_floats_as_stored(const std::string& dataset, const Shape& ex
     if (H5Dread(d, memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.u16()) < 0)
         throw FormatError(where(dataset) + ": read failed (truncated or damaged file?)");
     return t;
+}
+
+void H5File::read_rows(const std::string& dataset, int64_t row0, int64_t n, int64_t cols,
+                       DType type, void* out) const {
+    const DatasetInfo in = info(dataset);
+    if (in.kind != ValueKind::Float || in.shape.size() != 2 || in.shape[1] != cols || row0 < 0 ||
+        n < 0 || row0 + n > in.shape[0])
+        throw ShapeError(where(dataset) + ": expected " + std::to_string(row0 + n) + "+ rows of " +
+                         std::to_string(cols) + " floats, found " + shape_str(in.shape));
+    if (n == 0 || cols == 0) return;
+    H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    check_plausible(d, in, in.type_size, where(dataset), clean_copy_);
+    const hsize_t start[2] = {static_cast<hsize_t>(row0), 0};
+    const hsize_t count[2] = {static_cast<hsize_t>(n), static_cast<hsize_t>(cols)};
+    H5Id file_space(H5Dget_space(d), H5Sclose);
+    H5Id mem(H5Screate_simple(2, count, nullptr), H5Sclose);
+    H5Id half = is_half(type) ? half_type(type) : H5Id();
+    if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
+        H5Dread(d, is_half(type) ? hid_t(half) : H5T_NATIVE_FLOAT, mem, file_space, H5P_DEFAULT,
+                out) < 0)
+        throw FormatError(where(dataset) + ": read failed (truncated or damaged file?)");
 }
 
 Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {
@@ -446,7 +467,7 @@ Tensor H5File::read_i32(const std::string& dataset, int expected_rank) const {
     if (shape_numel(in.shape) == 0) return Tensor::zeros(in.shape, DType::I32);
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
     check_plausible(d, in, in.type_size, where(dataset), clean_copy_);
-    Tensor t = Tensor::zeros(in.shape, DType::I32);
+    Tensor t = Tensor::uninitialized(in.shape, DType::I32);
     if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.i32()) < 0)
         throw FormatError(where(dataset) + ": read failed (values out of int32 range, or a "
                                            "damaged file?)");

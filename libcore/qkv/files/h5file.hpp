@@ -72,6 +72,10 @@ class H5File {
     // those 16-bit layouts (and keep_half), float32 otherwise.
     Tensor read_floats_as_stored(const std::string& dataset, const Shape& expected,
                                  bool keep_half) const;
+    // Rows [row0, row0 + n) of a 2-D float dataset of cols columns into out, as type (F32, or
+    // the dataset's own 16-bit layout: info().half).
+    void read_rows(const std::string& dataset, int64_t row0, int64_t n, int64_t cols, DType type,
+                   void* out) const;
     Tensor read_i32(const std::string& dataset, int expected_rank = -1) const;
     std::vector<std::string> read_strings(const std::string& dataset) const;
 

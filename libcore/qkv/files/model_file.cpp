@@ -50,13 +50,13 @@ ModelFile ModelFile::open(const std::string& path, H5Input started) {
 }
 
 Tensor ModelFile::read(const std::string& name, const Shape& shape) const {
-    Tensor t = Tensor::zeros(shape);
+    Tensor t = Tensor::uninitialized(shape);
     file_.read_f32_into(name, shape, t.f32());
     return t;
 }
 
 Tensor ModelFile::read_matrix(const std::string& name, const Shape& shape) const {
-    return file_.read_floats_as_stored(name, shape, keep_half_);
+    return file_.read_floats_as_stored(name, shape, !plain_);
 }
 
 void ModelFile::check_layer(int64_t layer, const std::string& option) const {
@@ -128,13 +128,51 @@ MlpWeights ModelFile::load_mlp(int64_t layer, Backend& be) const {
     return w;
 }
 
-UnembedWeights ModelFile::load_unembed(Backend& be) const {
+UnembedWeights ModelFile::load_unembed(Backend& be, const Tensor* W_E) const {
     const Config& c = config_;
     UnembedWeights w;
     w.ln_final = load_ln("/ln_final", be);
-    w.W_U = be.to_device(read_matrix("/unembed/W_U", {c.d_model, c.vocab_size}));
+    w.tied = W_E && !plain_ && unembed_is_W_E_T(be.to_host(*W_E));
+    w.W_U = w.tied ? *W_E : be.to_device(read_matrix("/unembed/W_U", {c.d_model, c.vocab_size}));
     if (c.arch == "gpt2") w.b_U = be.to_device(read("/unembed/b_U", {c.vocab_size}));
     return w;
+}
+
+// Whether the file's W_U [d_model, vocab] holds exactly W_E [vocab, d_model] transposed (as
+// GPT-2 and model init tie them), compared 64 rows of W_U at a time (before the blocks are loaded):
+// an untied W_U differs in its first block, and a W_U edited after it was tied is seen, however
+// little it changed.
+namespace {
+// Whether rows [d0, d0 + n) of W_U [d_model, vocab] (rows, as stored) are columns d0.. of W_E
+// [vocab, d_model], bit for bit.
+template <typename Bits>
+bool rows_are_columns(const void* rows, const void* W_E, int64_t d0, int64_t n, int64_t D,
+                      int64_t V) {
+    const auto* u = static_cast<const Bits*>(rows);
+    const auto* e = static_cast<const Bits*>(W_E);
+    for (int64_t v = 0; v < V; ++v) // W_U[d0 + r, v] == W_E[v, d0 + r]
+        for (int64_t r = 0; r < n; ++r)
+            if (u[r * V + v] != e[v * D + d0 + r]) return false;
+    return true;
+}
+} // namespace
+
+bool ModelFile::unembed_is_W_E_T(const Tensor& W_E) const {
+    const int64_t D = config_.d_model, V = config_.vocab_size, kRows = 64;
+    const DatasetInfo in = file_.info("/unembed/W_U");
+    // Compared as stored: the bits of W_E's type (float32, or the 16-bit layout both share).
+    const DType t = W_E.dtype();
+    if (in.kind != ValueKind::Float || in.shape != Shape{D, V} || (is_half(t) && in.half != t))
+        return false; // held apart (or refused when read)
+    std::vector<char> rows(static_cast<size_t>(kRows * V) * dtype_size(t));
+    for (int64_t d0 = 0; d0 < D; d0 += kRows) {
+        const int64_t n = std::min(kRows, D - d0);
+        file_.read_rows("/unembed/W_U", d0, n, V, t, rows.data());
+        if (!(is_half(t) ? rows_are_columns<uint16_t>(rows.data(), W_E.data(), d0, n, D, V)
+                         : rows_are_columns<uint32_t>(rows.data(), W_E.data(), d0, n, D, V)))
+            return false;
+    }
+    return true;
 }
 
 BlockWeights ModelFile::load_block(int64_t layer, Backend& be) const {
@@ -144,7 +182,8 @@ BlockWeights ModelFile::load_block(int64_t layer, Backend& be) const {
 }
 
 ModelWeights ModelFile::load_all(Backend& be) const {
-    ModelWeights m{config_, load_embed(be), {}, load_unembed(be)};
+    ModelWeights m{config_, load_embed(be), {}, {}};
+    m.unembed = load_unembed(be, &m.embed.W_E);
     for (int64_t l = 0; l < config_.n_layers; ++l)
         m.blocks.push_back(load_block(l, be));
     return m;

@@ -28,16 +28,18 @@ class ModelFile {
     const H5File& h5() const { return file_; }
 
     // The weight matrices (not norms, not biases) of a file that stores them F16 or BF16 are
-    // loaded 16-bit and stay so in memory, unless the tool wants every weight as float32
-    // (a tool that reads weights' values itself rather than through the layers).
-    void weights_as_f32() { keep_half_ = false; }
+    // loaded 16-bit and stay so in memory, and a W_U that is exactly W_E transposed is not
+    // loaded: the unembedding uses W_E (UnembedWeights::tied). A tool that reads weights' values
+    // itself rather than through the layers asks for plain weights: float32, W_U its own.
+    void plain_weights() { plain_ = true; }
 
     EmbedWeights load_embed(Backend& be) const;
     LayerNormWeights load_ln(const std::string& group, Backend& be) const;
     AttentionWeights load_attention(int64_t layer, Backend& be) const;
     MlpWeights load_mlp(int64_t layer, Backend& be) const;
     BlockWeights load_block(int64_t layer, Backend& be) const;
-    UnembedWeights load_unembed(Backend& be) const;
+    // With W_E (the embedding as loaded, on be), a tied unembedding shares it.
+    UnembedWeights load_unembed(Backend& be, const Tensor* W_E = nullptr) const;
     ModelWeights load_all(Backend& be) const; // every layer's weights
     TokenizerData load_tokenizer() const;
     void check_layer(int64_t layer, const std::string& option) const;
@@ -45,7 +47,8 @@ class ModelFile {
   private:
     Tensor read(const std::string& name, const Shape& shape) const;        // float32
     Tensor read_matrix(const std::string& name, const Shape& shape) const; // 16-bit kept
-    bool keep_half_ = true;
+    bool unembed_is_W_E_T(const Tensor& W_E) const;
+    bool plain_ = false;
     std::string path_, model_id_;
     Config config_;
     H5File file_;

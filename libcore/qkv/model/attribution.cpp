@@ -1,5 +1,7 @@
 #include "qkv/model/attribution.hpp"
 
+#include "qkv/base/errors.hpp"
+
 #include <cmath>
 
 namespace qkv {
@@ -7,6 +9,7 @@ namespace qkv {
 LogitDirection logit_direction(const Config& cfg, const UnembedWeights& w, const float* x,
                                int32_t answer, int32_t foil) {
     const int64_t D = cfg.d_model, V = cfg.vocab_size;
+    if (w.tied) throw Error("internal: attribution reads W_U [d_model, vocab] (plain weights)");
     LogitDirection dir;
     dir.center = cfg.norm == "layernorm";
     // The final norm's statistics on the whole stream, as the forward pass computes them.

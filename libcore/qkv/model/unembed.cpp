@@ -10,7 +10,9 @@ void unembed_forward(Backend& be, const Config& cfg, const UnembedWeights& w, co
     const int64_t D = cfg.d_model, V = cfg.vocab_size;
     Tensor h = be.empty({rows, D}); // [rows, d_model]
     normalize(be, cfg, w.ln_final, x, rows, h.f32());
-    matmul(be, {h.f32(), rows, D, D}, weight_view(w.W_U, 0, D, V, V), {logits, rows, V, V});
+    const MatrixView W_U = w.tied ? weight_view(w.W_U, 0, V, D, D).T() // W_E^T
+                                  : weight_view(w.W_U, 0, D, V, V);
+    matmul(be, {h.f32(), rows, D, D}, W_U, {logits, rows, V, V});
     if (!w.b_U.empty()) be.add_bias(logits, w.b_U.f32(), rows, V);
 }
 

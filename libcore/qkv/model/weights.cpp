@@ -30,7 +30,7 @@ void pack_qkv(const float* const W[3], int64_t head, int64_t kv_head, int64_t d_
 Tensor pack_qkv(const Tensor W[3], int64_t head, int64_t kv_head, int64_t d_model, int64_t d_head) {
     const DType t = W[0].dtype();
     const size_t e = dtype_size(t);
-    Tensor fused = Tensor::zeros({d_model, (head + 2 * kv_head) * d_head}, t);
+    Tensor fused = Tensor::uninitialized({d_model, (head + 2 * kv_head) * d_head}, t);
     auto* out = static_cast<char*>(fused.data());
     each_qkv_row(head, kv_head, d_model, d_head, [&](int64_t at, int x, int64_t from) {
         std::memcpy(out + at * e, static_cast<const char*>(W[x].data()) + from * e, d_head * e);
@@ -41,7 +41,7 @@ Tensor pack_qkv(const Tensor W[3], int64_t head, int64_t kv_head, int64_t d_mode
 Tensor concat_columns(const Tensor& a, const Tensor& b) {
     const int64_t rows = a.dim(0), ca = a.dim(1), cb = b.dim(1);
     const size_t e = dtype_size(a.dtype());
-    Tensor both = Tensor::zeros({rows, ca + cb}, a.dtype());
+    Tensor both = Tensor::uninitialized({rows, ca + cb}, a.dtype());
     auto* out = static_cast<char*>(both.data());
     const auto *pa = static_cast<const char*>(a.data()), *pb = static_cast<const char*>(b.data());
     for (int64_t r = 0; r < rows; ++r) {

@@ -43,8 +43,9 @@ struct EmbedWeights {
 
 struct UnembedWeights {
     LayerNormWeights ln_final;
-    Tensor W_U; // [d_model, vocab]
-    Tensor b_U; // [vocab]; may be empty
+    Tensor W_U;        // [d_model, vocab]; tied: W_E itself [vocab, d_model], held once
+    Tensor b_U;        // [vocab]; may be empty
+    bool tied = false; // the file's W_U is exactly W_E transposed: logits = x W_E^T
 };
 
 // One transformer block: LayerNorm, attention, LayerNorm, MLP.

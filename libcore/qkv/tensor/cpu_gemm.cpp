@@ -18,6 +18,9 @@ namespace {
 // A one-row product over 16-bit weights takes wider parts (kHalfVectorMax): its rows are read
 // as runs of a part's width, and runs of 1 KiB kept the memory busier than runs of 512 bytes.
 constexpr int64_t kTileMax = 512, kVectorMax = 256, kHalfVectorMax = 512;
+// A 16-bit product of fewer rows than this runs each row as a one-row product: widening a panel
+// for sgemm costs more than reading the weights that many times.
+constexpr int64_t kHalfPanelRows = 4;
 // Below this many multiply-adds a product runs on the caller alone: waking threads costs more.
 constexpr int64_t kInline = 1 << 16;
 
@@ -67,13 +70,39 @@ void gemm_tile(bool ta, bool tb, int64_t m0, int64_t m, int64_t n0, int64_t n, i
 }
 
 GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t vector_max) {
-    if (M == 1) return {M, N, 1, even_parts(N, vector_max)};
+    if (M == 1 || (vector_max == kHalfVectorMax && M < kHalfPanelRows))
+        return {M, N, 1, even_parts(N, vector_max)};
     return {M, N, even_parts(M, kTileMax), even_parts(N, kTileMax)};
 }
 
-} // namespace
-
-namespace {
+// One tile of C = alpha op(A) op(B) + beta C with B 16-bit: as gemm_tile, the rows [m0, m0 + m)
+// and columns [n0, n0 + n).
+void half_b_tile(bool ta, bool tb, int64_t m0, int64_t m, int64_t n0, int64_t n, int64_t K,
+                 float alpha, const float* A, int64_t lda, DType b_type, const uint16_t* B,
+                 int64_t ldb, float beta, float* C, int64_t ldc) {
+    if (m < kHalfPanelRows) { // decoding, a short prompt: row by row, each weight read as is
+        for (int64_t i = m0; i < m0 + m; ++i) {
+            const float* x = ta ? A + i : A + i * lda;
+            const int64_t incx = ta ? lda : 1;
+            float* c = C + i * ldc + n0;
+            if (tb) // c[n] = alpha B[n, K] x + beta c
+                half_times_vec(b_type, x, incx, K, B + n0 * ldb, ldb, n, alpha, beta, c);
+            else // c[n] = alpha x B[K, n] + beta c
+                vec_times_half(b_type, x, incx, K, B + n0, ldb, n, alpha, beta, c);
+        }
+        return;
+    }
+    // More rows: this tile's panel of B widened once (op(B) [K, n]), then one sgemm.
+    thread_local std::vector<float> panel;
+    panel.resize(static_cast<size_t>(K * n));
+    if (tb) // B [N, K]: rows n0..n0+n
+        for (int64_t j = 0; j < n; ++j)
+            widen(b_type, B + (n0 + j) * ldb, K, panel.data() + j * K);
+    else // B [K, N]: columns n0..n0+n of every row
+        for (int64_t k = 0; k < K; ++k)
+            widen(b_type, B + k * ldb + n0, n, panel.data() + k * n);
+    gemm_tile(ta, tb, m0, m, 0, n, K, alpha, A, lda, panel.data(), tb ? K : n, beta, C + n0, ldc);
+}
 
 // Runs tile(matrix, m0, m, n0, n) for every tile of every matrix of the batch, on the pool
 // unless the product is small.
@@ -103,9 +132,9 @@ void cpu_gemm_batched(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, 
                       int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc, int64_t sc,
                       int64_t batch) {
     each_tile(pool, M, N, K, batch, kVectorMax,
-              [&](int64_t mat, int64_t m0, int64_t m, int64_t n0, int64_t n) {
-                  gemm_tile(ta, tb, m0, m, n0, n, K, alpha, A + mat * sa, lda, B + mat * sb, ldb,
-                            beta, C + mat * sc, ldc);
+              [&](int64_t i, int64_t m0, int64_t m, int64_t n0, int64_t n) {
+                  gemm_tile(ta, tb, m0, m, n0, n, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta,
+                            C + i * sc, ldc);
               });
 }
 
@@ -114,31 +143,9 @@ void cpu_gemm_half_b(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, i
                      const uint16_t* B, int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc,
                      int64_t sc, int64_t batch) {
     each_tile(pool, M, N, K, batch, kHalfVectorMax,
-              [&](int64_t mat, int64_t m0, int64_t m, int64_t n0, int64_t n) {
-                  const float* a = A + mat * sa;
-                  const uint16_t* b = B + mat * sb;
-                  float* c = C + mat * sc + m0 * ldc + n0;
-                  if (m == 1) { // decoding: the weights are read once, widened in registers
-                      const float* x = ta ? a + m0 : a + m0 * lda;
-                      const int64_t incx = ta ? lda : 1;
-                      if (tb) // c[n] = alpha B[n, K] x + beta c
-                          half_times_vec(b_type, x, incx, K, b + n0 * ldb, ldb, n, alpha, beta, c);
-                      else // c[n] = alpha x B[K, n] + beta c
-                          vec_times_half(b_type, x, incx, K, b + n0, ldb, n, alpha, beta, c);
-                      return;
-                  }
-                  // Several rows: this tile's panel of B widened once (op(B) [K, n]), then one
-                  // sgemm.
-                  thread_local std::vector<float> panel;
-                  panel.resize(static_cast<size_t>(K * n));
-                  if (tb) // B [N, K]: rows n0..n0+n
-                      for (int64_t j = 0; j < n; ++j)
-                          widen(b_type, b + (n0 + j) * ldb, K, panel.data() + j * K);
-                  else // B [K, N]: columns n0..n0+n of every row
-                      for (int64_t k = 0; k < K; ++k)
-                          widen(b_type, b + k * ldb + n0, n, panel.data() + k * n);
-                  gemm_tile(ta, tb, m0, m, 0, n, K, alpha, a, lda, panel.data(), tb ? K : n, beta,
-                            C + mat * sc + n0, ldc);
+              [&](int64_t i, int64_t m0, int64_t m, int64_t n0, int64_t n) {
+                  half_b_tile(ta, tb, m0, m, n0, n, K, alpha, A + i * sa, lda, b_type, B + i * sb,
+                              ldb, beta, C + i * sc, ldc);
               });
 }
 

@@ -235,13 +235,13 @@ void half_times_vec(DType t, const float* x, int64_t incx, int64_t K, const uint
 
 Tensor to_f32(const Tensor& t) {
     if (!is_half(t.dtype())) return t;
-    Tensor out = Tensor::zeros(t.shape());
+    Tensor out = Tensor::uninitialized(t.shape());
     widen(t.dtype(), t.u16(), t.numel(), out.f32());
     return out;
 }
 
 Tensor to_half(const Tensor& t, DType half) {
-    Tensor out = Tensor::zeros(t.shape(), half);
+    Tensor out = Tensor::uninitialized(t.shape(), half);
     for (int64_t i = 0; i < t.numel(); ++i)
         out.u16()[i] = to_half(half, t.f32()[i]);
     return out;

@@ -33,12 +33,12 @@ int64_t shape_numel(const Shape& s) {
 namespace {
 class HostStorage : public Storage {
   public:
-    explicit HostStorage(size_t bytes) {
+    HostStorage(size_t bytes, bool zero_filled) {
         size_t rounded = ((bytes + 63) / 64) * 64;
         if (rounded == 0) rounded = 64;
         ptr_ = std::aligned_alloc(64, rounded);
         if (!ptr_) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-        std::memset(ptr_, 0, rounded);
+        if (zero_filled) std::memset(ptr_, 0, rounded);
     }
     ~HostStorage() override { std::free(ptr_); }
     void* data() override { return ptr_; }
@@ -49,18 +49,29 @@ class HostStorage : public Storage {
 };
 } // namespace
 
-std::shared_ptr<Storage> host_storage(size_t bytes) {
-    return std::make_shared<HostStorage>(bytes);
+std::shared_ptr<Storage> host_storage(size_t bytes, bool zero_filled) {
+    return std::make_shared<HostStorage>(bytes, zero_filled);
 }
 
 Tensor::Tensor(Shape shape, DType dtype, std::shared_ptr<Storage> storage)
     : shape_(std::move(shape)), dtype_(dtype), storage_(std::move(storage)) {}
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+namespace {
+Tensor host_tensor(const Shape& shape, DType dtype, bool zero_filled) {
     for (auto d : shape)
         if (d < 0) throw ShapeError("negative dimension in shape " + shape_str(shape));
-    return Tensor(shape, dtype,
-                  host_storage(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype)));
+    return Tensor(
+        shape, dtype,
+        host_storage(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), zero_filled));
+}
+} // namespace
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+    return host_tensor(shape, dtype, true);
+}
+
+Tensor Tensor::uninitialized(const Shape& shape, DType dtype) {
+    return host_tensor(shape, dtype, false);
 }
 
 size_t dtype_size(DType t) {

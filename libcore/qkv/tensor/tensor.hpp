@@ -21,7 +21,7 @@ class Storage {
     virtual void* data() = 0;
     virtual Device device() const = 0;
 };
-std::shared_ptr<Storage> host_storage(size_t bytes);
+std::shared_ptr<Storage> host_storage(size_t bytes, bool zero_filled = true);
 
 // F16 and BF16 hold weights kept 16-bit in memory (half.hpp); the layers compute in F32.
 enum class DType { F32, I32, F16, BF16 };
@@ -32,6 +32,9 @@ class Tensor {
     Tensor() = default;
     // A zero-filled host tensor.
     static Tensor zeros(const Shape& shape, DType dtype = DType::F32);
+    // A host tensor whose every element the caller writes next (a read, a copy): not zeroed,
+    // so loading a model touches its memory once.
+    static Tensor uninitialized(const Shape& shape, DType dtype = DType::F32);
     // Wraps storage made by a backend.
     Tensor(Shape shape, DType dtype, std::shared_ptr<Storage> storage);
 
