@@ -8,7 +8,10 @@ Workloads (batch 1, random weights of the real shapes from `model init`, no down
      FLOPs = 2 T (block matrix weights) + 4 L T^2 d_attn (scores and weighted values, all T x T
      as computed) + 2 d_model vocab (last-position unembedding);
   2. decode: tokens/s for 128 new tokens after a 16-token prompt (KV cache), against the bound
-     bandwidth / (bytes of weights read per token);
+     bandwidth / (bytes of weights read per token), with float32 weights and with the same model
+     exported F16 (weights kept 16-bit in memory: half the bytes, so twice the bound); peak RSS
+     against weights (the tied W_U counted once, as qkv holds it) + the KV cache for n_ctx; and
+     the start-up of `generate -n 1` on a 2-token prompt (whole process);
   3. pipeline overhead: tokenize | embed | (attend | mlp) x L | generate --from - over pipes,
      against tokenize | embed | block --layers all | generate --from -, T = 256;
   4. load: time and peak RSS of `attend --layer 5` against `block --layers all`;
@@ -146,30 +149,54 @@ def main():
                 rows.append((preset, f"prefill T={t}", f"{ours:.0f} tok/s", f"{flops / statistics.median(one) / 1e9:.0f} GFLOP/s",
                              f"{best_torch:.0f} tok/s", f"{ours / best_torch:.2f}x",
                              f"{min(one):.3f}..{max(one):.3f} s; piped {statistics.median(piped):.2f} s wall"))
-            # 2. decode
+            # 2. decode, float32 weights and the same model exported F16 (kept 16-bit in memory)
             write_tokens(f"{d}/p{n_prompt}.h5", model, [(i * 31 + 7) % V for i in range(n_prompt)])
-            dec, peak = [], 0.0
-            for _ in range(a.runs):
-                _, _, err = sh(f"{tools}/generate -m {model} --tokens {d}/p{n_prompt}.h5 -n {n_new} --temperature 0 "
-                               f"--ignore-eos --stats --threads {T}")
-                n, s = stats_line(err, "generated")
-                dec.append(n / s)
-                peak = max(peak, float(re.search(r"peak memory: ([\d.]+) MiB", err).group(1)))
+            half = f"{d}/{preset}-f16.h5"
+            sh(f"{tools}/model export {model} --dtype f16 -o {half} -q")
+            write_tokens(f"{d}/p{n_prompt}-f16.h5", half, [(i * 31 + 7) % V for i in range(n_prompt)])
+
+            def decode(m, tok):
+                rates, top = [], 0.0
+                for _ in range(a.runs):
+                    _, _, err = sh(f"{tools}/generate -m {m} --tokens {tok} -n {n_new} --temperature 0 "
+                                   f"--ignore-eos --stats --threads {T}")
+                    n, s = stats_line(err, "generated")
+                    rates.append(n / s)
+                    top = max(top, float(re.search(r"peak memory: ([\d.]+) MiB", err).group(1)))
+                return rates, top
+
+            dec, peak = decode(model, f"{d}/p{n_prompt}.h5")
+            dec16, peak16 = decode(half, f"{d}/p{n_prompt}-f16.h5")
             tr = [torch_run(model, T, f"--prefill '' --decode {n_new} --prompt {n_prompt} --runs {a.runs}", p) for p in (False, True)]
             best_torch = max(x["decode"]["tokens_per_s"] for x in tr)
             weight_bytes = 4 * (block_weights + D * V)
             bound = bw / weight_bytes
             kv_bytes = 2 * L * c["n_ctx"] * A * 4
-            all_weights = 4 * (block_weights + 2 * D * V + c["n_ctx"] * D)  # W_E and W_U both held
-            ours = statistics.median(dec)
+            held = block_weights + D * V + c["n_ctx"] * D  # the tied W_U is W_E, held once
+            ours, ours16 = statistics.median(dec), statistics.median(dec16)
+            need, need16 = (4 * held + kv_bytes) / 2**20, (2 * held + kv_bytes) / 2**20
             r["decode"] = {"tokens_per_s": med(dec), "bound_tokens_per_s": bound, "share_of_bound": ours / bound,
                            "weight_bytes_per_token": weight_bytes, "peak_mib": peak,
-                           "weights_plus_kv_mib": (all_weights + kv_bytes) / 2**20,
+                           "weights_plus_kv_mib": need, "memory_ratio": peak / need,
                            "torch_tokens_per_s": {"default": tr[0]["decode"]["tokens_per_s"], "passive": tr[1]["decode"]["tokens_per_s"]},
                            "ratio_vs_torch": ours / best_torch}
+            r["decode_f16"] = {"tokens_per_s": med(dec16), "bound_tokens_per_s": 2 * bound,
+                               "share_of_bound": ours16 / (2 * bound), "ratio_vs_f32": ours16 / ours,
+                               "peak_mib": peak16, "weights_plus_kv_mib": need16, "memory_ratio": peak16 / need16}
             rows.append((preset, f"decode {n_new} after {n_prompt}", f"{ours:.1f} tok/s", f"{100 * ours / bound:.0f}% of bound {bound:.0f}",
                          f"{best_torch:.1f} tok/s", f"{ours / best_torch:.2f}x",
-                         f"{min(dec):.1f}..{max(dec):.1f}; peak {peak:.0f} MiB vs weights+KV {(all_weights + kv_bytes) / 2**20:.0f}"))
+                         f"{min(dec):.1f}..{max(dec):.1f}; peak {peak:.0f} MiB = {peak / need:.2f}x weights+KV {need:.0f}"))
+            rows.append((preset, f"decode, F16 weights", f"{ours16:.1f} tok/s", f"{100 * ours16 / (2 * bound):.0f}% of bound {2 * bound:.0f}",
+                         "", f"{ours16 / ours:.2f}x f32",
+                         f"{min(dec16):.1f}..{max(dec16):.1f}; peak {peak16:.0f} MiB = {peak16 / need16:.2f}x weights+KV {need16:.0f}"))
+            # 2b. start-up: one new token after a 2-token prompt, whole process, warm page cache
+            with open(f"{d}/hi.txt", "w") as f:
+                f.write("hi there")
+            once = [sh(f"{tools}/generate -m {model} -n 1 -f {d}/hi.txt --temperature 0 --threads {T}")[0] for _ in range(a.runs)]
+            once16 = [sh(f"{tools}/generate -m {half} -n 1 -f {d}/hi.txt --temperature 0 --threads {T}")[0] for _ in range(a.runs)]
+            r["startup"] = {"generate_n1_s": med(once), "generate_n1_f16_s": med(once16)}
+            rows.append((preset, "start-up: generate -n 1", f"{statistics.median(once):.2f} s", f"F16: {statistics.median(once16):.2f} s",
+                         "", "", "whole process, 2-token prompt, weights in the page cache"))
             # 3. pipeline overhead over pipes, T = 256 (or the prefill size in quick mode)
             tp = min(256 if not a.quick else 16, c["n_ctx"])
             text = " ".join(["word"] * tp)
