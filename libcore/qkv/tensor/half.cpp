@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
+#endif
 
 namespace qkv {
 
@@ -93,9 +96,14 @@ namespace {
 #if defined(__x86_64__)
 #define QKV_HALF_SIMD 1
 
+// AVX2 and FMA as the compiler's runtime checks them (with the OS's support for the registers);
+// F16C from CPUID leaf 1 (ECX bit 29), which clang's __builtin_cpu_supports does not name.
 bool cpu_has_simd() {
-    static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                            __builtin_cpu_supports("f16c");
+    static const bool yes = [] {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+        return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }();
     return yes;
 }
 
