@@ -420,14 +420,14 @@ void H5File::read_f32_into(const std::string& dataset, const Shape& expected, fl
 Tensor H5File::read_floats_as_stored(const std::string& dataset, const Shape& expected,
                                      bool keep_half) const {
     const DatasetInfo in = info(dataset);
-    if (!keep_half || in.half == DType::F32) {
-        Tensor t = Tensor::uninitialized(expected);
-        read_f32_into(dataset, expected, t.f32());
-        return t;
-    }
-    if (in.shape != expected)
+    if (in.kind == ValueKind::Float && in.shape != expected)
         throw ShapeError(where(dataset) + ": expected shape " + shape_str(expected) + ", found " +
                          shape_str(in.shape));
+    if (!keep_half || in.half == DType::F32) {
+        Tensor t = Tensor::uninitialized(expected);
+        read_floats(dataset, in, [&t] { return t.f32(); });
+        return t;
+    }
     Tensor t = Tensor::uninitialized(expected, in.half);
     if (t.numel() == 0) return t;
     H5Id d(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), H5Dclose);

@@ -110,25 +110,18 @@ Tensor Safetensors::read(const std::string& name, const Shape& expected) const {
     if (!es)
         throw FormatError(path_ + ": tensor '" + name + "' has unsupported dtype " + e.dtype +
                           " (F32, F16 or BF16 expected)");
+    // The bytes as stored (little-endian host assumed: x86-64, arm64), then widened to float32.
+    const DType type = e.dtype == "F32" ? DType::F32 : e.dtype == "F16" ? DType::F16 : DType::BF16;
+    Tensor stored = Tensor::uninitialized(expected, type);
+    auto* p = static_cast<char*>(stored.data());
     const uint64_t bytes = e.end - e.begin;
-    std::vector<unsigned char> raw(bytes);
     uint64_t done = 0;
     while (done < bytes) {
-        ssize_t r = pread(fd_, raw.data() + done, bytes - done, data_offset_ + e.begin + done);
+        ssize_t r = pread(fd_, p + done, bytes - done, data_offset_ + e.begin + done);
         if (r <= 0) throw IoError(path_ + ": cannot read tensor '" + name + "'");
         done += static_cast<uint64_t>(r);
     }
-    Tensor t = Tensor::zeros(expected);
-    float* out = t.f32();
-    const int64_t n = t.numel();
-    if (e.dtype == "F32") {
-        std::memcpy(out, raw.data(), bytes); // little-endian host assumed (x86-64, arm64)
-    } else {
-        for (int64_t i = 0; i < n; ++i) {
-            const uint16_t h = static_cast<uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
-            out[i] = e.dtype == "F16" ? f16_to_f32(h) : bf16_to_f32(h);
-        }
-    }
+    const Tensor t = to_f32(stored);
     return t;
 }
 

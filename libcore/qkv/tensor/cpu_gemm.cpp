@@ -69,9 +69,10 @@ void gemm_tile(bool ta, bool tb, int64_t m0, int64_t m, int64_t n0, int64_t n, i
                 bl(m), bl(n), bl(K), alpha, a, bl(lda), b, bl(ldb), beta, c, bl(ldc));
 }
 
-GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t vector_max) {
-    if (M == 1 || (vector_max == kHalfVectorMax && M < kHalfPanelRows))
-        return {M, N, 1, even_parts(N, vector_max)};
+// rows_by_row: products of fewer rows run row by row (tiles cut only the columns, vector_max
+// wide at most).
+GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t rows_by_row, int64_t vector_max) {
+    if (M < rows_by_row) return {M, N, 1, even_parts(N, vector_max)};
     return {M, N, even_parts(M, kTileMax), even_parts(N, kTileMax)};
 }
 
@@ -107,10 +108,9 @@ void half_b_tile(bool ta, bool tb, int64_t m0, int64_t m, int64_t n0, int64_t n,
 // Runs tile(matrix, m0, m, n0, n) for every tile of every matrix of the batch, on the pool
 // unless the product is small.
 template <typename Tile>
-void each_tile(ThreadPool& pool, int64_t M, int64_t N, int64_t K, int64_t batch, int64_t vector_max,
+void each_tile(ThreadPool& pool, int64_t M, int64_t N, int64_t K, int64_t batch, const GemmTiles& t,
                Tile tile) {
     if (M <= 0 || N <= 0 || batch <= 0) return;
-    const GemmTiles t = gemm_tiles(M, N, vector_max);
     auto one = [&](int64_t i) {
         const int64_t mat = i / t.count(), r = i % t.count() / t.col_parts, c = i % t.col_parts;
         const int64_t m0 = t.row_edge(r), n0 = t.col_edge(c);
@@ -131,7 +131,7 @@ void cpu_gemm_batched(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, 
                       float alpha, const float* A, int64_t lda, int64_t sa, const float* B,
                       int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc, int64_t sc,
                       int64_t batch) {
-    each_tile(pool, M, N, K, batch, kVectorMax,
+    each_tile(pool, M, N, K, batch, gemm_tiles(M, N, 2, kVectorMax),
               [&](int64_t i, int64_t m0, int64_t m, int64_t n0, int64_t n) {
                   gemm_tile(ta, tb, m0, m, n0, n, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta,
                             C + i * sc, ldc);
@@ -142,7 +142,7 @@ void cpu_gemm_half_b(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, i
                      float alpha, const float* A, int64_t lda, int64_t sa, DType b_type,
                      const uint16_t* B, int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc,
                      int64_t sc, int64_t batch) {
-    each_tile(pool, M, N, K, batch, kHalfVectorMax,
+    each_tile(pool, M, N, K, batch, gemm_tiles(M, N, kHalfPanelRows, kHalfVectorMax),
               [&](int64_t i, int64_t m0, int64_t m, int64_t n0, int64_t n) {
                   half_b_tile(ta, tb, m0, m, n0, n, K, alpha, A + i * sa, lda, b_type, B + i * sb,
                               ldb, beta, C + i * sc, ldc);

@@ -227,16 +227,18 @@ void vec_times_half(DType t, const float* x, int64_t incx, int64_t K, const uint
 
 void half_times_vec(DType t, const float* x, int64_t incx, int64_t K, const uint16_t* W,
                     int64_t ldw, int64_t n, float alpha, float beta, float* y) {
+    bool simd = false;
+#ifdef QKV_HALF_SIMD
+    simd = incx == 1 && cpu_has_simd();
+#endif
     for (int64_t j = 0; j < n; ++j) {
         const uint16_t* w = W + j * ldw;
         float s = 0.0f;
 #ifdef QKV_HALF_SIMD
-        if (incx == 1 && cpu_has_simd()) {
-            s = dot_half_simd(t, x, w, K);
-        } else
+        if (simd) s = dot_half_simd(t, x, w, K);
 #endif
-            for (int64_t k = 0; k < K; ++k)
-                s += x[k * incx] * from_half(t, w[k]);
+        for (int64_t k = 0; !simd && k < K; ++k)
+            s += x[k * incx] * from_half(t, w[k]);
         y[j] = alpha * s + (beta != 0.0f ? beta * y[j] : 0.0f);
     }
 }
