@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
                    "Replace these heads' contribution with the capture's head_out, LAYER.HEAD "
                    "(e.g. 0.3,1.2)");
     qkv::add_intervention_options(app, opt.sites, true);
+    app.add_flag("--stats", opt.stats,
+                 "Print to stderr the time of the forward pass (loads apart) with its tokens/s, "
+                 "of the weights' loads, and peak memory");
     app.add_option("--sweep", opt.sweep,
                    "Score every single-site variant in batches: ablate-heads, ablate-neurons "
                    "(zero), patch-heads (z), patch-positions (the stream) from --patch-from; "

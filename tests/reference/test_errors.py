@@ -66,6 +66,8 @@ class BadInput(unittest.TestCase):
     def test_layer_out_of_range(self):
         self.fails(["-m", self.model, "-l", 2, self.e, "--force"], "out of range")
         self.fails(["-m", self.model, "-L", "0:5", self.e], "--layers", code=2, tool_name="block")
+        self.fails(["-m", self.model, "--stats", "--sweep", "ablate-heads", self.e], "--stats", code=2,
+                   tool_name="block")
 
     def test_sequence_longer_than_context(self):
         long_tok = write_tokens(f"{self.d}/long.h5", self.model, [list(range(129))])

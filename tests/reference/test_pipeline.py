@@ -67,6 +67,13 @@ class Pipeline(unittest.TestCase):
         self.assertEqual(read(f"{d}/block2.h5", "resid").tobytes(), read(f"{d}/files.h5", "resid").tobytes())
         shell(f"embed -m {m} {self.tok} | block -m {m} -L all > {d}/block3.h5")
         self.assertEqual(read(f"{d}/block3.h5", "resid").tobytes(), read(f"{d}/files.h5", "resid").tobytes())
+        # --stats: the forward's batch, positions and layers, the loads, peak memory on stderr;
+        # the output is the same
+        run("embed", "-m", m, self.tok, "-o", f"{d}/e.h5")
+        err = run("block", "-m", m, "--stats", f"{d}/e.h5", "-o", f"{d}/stats.h5").stderr.decode()
+        self.assertRegex(err, r"^forward: 2 x 23 tokens, layers 0:2 in [\d.]+ s \([\d.]+ tokens/s\)\n"
+                              r"load: [\d.]+ s\npeak memory: [\d.]+ MiB\n$")
+        self.assertEqual(read(f"{d}/stats.h5", "resid").tobytes(), read(f"{d}/files.h5", "resid").tobytes())
         with h5py.File(f"{d}/block.h5") as f:
             self.assertEqual(f.attrs["stage"], "mlp")
             self.assertEqual(f.attrs["layer"], 1)

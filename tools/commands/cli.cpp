@@ -11,6 +11,7 @@
 #include <ctime>
 #include <iostream>
 #include <new>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 
@@ -272,6 +273,12 @@ std::function<void(int64_t, int64_t)> terminal_progress(const std::string& what,
         std::cerr << '\r' << what << ": " << (total > 0 ? 100 * done / total : 100)
                   << "% of the weights written" << (end ? "\n" : "") << std::flush;
     };
+}
+
+double peak_memory_mib() {
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0; // kilobytes on Linux
 }
 
 int thread_count(const CommonOptions& opt) {

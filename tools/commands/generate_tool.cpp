@@ -16,7 +16,6 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sys/resource.h>
 #include <unistd.h>
 
 namespace qkv {
@@ -287,15 +286,13 @@ void generate_text(const GenerateOptions& opt) {
         out.commit();
     }
     if (opt.stats) {
-        struct rusage ru {};
-        getrusage(RUSAGE_SELF, &ru);
         std::fprintf(stderr,
                      "prompt: %zu tokens in %.3f s (%.1f tokens/s)\n"
                      "generated: %zu tokens in %.3f s (%.1f tokens/s)\n"
                      "peak memory: %.1f MiB\n",
                      prompt.size(), prompt_s, prompt.size() / std::max(prompt_s, 1e-9),
                      generated.size(), gen_s, generated.size() / std::max(gen_s, 1e-9),
-                     ru.ru_maxrss / 1024.0);
+                     peak_memory_mib());
     }
 }
 

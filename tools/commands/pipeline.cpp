@@ -13,6 +13,8 @@
 #include "qkv/tensor/backend.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 
@@ -400,7 +402,10 @@ BlockSaves block_saves(const Config& cfg, const std::vector<std::string>& save,
 }
 
 void run_block(const BlockOptions& opt) {
-    if (!opt.store.corpus.empty() || !opt.store.append.empty()) return run_block_store(opt);
+    const bool store = !opt.store.corpus.empty() || !opt.store.append.empty();
+    if (opt.stats && (store || !opt.sweep.empty()))
+        throw UsageError("--stats times a plain run, not --sweep or --append");
+    if (store) return run_block_store(opt);
     StageInput s = open_stage(opt.common, opt.input, true);
     const Config& cfg = s.model.config();
     // An empty range (6: of 6 layers, 0:0) passes the stream through.
@@ -483,12 +488,20 @@ void run_block(const BlockOptions& opt) {
             kept.i32()[i] = static_cast<int32_t>(positions[i]);
         f.write("/blocks/positions", kept); // [n]: which positions the saves hold
     }
+    using Clock = std::chrono::steady_clock;
+    const auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    double load_s = 0, forward_s = 0; // for --stats
     Tensor resid = s.be->to_device(s.in.resid);
     for (int64_t l = range.start; l < range.stop; ++l) { // one layer's weights at a time
         BlockResult r;
-        block_forward(*s.be, cfg, s.model.load_block(l, *s.be), resid, nullptr, saves, &r,
+        const auto t0 = Clock::now();
+        const BlockWeights w = s.model.load_block(l, *s.be);
+        const auto t1 = Clock::now();
+        block_forward(*s.be, cfg, w, resid, nullptr, saves, &r,
                       edits[l].head_scale.empty() && edits[l].sites.empty() ? nullptr : &edits[l],
                       &s.in.pad);
+        load_s += seconds(t1 - t0);
+        forward_s += seconds(Clock::now() - t1);
         if (opt.save.empty()) continue;
         // What attend and mlp of layer l would save, under /blocks/l.
         const std::string g = "/blocks/" + std::to_string(l);
@@ -503,7 +516,18 @@ void run_block(const BlockOptions& opt) {
             what += (what.empty() ? "" : ", ") + d;
         record_modified(f, s.in, "block: " + what);
     }
-    Tensor host = s.be->to_host(resid);
+    const auto t2 = Clock::now();
+    Tensor host = s.be->to_host(resid); // on a GPU, waits for the last layer's work
+    forward_s += seconds(Clock::now() - t2);
+    if (opt.stats) {
+        const int64_t B = s.in.batch(), T = s.in.n_pos();
+        std::fprintf(stderr,
+                     "forward: %lld x %lld tokens, layers %lld:%lld in %.3f s (%.1f tokens/s)\n"
+                     "load: %.3f s\npeak memory: %.1f MiB\n",
+                     static_cast<long long>(B), static_cast<long long>(T),
+                     static_cast<long long>(range.start), static_cast<long long>(range.stop),
+                     forward_s, B * T / std::max(forward_s, 1e-9), load_s, peak_memory_mib());
+    }
     const bool empty = range.start == range.stop;
     out.finish(empty ? s.in.stage : Stage::Mlp, empty ? s.in.layer : range.stop - 1, &host,
                history_line(opt.common, s.be->describe()));

@@ -55,6 +55,7 @@ struct BlockOptions {
     InterventionOptions sites;            // --patch, --ablate, --add at L.SITE
     // --sweep KIND: every single-site variant scored (--answer, --foil), in batches
     std::string sweep, answer, foil;
+    bool stats = false; // --stats: load and forward times, peak memory on stderr
     // -f CORPUS --window N --append STORE.h5: an activation store (store_tool.hpp)
     struct {
         std::string corpus, append;
