@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """qkv's CPU benchmark: one command, a table on stdout and JSON in bench/results/bench.json.
 
-Workloads (batch 1, random weights of the real shapes from `model init`, no download):
+Workloads (random weights of the real shapes from `model init`, no download; GPT-2 and a
+Llama-family preset, SmolLM2-135M: grouped-query attention, rotary positions, SwiGLU):
   1. prefill: T tokens to the last position's logits, in one process (compute time from
      `generate --stats`) and as `embed | block --layers all | generate --from -` (wall time,
      loads included); GFLOP/s = FLOPs / time with
      FLOPs = 2 T (block matrix weights) + 4 L T^2 d_attn (scores and weighted values, all T x T
      as computed) + 2 d_model vocab (last-position unembedding);
+  1b. batched: 8 sequences of 128 tokens through every block in one forward (the shape of a
+     sweep), compute time from `block --stats`; FLOPs = 2 B T (block matrix weights) + 4 L B T^2
+     d_attn;
   2. decode: tokens/s for 128 new tokens after a 16-token prompt (KV cache), against the bound
      bandwidth / (bytes of weights read per token), with float32 weights and with the same model
      exported F16 (weights kept 16-bit in memory: half the bytes, so twice the bound); peak RSS
@@ -16,8 +20,8 @@ Workloads (batch 1, random weights of the real shapes from `model init`, no down
      against tokenize | embed | block --layers all | generate --from -, T = 256;
   4. load: time and peak RSS of `attend --layer 5` against `block --layers all`;
   5. tokenizer MB/s (bench/tokenizer_bench on the Shakespeare corpus).
-Each is the median of --runs runs with min..max; PyTorch (bench/torch_gpt2.py, same threads,
-float32, no grad, its own KV cache) runs the same prefill and decode in the same run, with
+Each is the median of --runs runs with min..max; PyTorch (bench/torch_forward.py, same threads,
+float32, no grad, its own KV cache) runs the same prefill, batch and decode in the same run, with
 OMP_WAIT_POLICY unset and =passive, and the better figure is the one compared.
 Times are reported, never asserted. --quick: the tiny model, small sizes, one run (for CI).
 """
@@ -67,7 +71,7 @@ def stats_line(err, what):
     return int(m.group(1)), float(m.group(2))
 
 
-def write_tokens(path, model, ids):
+def write_tokens(path, model, rows):
     import h5py
     import numpy as np
     with h5py.File(model, "r") as m:
@@ -75,14 +79,21 @@ def write_tokens(path, model, ids):
     with h5py.File(path, "w") as f:
         f.attrs.update(format="qkv-activations", version=np.int64(1), model_id=mid, stage="tokens",
                        layer=np.int64(-1), history="bench/run.py")
-        f["tokens"] = np.asarray([ids], dtype=np.int32)
+        f["tokens"] = np.asarray(rows, dtype=np.int32)  # [batch, pos]
 
 
 def config(model):
     import h5py
+    import numpy as np
     with h5py.File(model, "r") as f:
         c = f["config"].attrs
-        return {k: int(c[k]) for k in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_ctx", "vocab_size")}
+        out = {k: int(c[k]) for k in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_ctx", "vocab_size")}
+        out["n_kv_heads"] = int(c.get("n_kv_heads", out["n_heads"]))
+        out["gated_mlp"] = int(c.get("gated_mlp", 0))
+        out["pos_embed"] = "pos_embed/W_pos" in f
+        # qkv holds W_U once where it is W_E transposed
+        out["tied"] = bool(np.array_equal(f["unembed/W_U"][()], f["embed/W_E"][()].T))
+        return out
 
 
 def torch_run(model, threads, args, passive):
@@ -90,7 +101,7 @@ def torch_run(model, threads, args, passive):
     env.pop("OMP_WAIT_POLICY", None)
     if passive:
         env["OMP_WAIT_POLICY"] = "passive"
-    cmd = f"/usr/bin/python3 {HERE}/torch_gpt2.py {model} --device cpu --threads {threads} {args}"
+    cmd = f"/usr/bin/python3 {HERE}/torch_forward.py {model} --device cpu --threads {threads} {args}"
     return json.loads(sh(cmd, env)[1])
 
 
@@ -99,14 +110,15 @@ def main():
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--models", default="gpt2,gpt2-medium")
+    ap.add_argument("--models", default="gpt2,gpt2-medium,smollm2-135m")
     ap.add_argument("--prefill", default="64,256,1024")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "bench.json"))
     a = ap.parse_args()
     if a.quick:
-        a.models, a.prefill, a.runs = "tiny", "16", 1
+        a.models, a.prefill, a.runs = "tiny,llama-tiny", "16", 1
     n_new, n_prompt = (8, 16) if a.quick else (128, 16)
+    n_seq, seq_pos = (2, 16) if a.quick else (8, 128)
     tools = os.path.join(a.build, "tools")
     env_path = f"export PATH={tools}:$PATH;"
     T = a.threads
@@ -121,14 +133,15 @@ def main():
             model = f"{d}/{preset}.h5"
             sh(f"{tools}/model init --preset {preset} --seed 1 -o {model} -q")
             c = config(model)
-            L, D, A, V, F = c["n_layers"], c["d_model"], c["n_heads"] * c["d_head"], c["vocab_size"], c["d_mlp"]
-            block_weights = L * (4 * D * A + 2 * D * F)
+            L, D, V, F = c["n_layers"], c["d_model"], c["vocab_size"], c["d_mlp"]
+            A, Akv = c["n_heads"] * c["d_head"], c["n_kv_heads"] * c["d_head"]  # query and key widths
+            block_weights = L * (D * (A + 2 * Akv) + A * D + (3 if c["gated_mlp"] else 2) * D * F)
             r = res["models"][preset] = {"config": c, "prefill": {}, "decode": {}}
             # 1. prefill
             for t in [int(x) for x in a.prefill.split(",")]:
                 t = min(t, c["n_ctx"])
                 ids = [(i * 7919 + 13) % V for i in range(t)]
-                write_tokens(f"{d}/tok{t}.h5", model, ids)
+                write_tokens(f"{d}/tok{t}.h5", model, [ids])
                 flops = 2 * t * block_weights + 4 * L * t * t * A + 2 * D * V
                 one, piped = [], []
                 for _ in range(a.runs):
@@ -150,10 +163,31 @@ def main():
                              f"{best_torch:.0f} tok/s", f"{ours / best_torch:.2f}x",
                              f"{min(one):.3f}..{max(one):.3f} s; piped {statistics.median(piped):.2f} s wall"))
             # 2. decode, float32 weights and the same model exported F16 (kept 16-bit in memory)
-            write_tokens(f"{d}/p{n_prompt}.h5", model, [(i * 31 + 7) % V for i in range(n_prompt)])
+            # 1b. batched: B sequences of T tokens through every block in one forward
+            write_tokens(f"{d}/batch.h5", model, [[(i * 7919 + 31 * j + 13) % V for i in range(seq_pos)] for j in range(n_seq)])
+            sh(f"{tools}/embed -m {model} {d}/batch.h5 -o {d}/batch-e.h5")
+            bflops = 2 * n_seq * seq_pos * block_weights + 4 * L * n_seq * seq_pos ** 2 * A
+            fw = []
+            for _ in range(a.runs):
+                _, _, err = sh(f"{tools}/block -m {model} {d}/batch-e.h5 -o {d}/batch-b.h5 --stats --threads {T}")
+                fw.append(float(re.search(r"forward: \d+ x \d+ tokens, layers \S+ in ([\d.]+) s", err).group(1)))
+            tr = [torch_run(model, T, f"--prefill '' --decode 0 --batch {n_seq} --batch-pos {seq_pos} --runs {a.runs}", p)
+                  for p in (False, True)]
+            best_torch = max(x["batched"]["tokens_per_s"] for x in tr)
+            ours = n_seq * seq_pos / statistics.median(fw)
+            r["batched"] = {"batch": n_seq, "pos": seq_pos, "forward_s": med(fw), "tokens_per_s": ours,
+                            "gflops": bflops / statistics.median(fw), "flops": bflops,
+                            "torch_tokens_per_s": {"default": tr[0]["batched"]["tokens_per_s"],
+                                                   "passive": tr[1]["batched"]["tokens_per_s"]},
+                            "ratio_vs_torch": ours / best_torch}
+            rows.append((preset, f"batched {n_seq} x {seq_pos}", f"{ours:.0f} tok/s", f"{bflops / statistics.median(fw) / 1e9:.0f} GFLOP/s",
+                         f"{best_torch:.0f} tok/s", f"{ours / best_torch:.2f}x",
+                         f"{min(fw):.3f}..{max(fw):.3f} s; block --stats, loads apart"))
+            # 2. decode
+            write_tokens(f"{d}/p{n_prompt}.h5", model, [[(i * 31 + 7) % V for i in range(n_prompt)]])
             half = f"{d}/{preset}-f16.h5"
             sh(f"{tools}/model export {model} --dtype f16 -o {half} -q")
-            write_tokens(f"{d}/p{n_prompt}-f16.h5", half, [(i * 31 + 7) % V for i in range(n_prompt)])
+            write_tokens(f"{d}/p{n_prompt}-f16.h5", half, [[(i * 31 + 7) % V for i in range(n_prompt)]])
 
             def decode(m, tok):
                 rates, top = [], 0.0
@@ -168,11 +202,13 @@ def main():
             dec, peak = decode(model, f"{d}/p{n_prompt}.h5")
             dec16, peak16 = decode(half, f"{d}/p{n_prompt}-f16.h5")
             tr = [torch_run(model, T, f"--prefill '' --decode {n_new} --prompt {n_prompt} --runs {a.runs}", p) for p in (False, True)]
+            unembed = 0 if c["tied"] else D * V  # a second matrix only where W_U is not W_E^T
+            pos_table = c["n_ctx"] * D if c["pos_embed"] else 0
             best_torch = max(x["decode"]["tokens_per_s"] for x in tr)
-            weight_bytes = 4 * (block_weights + D * V)
+            weight_bytes = 4 * (block_weights + D * V)  # read per token: the blocks and the unembedding
             bound = bw / weight_bytes
-            kv_bytes = 2 * L * c["n_ctx"] * A * 4
-            held = block_weights + D * V + c["n_ctx"] * D  # the tied W_U is W_E, held once
+            kv_bytes = 2 * L * c["n_ctx"] * Akv * 4
+            held = block_weights + D * V + unembed + pos_table  # the tied W_U is W_E, held once
             ours, ours16 = statistics.median(dec), statistics.median(dec16)
             need, need16 = (4 * held + kv_bytes) / 2**20, (2 * held + kv_bytes) / 2**20
             r["decode"] = {"tokens_per_s": med(dec), "bound_tokens_per_s": bound, "share_of_bound": ours / bound,
