@@ -38,5 +38,5 @@ for dev in cuda cpu; do
         echo "-- qkv $dev prefill"; generate -m gpt2.h5 "$P" -n 1 --ignore-eos --device $dev --stats --threads 16 > /dev/null
     done
 done
-echo "-- pytorch cuda"; python3 "$repo/bench/torch_gpt2.py" gpt2.h5 --device cuda --prefill 256,1000 --decode 128 --runs 3
-echo "-- pytorch cpu 16 threads"; python3 "$repo/bench/torch_gpt2.py" gpt2.h5 --device cpu --threads 16 --prefill 256 --decode 64 --runs 1
+echo "-- pytorch cuda"; python3 "$repo/bench/torch_forward.py" gpt2.h5 --device cuda --prefill 256,1000 --decode 128 --runs 3
+echo "-- pytorch cpu 16 threads"; python3 "$repo/bench/torch_forward.py" gpt2.h5 --device cpu --threads 16 --prefill 256 --decode 64 --runs 1
