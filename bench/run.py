@@ -15,7 +15,10 @@ Llama-family preset, SmolLM2-135M: grouped-query attention, rotary positions, Sw
      bandwidth / (bytes of weights read per token), with float32 weights and with the same model
      exported F16 (weights kept 16-bit in memory: half the bytes, so twice the bound); peak RSS
      against weights (the tied W_U counted once, as qkv holds it) + the KV cache for n_ctx; and
-     the start-up of `generate -n 1` on a 2-token prompt (whole process);
+     the start-up of `generate -n 1` on a 2-token prompt (whole process), beside PyTorch's
+     in-process load of the same weights; and the one-shot prefill of 256 tokens as a user runs
+     it (`generate` on a 256-token file, whole process: start, load, forward) against
+     PyTorch's in-process forward of the same 256 tokens (a ratio of times);
   3. pipeline overhead: tokenize | embed | (attend | mlp) x L | generate --from - over pipes,
      against tokenize | embed | block --layers all | generate --from -, T = 256;
   4. load: time and peak RSS of `attend --layer 5` against `block --layers all`;
@@ -143,18 +146,19 @@ def main():
                 ids = [(i * 7919 + 13) % V for i in range(t)]
                 write_tokens(f"{d}/tok{t}.h5", model, [ids])
                 flops = 2 * t * block_weights + 4 * L * t * t * A + 2 * D * V
-                one, piped = [], []
+                one, piped, whole = [], [], []
                 for _ in range(a.runs):
-                    _, _, err = sh(f"{tools}/generate -m {model} --tokens {d}/tok{t}.h5 -n 0 --temperature 0 "
+                    w, _, err = sh(f"{tools}/generate -m {model} --tokens {d}/tok{t}.h5 -n 0 --temperature 0 "
                                    f"--ignore-eos --stats --threads {T}")
                     one.append(stats_line(err, "prompt")[1])
+                    whole.append(w)
                     w, _, _ = sh(f"{env_path} embed -m {model} {d}/tok{t}.h5 --threads {T} | block -m {model} "
                                  f"--threads {T} | generate -m {model} --from - --top 1 --threads {T} > /dev/null")
                     piped.append(w)
                 tr = [torch_run(model, T, f"--prefill {t} --decode 1 --runs {a.runs}", p) for p in (False, True)]
                 best_torch = max(x["prefill"][str(t)]["tokens_per_s"] for x in tr)
                 ours = t / statistics.median(one)
-                r["prefill"][t] = {"one_process_s": med(one), "pipeline_wall_s": med(piped),
+                r["prefill"][t] = {"one_process_s": med(one), "pipeline_wall_s": med(piped), "whole_process_s": med(whole),
                                    "tokens_per_s": ours, "gflops": flops / statistics.median(one),
                                    "flops": flops, "torch_tokens_per_s": {"default": tr[0]["prefill"][str(t)]["tokens_per_s"],
                                                                           "passive": tr[1]["prefill"][str(t)]["tokens_per_s"]},
@@ -162,6 +166,13 @@ def main():
                 rows.append((preset, f"prefill T={t}", f"{ours:.0f} tok/s", f"{flops / statistics.median(one) / 1e9:.0f} GFLOP/s",
                              f"{best_torch:.0f} tok/s", f"{ours / best_torch:.2f}x",
                              f"{min(one):.3f}..{max(one):.3f} s; piped {statistics.median(piped):.2f} s wall"))
+                if t == min(16 if a.quick else 256, c["n_ctx"]):  # the one-shot prefill as a user runs it
+                    torch_s = t / best_torch
+                    r["one_shot"] = {"tokens": t, "whole_process_s": med(whole), "torch_forward_s": torch_s,
+                                     "time_ratio": statistics.median(whole) / torch_s}
+                    rows.append((preset, f"one-shot prefill T={t}", f"{statistics.median(whole):.2f} s", "whole process",
+                                 f"{torch_s:.2f} s", f"{statistics.median(whole) / torch_s:.2f}x t",
+                                 "generate on a token file (start, load, forward) / PyTorch's in-process forward"))
             # 2. decode, float32 weights and the same model exported F16 (kept 16-bit in memory)
             # 1b. batched: B sequences of T tokens through every block in one forward
             write_tokens(f"{d}/batch.h5", model, [[(i * 7919 + 31 * j + 13) % V for i in range(seq_pos)] for j in range(n_seq)])
@@ -230,9 +241,11 @@ def main():
                 f.write("hi there")
             once = [sh(f"{tools}/generate -m {model} -n 1 -f {d}/hi.txt --temperature 0 --threads {T}")[0] for _ in range(a.runs)]
             once16 = [sh(f"{tools}/generate -m {half} -n 1 -f {d}/hi.txt --temperature 0 --threads {T}")[0] for _ in range(a.runs)]
-            r["startup"] = {"generate_n1_s": med(once), "generate_n1_f16_s": med(once16)}
+            torch_load = min(x["load_s"] for x in tr)
+            r["startup"] = {"generate_n1_s": med(once), "generate_n1_f16_s": med(once16), "torch_load_s": torch_load}
             rows.append((preset, "start-up: generate -n 1", f"{statistics.median(once):.2f} s", f"F16: {statistics.median(once16):.2f} s",
-                         "", "", "whole process, 2-token prompt, weights in the page cache"))
+                         f"load {torch_load:.2f} s", f"{statistics.median(once) / torch_load:.2f}x t",
+                         "whole process, 2-token prompt, page cache warm; PyTorch: its load alone"))
             # 3. pipeline overhead over pipes, T = 256 (or the prefill size in quick mode)
             tp = min(256 if not a.quick else 16, c["n_ctx"])
             text = " ".join(["word"] * tp)

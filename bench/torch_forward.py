@@ -1,7 +1,7 @@
 """The PyTorch side of the benchmarks: a pure-PyTorch forward of the bench's own for the GPT-2
 and Llama families (Llama: RMSNorm, rotary positions, grouped-query attention, SwiGLU), with its
-own KV cache, reading a qkv model file (h5py), float32, no grad. Prints one JSON object:
-prefill tokens/s for each T (one sequence to the last position's logits); decode tokens/s for N
+own KV cache, reading a qkv model file (h5py), float32, no grad. Prints one JSON object: the
+time to load the weights (h5py to torch tensors, in the process); prefill tokens/s for each T (one sequence to the last position's logits); decode tokens/s for N
 new tokens after a P-token prompt; with --batch B --batch-pos T, tokens/s of B sequences of T
 tokens through the embedding and every block in one batched forward (no unembedding, as
 qkv's block).
@@ -122,11 +122,14 @@ def main():
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
     cfg, W = load(a.model, dev)
+    sync()
+    load_s = time.perf_counter() - t0
     KV, dh = cfg["kv_heads"], cfg["d_head"]
     new_cache = lambda: [(torch.zeros(1, cfg["n_ctx"], KV, dh, device=dev), torch.zeros(1, cfg["n_ctx"], KV, dh, device=dev))
                          for _ in range(cfg["n_layers"])]
-    out = {"device": a.device, "threads": a.threads, "torch": torch.__version__, "prefill": {}, "decode": {}}
+    out = {"device": a.device, "threads": a.threads, "torch": torch.__version__, "load_s": load_s, "prefill": {}, "decode": {}}
     gen = torch.Generator().manual_seed(0)
     tokens = lambda *shape: torch.randint(0, cfg["vocab_size"], shape, generator=gen).to(dev)
 
