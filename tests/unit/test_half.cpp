@@ -1,5 +1,6 @@
 // 16-bit weights: conversions, and the products over 16-bit B against float64 sums of the same
-// widened values, bit-identical on 1, 2 and 3 threads.
+// widened values, bit-identical on 1, 2 and 3 threads; with the SIMD kernels where the CPU has
+// them and with the plain C++ ones.
 #include "qkv/base/rng.hpp"
 #include "qkv/tensor/cpu_gemm.hpp"
 #include "qkv/tensor/half.hpp"
@@ -15,6 +16,13 @@ namespace {
 bool same_bits(float a, float b) {
     return std::memcmp(&a, &b, 4) == 0;
 }
+
+// The plain C++ kernels on or off for one test, restored after it however it ends.
+struct PortableKernels {
+    bool before;
+    explicit PortableKernels(bool on) : before(use_portable_half_kernels(on)) {}
+    ~PortableKernels() { use_portable_half_kernels(before); }
+};
 } // namespace
 
 TEST_CASE("half: rounding to nearest even, and widening every 16-bit pattern exactly") {
@@ -41,6 +49,9 @@ TEST_CASE("half: rounding to nearest even, and widening every 16-bit pattern exa
 }
 
 TEST_CASE("half: products over 16-bit B equal float64 sums and do not depend on threads") {
+    const bool portable = GENERATE(false, true);
+    INFO("plain C++ kernels: " << portable);
+    const PortableKernels kernels(portable);
     Rng rng(7);
     const int64_t K = 151, N = 603; // odd sizes: every tail of the kernels runs; 1 row: 4 tiles
     for (DType t : {DType::F16, DType::BF16})

@@ -3,6 +3,7 @@
 #include "qkv/base/errors.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #if defined(__x86_64__)
@@ -98,13 +99,16 @@ namespace {
 
 // AVX2 and FMA as the compiler's runtime checks them (with the OS's support for the registers);
 // F16C from CPUID leaf 1 (ECX bit 29), which clang's __builtin_cpu_supports does not name.
+// Off only while a test runs the plain kernels (use_portable_half_kernels).
+std::atomic<bool> portable_only{false};
+
 bool cpu_has_simd() {
     static const bool yes = [] {
         unsigned a = 0, b = 0, c = 0, d = 0;
         const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
         return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }();
-    return yes;
+    return yes && !portable_only.load(std::memory_order_relaxed);
 }
 
 // 8 16-bit values at p, widened.
@@ -203,6 +207,15 @@ __attribute__((target("avx2,fma,f16c"))) float dot_half_simd(DType t, const floa
 #endif
 
 } // namespace
+
+bool use_portable_half_kernels(bool on) {
+#ifdef QKV_HALF_SIMD
+    return portable_only.exchange(on);
+#else
+    (void)on;
+    return true;
+#endif
+}
 
 void widen(DType t, const uint16_t* src, int64_t n, float* dst) {
 #ifdef QKV_HALF_SIMD

@@ -32,6 +32,10 @@ void vec_times_half(DType t, const float* x, int64_t incx, int64_t K, const uint
 void half_times_vec(DType t, const float* x, int64_t incx, int64_t K, const uint16_t* W,
                     int64_t ldw, int64_t n, float alpha, float beta, float* y);
 
+// For tests: on, the plain C++ kernels run even where the CPU has the SIMD ones, so both are
+// checked on one machine. Returns the previous setting.
+bool use_portable_half_kernels(bool on);
+
 // A float32 copy of a tensor (a 16-bit one widened; a float32 one shared).
 Tensor to_f32(const Tensor& t);
 // A 16-bit copy of a float32 tensor, rounded to nearest even.
