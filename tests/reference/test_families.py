@@ -173,6 +173,14 @@ class FamiliesAgainstReference(unittest.TestCase):
                 for ds in ("embed/W_E", "blocks/0/attn/W_Q", "blocks/1/mlp/W_out", "unembed/W_U"):
                     self.assertEqual(f[ds].id.get_type().get_size(), 2, f"{name} {ds}")
                 self.assertEqual(f["embed/W_E"].dtype, np.float16 if dtype == "F16" else np.float32)
+            # model info names how each tensor is stored, in its table and its JSON
+            info = json.loads(run("model", "info", "--json", self.models[name][0]).stdout)
+            types = {t["name"]: t["dtype"] for t in info["tensors"]}
+            self.assertEqual(types["/blocks/1/mlp/W_out"], dtype.lower(), name)
+            text = run("model", "info", self.models[name][0]).stdout.decode().splitlines()
+            self.assertEqual([l.split()[-1] for l in text if "/blocks/1/mlp/W_out" in l], [dtype.lower()])
+        types = {t["name"]: t["dtype"] for t in json.loads(run("model", "info", "--json", self.models["gqa-f32"][0]).stdout)["tensors"]}
+        self.assertEqual((types["/embed/W_E"], types["/blocks/0/attn/W_Q"]), ("f32", "f32"))
 
     def test_threads_bit_identical(self):
         for name in ("gqa-f32", "pythia-parallel-f32", "qwen2-bf16-sharded-kept"):

@@ -489,6 +489,23 @@ std::string model_export(const ModelExportOptions& opt) {
 
 // ---------------------------------------------------------------- info
 
+namespace {
+// How a dataset's values are stored, as model info names it: f32, f16, bf16, i32, string...
+std::string stored_type(const DatasetInfo& in) {
+    const std::string bits = std::to_string(8 * in.type_size);
+    switch (in.kind) {
+    case ValueKind::Float:
+        return in.half == DType::BF16 ? "bf16" : "f" + bits;
+    case ValueKind::Integer:
+        return "i" + bits;
+    case ValueKind::String:
+        return "string";
+    default:
+        return "other";
+    }
+}
+} // namespace
+
 std::string model_info(const std::string& path, bool json) {
     ModelFile m = ModelFile::open(path);
     const Config& c = m.config();
@@ -502,8 +519,9 @@ std::string model_info(const std::string& path, bool json) {
         if (d.rfind("/tokenizer/", 0) == 0) continue;
         DatasetInfo in = f.info(d);
         total += shape_numel(in.shape);
-        tensors.push_back({{"name", d}, {"shape", in.shape}});
-        table << "  " << std::left << std::setw(28) << d << ' ' << shape_str(in.shape) << '\n';
+        tensors.push_back({{"name", d}, {"shape", in.shape}, {"dtype", stored_type(in)}});
+        table << "  " << std::left << std::setw(28) << d << ' ' << std::setw(18)
+              << shape_str(in.shape) << ' ' << stored_type(in) << '\n';
     }
     if (json) {
         nlohmann::ordered_json j;
