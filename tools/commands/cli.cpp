@@ -9,6 +9,7 @@
 #include <cctype>
 #include <chrono>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <new>
 #include <sys/resource.h>
@@ -276,6 +277,12 @@ std::function<void(int64_t, int64_t)> terminal_progress(const std::string& what,
 }
 
 double peak_memory_mib() {
+    // VmHWM is this program's own peak; getrusage's ru_maxrss also counts the size of the
+    // process that started it at the moment it did (Linux carries it across exec), so a tool
+    // run from a large process would report that process's size.
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0; // kB
     struct rusage ru {};
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0; // kilobytes on Linux

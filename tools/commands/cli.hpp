@@ -66,7 +66,7 @@ std::function<void(int64_t done, int64_t total)> terminal_progress(const std::st
 // The threads our own loops run on: --threads, or the machine's cores (at least 1).
 int thread_count(const CommonOptions& opt);
 
-// The process's peak resident memory so far, MiB (for --stats).
+// This program's peak resident memory so far, MiB (for --stats).
 double peak_memory_mib();
 
 // Parses argv, runs body, and maps every error to one line on stderr and an exit code.
