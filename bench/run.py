@@ -14,7 +14,8 @@ Llama-family preset, SmolLM2-135M: grouped-query attention, rotary positions, Sw
   2. decode: tokens/s for 128 new tokens after a 16-token prompt (KV cache), against the bound
      bandwidth / (bytes of weights read per token), with float32 weights and with the same model
      exported F16 (weights kept 16-bit in memory: half the bytes, so twice the bound); peak RSS
-     against weights (the tied W_U counted once, as qkv holds it) + the KV cache for n_ctx; and
+     against weights (the tied W_U counted once, as qkv holds it) + the KV cache of the run's
+     positions (prompt + new tokens: the room generate makes); and
      the start-up of `generate -n 1` on a 2-token prompt (whole process), beside PyTorch's
      in-process load of the same weights; and the one-shot prefill of 256 tokens as a user runs
      it (`generate` on a 256-token file, whole process: start, load, forward) against
@@ -55,14 +56,19 @@ def sh(cmd, env=None):
 
 
 def peak_rss(cmd):
-    """Wall time and peak RSS (MiB) of one process."""
+    """Wall time and peak RSS (MiB) of one process. Through GNU time where it is installed: a
+    process's ru_maxrss starts from the size of the process that ran it (Linux carries it across
+    exec), and time is small where this Python process is not."""
+    gnu_time = os.path.exists("/usr/bin/time")
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen((["/usr/bin/time", "-f", "%M"] if gnu_time else []) + cmd,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
+    err = p.stderr.read().decode()
     if status != 0:
-        sys.exit(f"bench: {cmd} failed: {p.stderr.read().decode()}")
-    return wall, ru.ru_maxrss / 1024
+        sys.exit(f"bench: {cmd} failed: {err}")
+    return wall, (int(err.split()[-1]) if gnu_time else ru.ru_maxrss) / 1024
 
 
 def med(xs):
@@ -94,8 +100,11 @@ def config(model):
         out["n_kv_heads"] = int(c.get("n_kv_heads", out["n_heads"]))
         out["gated_mlp"] = int(c.get("gated_mlp", 0))
         out["pos_embed"] = "pos_embed/W_pos" in f
-        # qkv holds W_U once where it is W_E transposed
-        out["tied"] = bool(np.array_equal(f["unembed/W_U"][()], f["embed/W_E"][()].T))
+        # qkv holds W_U once where it is W_E transposed; compared 64 rows at a time, so that this
+        # process stays small (a child's peak RSS starts from its parent's size at the fork)
+        D = out["d_model"]
+        out["tied"] = all(np.array_equal(f["unembed/W_U"][i:i + 64], f["embed/W_E"][:, i:i + 64].T)
+                          for i in range(0, D, 64))
         return out
 
 
@@ -106,6 +115,19 @@ def torch_run(model, threads, args, passive):
         env["OMP_WAIT_POLICY"] = "passive"
     cmd = f"/usr/bin/python3 {HERE}/torch_forward.py {model} --device cpu --threads {threads} {args}"
     return json.loads(sh(cmd, env)[1])
+
+
+def torch_pair(model, threads, args):
+    """One PyTorch run with OMP_WAIT_POLICY unset and one with =passive, each one timed pass
+    (after its warm-up): called once per run, between qkv's runs, so that both sides meet the
+    same moments of a noisy machine."""
+    return [torch_run(model, threads, args + " --runs 1", p) for p in (False, True)]
+
+
+def torch_best(pairs, figure):
+    """PyTorch's figure (a rate) per setting, the median over the runs; and the better one."""
+    per = {name: statistics.median(figure(p[i]) for p in pairs) for i, name in enumerate(("default", "passive"))}
+    return per, max(per.values())
 
 
 def main():
@@ -146,7 +168,7 @@ def main():
                 ids = [(i * 7919 + 13) % V for i in range(t)]
                 write_tokens(f"{d}/tok{t}.h5", model, [ids])
                 flops = 2 * t * block_weights + 4 * L * t * t * A + 2 * D * V
-                one, piped, whole = [], [], []
+                one, piped, whole, pairs = [], [], [], []
                 for _ in range(a.runs):
                     w, _, err = sh(f"{tools}/generate -m {model} --tokens {d}/tok{t}.h5 -n 0 --temperature 0 "
                                    f"--ignore-eos --stats --threads {T}")
@@ -155,14 +177,12 @@ def main():
                     w, _, _ = sh(f"{env_path} embed -m {model} {d}/tok{t}.h5 --threads {T} | block -m {model} "
                                  f"--threads {T} | generate -m {model} --from - --top 1 --threads {T} > /dev/null")
                     piped.append(w)
-                tr = [torch_run(model, T, f"--prefill {t} --decode 1 --runs {a.runs}", p) for p in (False, True)]
-                best_torch = max(x["prefill"][str(t)]["tokens_per_s"] for x in tr)
+                    pairs.append(torch_pair(model, T, f"--prefill {t} --decode 0"))
+                per, best_torch = torch_best(pairs, lambda x: x["prefill"][str(t)]["tokens_per_s"])
                 ours = t / statistics.median(one)
                 r["prefill"][t] = {"one_process_s": med(one), "pipeline_wall_s": med(piped), "whole_process_s": med(whole),
                                    "tokens_per_s": ours, "gflops": flops / statistics.median(one),
-                                   "flops": flops, "torch_tokens_per_s": {"default": tr[0]["prefill"][str(t)]["tokens_per_s"],
-                                                                          "passive": tr[1]["prefill"][str(t)]["tokens_per_s"]},
-                                   "ratio_vs_torch": ours / best_torch}
+                                   "flops": flops, "torch_tokens_per_s": per, "ratio_vs_torch": ours / best_torch}
                 rows.append((preset, f"prefill T={t}", f"{ours:.0f} tok/s", f"{flops / statistics.median(one) / 1e9:.0f} GFLOP/s",
                              f"{best_torch:.0f} tok/s", f"{ours / best_torch:.2f}x",
                              f"{min(one):.3f}..{max(one):.3f} s; piped {statistics.median(piped):.2f} s wall"))
@@ -173,60 +193,58 @@ def main():
                     rows.append((preset, f"one-shot prefill T={t}", f"{statistics.median(whole):.2f} s", "whole process",
                                  f"{torch_s:.2f} s", f"{statistics.median(whole) / torch_s:.2f}x t",
                                  "generate on a token file (start, load, forward) / PyTorch's in-process forward"))
-            # 2. decode, float32 weights and the same model exported F16 (kept 16-bit in memory)
             # 1b. batched: B sequences of T tokens through every block in one forward
             write_tokens(f"{d}/batch.h5", model, [[(i * 7919 + 31 * j + 13) % V for i in range(seq_pos)] for j in range(n_seq)])
             sh(f"{tools}/embed -m {model} {d}/batch.h5 -o {d}/batch-e.h5")
             bflops = 2 * n_seq * seq_pos * block_weights + 4 * L * n_seq * seq_pos ** 2 * A
-            fw = []
+            fw, pairs = [], []
             for _ in range(a.runs):
                 _, _, err = sh(f"{tools}/block -m {model} {d}/batch-e.h5 -o {d}/batch-b.h5 --stats --threads {T}")
                 fw.append(float(re.search(r"forward: \d+ x \d+ tokens, layers \S+ in ([\d.]+) s", err).group(1)))
-            tr = [torch_run(model, T, f"--prefill '' --decode 0 --batch {n_seq} --batch-pos {seq_pos} --runs {a.runs}", p)
-                  for p in (False, True)]
-            best_torch = max(x["batched"]["tokens_per_s"] for x in tr)
+                pairs.append(torch_pair(model, T, f"--prefill '' --decode 0 --batch {n_seq} --batch-pos {seq_pos}"))
+            per, best_torch = torch_best(pairs, lambda x: x["batched"]["tokens_per_s"])
             ours = n_seq * seq_pos / statistics.median(fw)
             r["batched"] = {"batch": n_seq, "pos": seq_pos, "forward_s": med(fw), "tokens_per_s": ours,
                             "gflops": bflops / statistics.median(fw), "flops": bflops,
-                            "torch_tokens_per_s": {"default": tr[0]["batched"]["tokens_per_s"],
-                                                   "passive": tr[1]["batched"]["tokens_per_s"]},
-                            "ratio_vs_torch": ours / best_torch}
+                            "torch_tokens_per_s": per, "ratio_vs_torch": ours / best_torch}
             rows.append((preset, f"batched {n_seq} x {seq_pos}", f"{ours:.0f} tok/s", f"{bflops / statistics.median(fw) / 1e9:.0f} GFLOP/s",
                          f"{best_torch:.0f} tok/s", f"{ours / best_torch:.2f}x",
                          f"{min(fw):.3f}..{max(fw):.3f} s; block --stats, loads apart"))
-            # 2. decode
+            # 2. decode, float32 weights and the same model exported F16 (kept 16-bit in memory)
             write_tokens(f"{d}/p{n_prompt}.h5", model, [[(i * 31 + 7) % V for i in range(n_prompt)]])
             half = f"{d}/{preset}-f16.h5"
             sh(f"{tools}/model export {model} --dtype f16 -o {half} -q")
             write_tokens(f"{d}/p{n_prompt}-f16.h5", half, [[(i * 31 + 7) % V for i in range(n_prompt)]])
 
             def decode(m, tok):
-                rates, top = [], 0.0
-                for _ in range(a.runs):
-                    _, _, err = sh(f"{tools}/generate -m {m} --tokens {tok} -n {n_new} --temperature 0 "
-                                   f"--ignore-eos --stats --threads {T}")
-                    n, s = stats_line(err, "generated")
-                    rates.append(n / s)
-                    top = max(top, float(re.search(r"peak memory: ([\d.]+) MiB", err).group(1)))
-                return rates, top
+                """One decoding run: tokens/s and peak memory (MiB)."""
+                _, _, err = sh(f"{tools}/generate -m {m} --tokens {tok} -n {n_new} --temperature 0 "
+                               f"--ignore-eos --stats --threads {T}")
+                n, s = stats_line(err, "generated")
+                return n / s, float(re.search(r"peak memory: ([\d.]+) MiB", err).group(1))
 
-            dec, peak = decode(model, f"{d}/p{n_prompt}.h5")
-            dec16, peak16 = decode(half, f"{d}/p{n_prompt}-f16.h5")
-            tr = [torch_run(model, T, f"--prefill '' --decode {n_new} --prompt {n_prompt} --runs {a.runs}", p) for p in (False, True)]
+            dec, dec16, peak, peak16, pairs = [], [], 0.0, 0.0, []
+            for _ in range(a.runs):
+                rate, top = decode(model, f"{d}/p{n_prompt}.h5")
+                dec.append(rate)
+                peak = max(peak, top)
+                rate, top = decode(half, f"{d}/p{n_prompt}-f16.h5")
+                dec16.append(rate)
+                peak16 = max(peak16, top)
+                pairs.append(torch_pair(model, T, f"--prefill '' --decode {n_new} --prompt {n_prompt}"))
+            per, best_torch = torch_best(pairs, lambda x: x["decode"]["tokens_per_s"])
             unembed = 0 if c["tied"] else D * V  # a second matrix only where W_U is not W_E^T
             pos_table = c["n_ctx"] * D if c["pos_embed"] else 0
-            best_torch = max(x["decode"]["tokens_per_s"] for x in tr)
             weight_bytes = 4 * (block_weights + D * V)  # read per token: the blocks and the unembedding
             bound = bw / weight_bytes
-            kv_bytes = 2 * L * c["n_ctx"] * Akv * 4
+            kv_bytes = 2 * L * (n_prompt + n_new) * Akv * 4  # generate's cache holds the run's positions
             held = block_weights + D * V + unembed + pos_table  # the tied W_U is W_E, held once
             ours, ours16 = statistics.median(dec), statistics.median(dec16)
             need, need16 = (4 * held + kv_bytes) / 2**20, (2 * held + kv_bytes) / 2**20
             r["decode"] = {"tokens_per_s": med(dec), "bound_tokens_per_s": bound, "share_of_bound": ours / bound,
                            "weight_bytes_per_token": weight_bytes, "peak_mib": peak,
                            "weights_plus_kv_mib": need, "memory_ratio": peak / need,
-                           "torch_tokens_per_s": {"default": tr[0]["decode"]["tokens_per_s"], "passive": tr[1]["decode"]["tokens_per_s"]},
-                           "ratio_vs_torch": ours / best_torch}
+                           "torch_tokens_per_s": per, "ratio_vs_torch": ours / best_torch}
             r["decode_f16"] = {"tokens_per_s": med(dec16), "bound_tokens_per_s": 2 * bound,
                                "share_of_bound": ours16 / (2 * bound), "ratio_vs_f32": ours16 / ours,
                                "peak_mib": peak16, "weights_plus_kv_mib": need16, "memory_ratio": peak16 / need16}
@@ -241,7 +259,7 @@ def main():
                 f.write("hi there")
             once = [sh(f"{tools}/generate -m {model} -n 1 -f {d}/hi.txt --temperature 0 --threads {T}")[0] for _ in range(a.runs)]
             once16 = [sh(f"{tools}/generate -m {half} -n 1 -f {d}/hi.txt --temperature 0 --threads {T}")[0] for _ in range(a.runs)]
-            torch_load = min(x["load_s"] for x in tr)
+            torch_load = statistics.median(min(x["load_s"] for x in p) for p in pairs)
             r["startup"] = {"generate_n1_s": med(once), "generate_n1_f16_s": med(once16), "torch_load_s": torch_load}
             rows.append((preset, "start-up: generate -n 1", f"{statistics.median(once):.2f} s", f"F16: {statistics.median(once16):.2f} s",
                          f"load {torch_load:.2f} s", f"{statistics.median(once) / torch_load:.2f}x t",
