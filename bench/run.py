@@ -259,6 +259,7 @@ def main():
                 f.write("hi there")
             once = [sh(f"{tools}/generate -m {model} -n 1 -f {d}/hi.txt --temperature 0 --threads {T}")[0] for _ in range(a.runs)]
             once16 = [sh(f"{tools}/generate -m {half} -n 1 -f {d}/hi.txt --temperature 0 --threads {T}")[0] for _ in range(a.runs)]
+            # PyTorch's load: from the decode runs above (each process loads the weights once)
             torch_load = statistics.median(min(x["load_s"] for x in p) for p in pairs)
             r["startup"] = {"generate_n1_s": med(once), "generate_n1_f16_s": med(once16), "torch_load_s": torch_load}
             rows.append((preset, "start-up: generate -n 1", f"{statistics.median(once):.2f} s", f"F16: {statistics.median(once16):.2f} s",

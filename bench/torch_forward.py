@@ -23,12 +23,13 @@ def load(path, device):
     cfg = {k: int(c[k]) for k in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_ctx", "vocab_size")}
     cfg["kv_heads"] = int(c.get("n_kv_heads", cfg["n_heads"]))
     cfg["eps"] = float(c["ln_eps"])
-    cfg["arch"] = c["arch"].decode() if isinstance(c["arch"], bytes) else str(c["arch"])
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+    cfg["arch"] = text(c["arch"])
     if cfg["arch"] not in ("gpt2", "llama"):
         raise SystemExit(f"torch_forward: family {cfg['arch']} is not written here (gpt2, llama)")
     if cfg["arch"] == "llama":
         cfg["theta"], cfg["rot"] = float(c["rope_theta"]), int(c["rotary_dim"])
-        if str(c.get("rope_scaling", "none")) not in ("none", "b'none'"):
+        if text(c.get("rope_scaling", "none")) != "none":
             raise SystemExit("torch_forward: rope scaling is not written here")
     t = lambda name: torch.tensor(f[name][()], device=device)
     opt = lambda name: t(name) if name in f else None
@@ -65,7 +66,8 @@ def rotary(cfg, x, pos0):
     rot, T = cfg["rot"], x.shape[1]
     inv = 1.0 / cfg["theta"] ** (torch.arange(0, rot, 2, dtype=torch.float32, device=x.device) / rot)
     ang = torch.arange(pos0, pos0 + T, dtype=torch.float32, device=x.device)[:, None] * inv[None]
-    cos, sin = torch.cat([ang, ang], -1).cos()[:, None], torch.cat([ang, ang], -1).sin()[:, None]
+    ang = torch.cat([ang, ang], -1)[:, None]  # [pos, 1, rot]
+    cos, sin = ang.cos(), ang.sin()
     r, rest = x[..., :rot], x[..., rot:]
     half = torch.cat([-r[..., rot // 2:], r[..., :rot // 2]], -1)
     return torch.cat([r * cos + half * sin, rest], -1)

@@ -517,11 +517,12 @@ std::string model_info(const std::string& path, bool json) {
     std::ostringstream table;
     for (const auto& d : f.datasets("/")) {
         if (d.rfind("/tokenizer/", 0) == 0) continue;
-        DatasetInfo in = f.info(d);
+        const DatasetInfo in = f.info(d);
+        const std::string type = stored_type(in);
         total += shape_numel(in.shape);
-        tensors.push_back({{"name", d}, {"shape", in.shape}, {"dtype", stored_type(in)}});
+        tensors.push_back({{"name", d}, {"shape", in.shape}, {"dtype", type}});
         table << "  " << std::left << std::setw(28) << d << ' ' << std::setw(18)
-              << shape_str(in.shape) << ' ' << stored_type(in) << '\n';
+              << shape_str(in.shape) << ' ' << type << '\n';
     }
     if (json) {
         nlohmann::ordered_json j;

@@ -7,16 +7,19 @@
 #include <cstring>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace qkv {
 
 namespace {
-size_t dtype_size(const std::string& d) {
-    if (d == "F32") return 4;
-    if (d == "F16" || d == "BF16") return 2;
-    return 0; // unsupported
+// The tensor type a safetensors dtype names, where qkv reads it (F32, F16, BF16).
+std::optional<DType> stored_dtype(const std::string& d) {
+    if (d == "F32") return DType::F32;
+    if (d == "F16") return DType::F16;
+    if (d == "BF16") return DType::BF16;
+    return std::nullopt; // unsupported
 }
 constexpr uint64_t kMaxHeader = 100ull << 20; // the format's own limit is 100 MB
 } // namespace
@@ -56,8 +59,8 @@ Safetensors::parse_header(const std::string& text, uint64_t data_size, const std
         e.end = v["data_offsets"][1].get<uint64_t>();
         if (e.begin > e.end || e.end > data_size)
             throw FormatError(at + ": data_offsets outside the file (truncated file?)");
-        const size_t es = dtype_size(e.dtype);
-        if (es && e.end - e.begin != n * es)
+        const std::optional<DType> t = stored_dtype(e.dtype);
+        if (t && e.end - e.begin != n * dtype_size(*t))
             throw FormatError(at + ": data_offsets do not match shape and dtype");
         out.emplace(it.key(), std::move(e));
     }
@@ -106,13 +109,12 @@ Tensor Safetensors::read(const std::string& name, const Shape& expected) const {
     if (e.shape != expected)
         throw ShapeError(path_ + ": tensor '" + name + "' has shape " + shape_str(e.shape) +
                          ", expected " + shape_str(expected));
-    const size_t es = dtype_size(e.dtype);
-    if (!es)
+    const std::optional<DType> type = stored_dtype(e.dtype);
+    if (!type)
         throw FormatError(path_ + ": tensor '" + name + "' has unsupported dtype " + e.dtype +
                           " (F32, F16 or BF16 expected)");
     // The bytes as stored (little-endian host assumed: x86-64, arm64), then widened to float32.
-    const DType type = e.dtype == "F32" ? DType::F32 : e.dtype == "F16" ? DType::F16 : DType::BF16;
-    Tensor stored = Tensor::uninitialized(expected, type);
+    Tensor stored = Tensor::uninitialized(expected, *type);
     auto* p = static_cast<char*>(stored.data());
     const uint64_t bytes = e.end - e.begin;
     uint64_t done = 0;
@@ -121,8 +123,7 @@ Tensor Safetensors::read(const std::string& name, const Shape& expected) const {
         if (r <= 0) throw IoError(path_ + ": cannot read tensor '" + name + "'");
         done += static_cast<uint64_t>(r);
     }
-    const Tensor t = to_f32(stored);
-    return t;
+    return to_f32(stored);
 }
 
 } // namespace qkv
